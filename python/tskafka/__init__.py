@@ -1,0 +1,278 @@
+"""tskafka: tabular time series between Python and Kafka.
+
+Frames in (polars, pyarrow, pandas, anything with ``__arrow_c_stream__``),
+frames out, encoded and decoded natively with the GIL released, and an
+embedded broker so that none of it needs a Kafka install.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from . import _tskafka
+from ._frames import Output, as_arrow_stream, check_output, convert
+from ._tskafka import Admin, LocalBroker, SendReport
+from .exceptions import (
+    BrokerError,
+    ClosedError,
+    ConfigError,
+    ConsumeError,
+    DecodeError,
+    KafkaError,
+    ProduceError,
+    SchemaError,
+    TimeoutError,
+    TsKafkaError,
+)
+
+__version__: str = _tskafka.__version__
+
+ConfigLike = Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def load_config(config: ConfigLike, section: str | None = None) -> dict[str, str] | None:
+    """librdkafka properties from a dict, or from a Confluent-style
+    ``config.ini`` (its ``[default]`` section overlaid with ``section``)."""
+    if config is None:
+        return None
+    if isinstance(config, Mapping):
+        return {str(k): v for k, v in config.items()}
+    path = os.fspath(config)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}") from None
+    return _tskafka.read_ini(text, section)
+
+
+class Producer:
+    """Sends whole frames to Kafka.
+
+    ``config`` takes any librdkafka property (``compression.type``,
+    ``linger.ms``, ``security.protocol``, ...) unchanged, as a dict or a
+    ``config.ini`` path. Idempotence is on unless turned off.
+    """
+
+    def __init__(self, bootstrap_servers: str | None = None, config: ConfigLike = None) -> None:
+        self._native = _tskafka.Producer(bootstrap_servers, load_config(config, "producer"))
+
+    def send(
+        self,
+        topic: str,
+        data: Any,
+        *,
+        key: str | Sequence[str] | None = None,
+        timestamp: str | None = None,
+        partition: int | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
+        format: str = "arrow",
+        rows_per_message: int = 10_000,
+        wait: bool = True,
+        timeout: float | None = 30.0,
+    ) -> SendReport:
+        """Send every row of ``data`` to ``topic`` and wait for the broker's acks.
+
+        - ``format='arrow'``: each message is one Arrow IPC stream of up to
+          ``rows_per_message`` rows (``pyarrow.ipc.open_stream`` reads it);
+          ``'json'``: one JSON object per row.
+        - ``key``: column(s) whose value keys each message; rows with the same
+          key go to the same partition (librdkafka's partitioner). In the arrow
+          format a message holds rows of one key only.
+        - ``timestamp``: an event-time column used as the Kafka timestamp
+          (the latest in a message, for arrow).
+        - ``wait=False`` returns at once; ``flush()`` then reports.
+
+        Raises ``ProduceError`` (with ``rows_failed``) if any row was not delivered.
+        """
+        hdrs = None
+        if headers is not None:
+            hdrs = {k: v.encode() if isinstance(v, str) else bytes(v) for k, v in headers.items()}
+        return self._native.send(
+            topic,
+            as_arrow_stream(data),
+            key=key,
+            timestamp=timestamp,
+            partition=partition,
+            headers=hdrs,
+            format=format,
+            rows_per_message=rows_per_message,
+            wait=wait,
+            timeout=timeout,
+        )
+
+    def flush(self, timeout: float | None = None) -> SendReport:
+        """Wait for everything sent with ``wait=False``; report it, or raise ProduceError."""
+        return self._native.flush(timeout)
+
+    @property
+    def in_flight(self) -> int:
+        return self._native.in_flight
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._native.close(timeout)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+def _millis(t: _dt.datetime | int | float) -> int:
+    if isinstance(t, _dt.datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.UTC)
+        return int(t.timestamp() * 1000)
+    return int(t)
+
+
+class Consumer:
+    """Reads a topic into frames.
+
+    Give ``topics`` to join ``group_id`` (a fresh group if None) or
+    ``partitions`` (``[(topic, partition)]`` or ``[(topic, partition, offset)]``)
+    to read without a group. ``offset`` ('earliest'/'latest') is where a
+    partition without a committed offset starts. With ``auto_commit`` the
+    offsets of rows returned to you are committed in the background;
+    otherwise call ``commit()`` after processing.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        config: ConfigLike = None,
+        *,
+        topics: Sequence[str] | None = None,
+        partitions: Sequence[tuple[str, int] | tuple[str, int, int]] | None = None,
+        group_id: str | None = None,
+        offset: str = "latest",
+        auto_commit: bool = True,
+        format: str = "auto",
+        metadata: bool = False,
+        output: Output = "polars",
+        on_error: str = "raise",
+        json_schema: Any = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.output = check_output(output)
+        self._native = _tskafka.Consumer(
+            bootstrap_servers,
+            load_config(config, "consumer"),
+            group_id=group_id,
+            offset=offset,
+            auto_commit=auto_commit,
+            format=format,
+            metadata=metadata,
+            on_error=on_error,
+            json_schema=json_schema,
+            timeout=timeout,
+        )
+        if topics is not None and partitions is not None:
+            raise ConfigError("give topics= (a group subscription) or partitions=, not both")
+        if isinstance(topics, str):
+            topics = [topics]
+        try:
+            if topics:
+                self._native.subscribe(list(topics))
+            if partitions:
+                self.assign(partitions)
+        except BaseException:
+            self._native.close()
+            raise
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        self._native.subscribe([topics] if isinstance(topics, str) else list(topics))
+
+    def assign(self, partitions: Sequence[tuple[str, int] | tuple[str, int, int]]) -> None:
+        self._native.assign([(p[0], p[1], p[2] if len(p) > 2 else None) for p in partitions])
+
+    def poll_frame(self, max_rows: int = 100_000, timeout: float | None = 1.0) -> Any:
+        """Up to ``max_rows`` rows (from as many messages as arrive within
+        ``timeout`` seconds) as one frame, or None if nothing arrived."""
+        return convert(self._native.poll_batch(max_rows, timeout), self.output)
+
+    def commit(self, asynchronous: bool = False) -> None:
+        """Commit the offsets of every row returned so far."""
+        self._native.commit(asynchronous)
+
+    def committed(self, timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        return self._native.committed(timeout)
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return self._native.assignment()
+
+    def seek(
+        self,
+        offset: int | str | None = None,
+        *,
+        timestamp: _dt.datetime | int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        timeout: float = 10.0,
+    ) -> list[tuple[str, int, int]]:
+        """Move assigned partitions (all, or those of ``topic``/``partition``)
+        to ``offset`` (a number, 'earliest', 'latest') or to the first message
+        at or after ``timestamp`` (a datetime, naive meaning UTC, or epoch ms).
+        Returns ``[(topic, partition, offset)]`` moved to (-1: the end)."""
+        ts = None if timestamp is None else _millis(timestamp)
+        return self._native.seek(
+            offset=offset, timestamp_ms=ts, topic=topic, partition=partition, timeout=timeout
+        )
+
+    @property
+    def bad_messages(self) -> list[tuple[str, int, int, str, bytes]]:
+        """Messages skipped with ``on_error='skip'``: (topic, partition, offset, error, payload)."""
+        return self._native.bad_messages
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        while not self.closed:
+            frame = self.poll_frame()
+            if frame is not None:
+                yield frame
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+__all__ = [
+    "Admin",
+    "BrokerError",
+    "ClosedError",
+    "ConfigError",
+    "ConsumeError",
+    "Consumer",
+    "DecodeError",
+    "KafkaError",
+    "LocalBroker",
+    "ProduceError",
+    "Producer",
+    "SchemaError",
+    "SendReport",
+    "TimeoutError",
+    "TsKafkaError",
+    "load_config",
+]

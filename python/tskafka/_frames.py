@@ -1,0 +1,50 @@
+"""Frames in and out: anything Arrow-shaped in; polars, pyarrow or pandas out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pyarrow as pa
+
+Output = Literal["polars", "pyarrow", "pandas"]
+
+
+def as_arrow_stream(data: Any) -> Any:
+    """An object with ``__arrow_c_stream__`` holding the rows of ``data``."""
+    if hasattr(data, "collect") and type(data).__name__ == "LazyFrame":
+        data = data.collect()
+    module = type(data).__module__
+    if module.startswith("pandas"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "__arrow_c_stream__"):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "__arrow_c_array__"):
+        return pa.record_batch(data)
+    raise TypeError(
+        f"cannot send a {type(data).__name__}: pass a polars or pandas DataFrame, "
+        "a pyarrow Table or RecordBatch, or any object with __arrow_c_stream__"
+    )
+
+
+def convert(batch: pa.RecordBatch | None, output: Output) -> Any:
+    if batch is None:
+        return None
+    if output == "pyarrow":
+        return pa.Table.from_batches([batch])
+    if output == "polars":
+        import polars as pl
+
+        return pl.from_arrow(batch, rechunk=False)
+    if output == "pandas":
+        return batch.to_pandas()
+    raise ValueError(f"output must be 'polars', 'pyarrow' or 'pandas', got {output!r}")
+
+
+def check_output(output: str) -> Output:
+    if output not in ("polars", "pyarrow", "pandas"):
+        from .exceptions import ConfigError
+
+        raise ConfigError(f"output must be 'polars', 'pyarrow' or 'pandas', got {output!r}")
+    return output  # type: ignore[return-value]

@@ -1,0 +1,123 @@
+from typing import Any, final
+
+import pyarrow as pa
+
+__version__: str
+librdkafka_version: str
+
+def read_ini(text: str, section: str | None = None) -> dict[str, str]: ...
+@final
+class LocalBroker:
+    def __new__(
+        cls, port: int | None = None, storage: str | None = None, *, timeout: float = 30.0
+    ) -> LocalBroker: ...
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> LocalBroker: ...
+    def __exit__(
+        self, _exc_type: object | None, _exc: object | None, _tb: object | None
+    ) -> None: ...
+
+@final
+class Admin:
+    def __new__(
+        cls, bootstrap_servers: str | None = None, config: dict[str, Any] | None = None
+    ) -> Admin: ...
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: dict[str, str] | None = None,
+        *,
+        exist_ok: bool = False,
+        timeout: float = 30.0,
+    ) -> None: ...
+    def delete_topic(self, name: str, *, missing_ok: bool = False, timeout: float = 30.0) -> None: ...
+    def list_topics(self, timeout: float = 10.0) -> list[str]: ...
+    def describe_topic(self, name: str, timeout: float = 10.0) -> list[dict[str, Any]]: ...
+
+@final
+class SendReport:
+    @property
+    def topic(self) -> str: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def messages(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def rows_pending(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def rows_per_second(self) -> float: ...
+
+@final
+class Producer:
+    def __new__(
+        cls, bootstrap_servers: str | None = None, config: dict[str, Any] | None = None
+    ) -> Producer: ...
+    def send(
+        self,
+        topic: str,
+        data: Any,
+        *,
+        key: str | list[str] | None = None,
+        timestamp: str | None = None,
+        partition: int | None = None,
+        headers: dict[str, bytes] | None = None,
+        format: str = "arrow",
+        rows_per_message: int = 10000,
+        wait: bool = True,
+        timeout: float | None = 30.0,
+    ) -> SendReport: ...
+    def flush(self, timeout: float | None = None) -> SendReport: ...
+    @property
+    def in_flight(self) -> int: ...
+    def close(self, timeout: float = 30.0) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+
+@final
+class Consumer:
+    def __new__(
+        cls,
+        bootstrap_servers: str | None = None,
+        config: dict[str, Any] | None = None,
+        *,
+        group_id: str | None = None,
+        offset: str = "latest",
+        auto_commit: bool = True,
+        format: str = "auto",
+        metadata: bool = False,
+        on_error: str = "raise",
+        json_schema: Any = None,
+        timeout: float = 10.0,
+    ) -> Consumer: ...
+    def subscribe(self, topics: list[str]) -> None: ...
+    def assign(self, partitions: list[tuple[str, int, int | None]]) -> None: ...
+    def poll_batch(self, max_rows: int = 100000, timeout: float | None = 1.0) -> pa.RecordBatch | None: ...
+    def commit(self, asynchronous: bool = False) -> None: ...
+    def committed(self, timeout: float = 10.0) -> dict[tuple[str, int], int]: ...
+    def assignment(self) -> list[tuple[str, int]]: ...
+    def seek(
+        self,
+        *,
+        offset: int | str | None = None,
+        timestamp_ms: int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        timeout: float = 10.0,
+    ) -> list[tuple[str, int, int]]: ...
+    @property
+    def bad_messages(self) -> list[tuple[str, int, int, str, bytes]]: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...

@@ -1,0 +1,137 @@
+"""Datasets to replay: a synthetic Online Retail II log and IoT sensor readings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+RETAIL_ROWS = 1_067_371
+_START = dt.datetime(2009, 12, 1)
+_END = dt.datetime(2011, 12, 10)
+_WORDS = (
+    "WHITE HANGING HEART T-LIGHT HOLDER RED RETROSPOT CAKE STAND JUMBO BAG VINTAGE "
+    "PAISLEY LUNCH BOX SET OF 3 REGENCY TEACUP CHRISTMAS GLASS BAUBLE PINK POLKADOT "
+    "MUG ASSORTED COLOUR BIRD ORNAMENT PARTY BUNTING DOORMAT UNION FLAG NAPKINS LANTERN "
+    "ZINC WIRE BASKET CERAMIC JAR GARDEN KNEELING PAD WOODEN FRAME ANTIQUE HOT WATER BOTTLE"
+).split()
+_COUNTRIES = [
+    ("United Kingdom", 0.915), ("EIRE", 0.017), ("Germany", 0.016), ("France", 0.013),
+    ("Netherlands", 0.005), ("Spain", 0.004), ("Switzerland", 0.003), ("Belgium", 0.003),
+    ("Portugal", 0.002), ("Australia", 0.002), ("Channel Islands", 0.0016), ("Italy", 0.0015),
+    ("Norway", 0.0013), ("Sweden", 0.0013), ("Cyprus", 0.0011), ("Finland", 0.001),
+    ("Austria", 0.0009), ("Denmark", 0.0008), ("Greece", 0.0006), ("Japan", 0.0006),
+    ("Poland", 0.0005), ("USA", 0.0005), ("Israel", 0.0004), ("Unspecified", 0.0007),
+    ("Singapore", 0.0003), ("Iceland", 0.0003), ("Canada", 0.0002), ("Malta", 0.0002),
+    ("Hong Kong", 0.0003), ("United Arab Emirates", 0.0004), ("Lithuania", 0.0001),
+    ("Bahrain", 0.0001), ("RSA", 0.0001), ("Brazil", 0.0001), ("Lebanon", 0.0001),
+    ("Korea", 0.0001), ("Thailand", 0.0001), ("West Indies", 0.0001), ("Nigeria", 0.0001),
+    ("Czech Republic", 0.0001),
+]
+
+
+def online_retail(path: str | None = None, rows: int = RETAIL_ROWS, seed: int = 0) -> pl.DataFrame:
+    """The UCI Online Retail II transactions log.
+
+    With ``path``, the real file (CSV) is read with proper dtypes. Without,
+    a deterministic synthetic log of ``rows`` rows with the same schema and
+    shape: Dec 2009 - Dec 2011 in business hours, invoices of several lines,
+    cancellations (invoice "C...", negative quantity), ~23% missing Customer
+    ID, a few thousand stock codes with stable descriptions and prices, ~40
+    countries with the UK dominant.
+    """
+    if path is not None:
+        return _read_retail(path)
+    rng = np.random.default_rng(seed)
+    n_codes = 4_000
+    code_numbers = rng.choice(np.arange(20_000, 90_000), n_codes, replace=False)
+    suffix = rng.choice(np.array(["", "", "", "A", "B", "C"]), n_codes)
+    codes = np.array([f"{c}{s}" for c, s in zip(code_numbers, suffix, strict=True)])
+    words = np.array(_WORDS)
+    descriptions = np.array(
+        [" ".join(rng.choice(words, int(k))) for k in rng.integers(2, 6, n_codes)]
+    )
+    prices = np.round(np.exp(rng.normal(0.9, 0.8, n_codes)), 2)
+    popularity = 1.0 / np.arange(1, n_codes + 1) ** 0.8
+    popularity /= popularity.sum()
+
+    lines = rng.geometric(1 / 20, size=rows // 10 + 10)
+    ends = np.cumsum(lines)
+    n_invoices = int(np.searchsorted(ends, rows)) + 1
+    lines = lines[:n_invoices]
+    lines[-1] -= int(ends[n_invoices - 1] - rows)
+    invoice_of_row = np.repeat(np.arange(n_invoices), lines)
+
+    span_days = (_END - _START).days
+    day = np.sort(rng.integers(0, span_days, n_invoices))
+    seconds = rng.integers(7 * 3600, 20 * 3600, n_invoices) // 60 * 60
+    inv_time = np.sort((day.astype(np.int64) * 86_400 + seconds) * 1_000_000)
+    cancelled = rng.random(n_invoices) < 0.02
+    number = 489_434 + np.arange(n_invoices)
+    invoice = np.char.add(np.where(cancelled, "C", ""), number.astype(str))
+    customer = rng.integers(12_346, 18_288, n_invoices).astype(np.float64)
+    customer[rng.random(n_invoices) < 0.23] = np.nan
+    names = [c for c, _ in _COUNTRIES]
+    weights = np.array([w for _, w in _COUNTRIES])
+    country = rng.choice(np.array(names), n_invoices, p=weights / weights.sum())
+
+    code_idx = rng.choice(n_codes, rows, p=popularity)
+    quantity = np.minimum(rng.geometric(0.25, rows), 480).astype(np.int64)
+    quantity = np.where(cancelled[invoice_of_row], -quantity, quantity)
+    timestamps = inv_time[invoice_of_row] + int(_START.replace(tzinfo=dt.UTC).timestamp() * 1e6)
+    return pl.DataFrame(
+        {
+            "Invoice": invoice[invoice_of_row],
+            "StockCode": codes[code_idx],
+            "Description": descriptions[code_idx],
+            "Quantity": quantity,
+            "InvoiceDate": pl.Series(timestamps).cast(pl.Datetime("us")),
+            "Price": prices[code_idx],
+            "Customer ID": pl.Series(customer[invoice_of_row]).fill_nan(None).cast(pl.Int64),
+            "Country": country[invoice_of_row],
+        }
+    )
+
+
+def _read_retail(path: str) -> pl.DataFrame:
+    df = pl.read_csv(
+        path,
+        encoding="utf8-lossy",
+        schema_overrides={"Invoice": pl.Utf8, "StockCode": pl.Utf8, "Customer ID": pl.Float64},
+    )
+    return df.with_columns(
+        pl.col("InvoiceDate").str.to_datetime(strict=False),
+        pl.col("Customer ID").cast(pl.Int64),
+    )
+
+
+def sensors(
+    rows: int = 1_000,
+    period: float = 2.0,
+    start: dt.datetime | None = None,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """IoT readings every ``period`` seconds: timestamp, temp1 (20-39), temp2 (10-29)."""
+    rng = np.random.default_rng(seed)
+    t0 = start or dt.datetime(2024, 1, 1)
+    steps = np.arange(rows, dtype=np.int64) * int(period * 1e6)
+    return pl.DataFrame(
+        {
+            "timestamp": pl.Series(steps).cast(pl.Duration("us")) + t0,
+            "temp1": rng.integers(20, 40, rows),
+            "temp2": rng.integers(10, 30, rows),
+        }
+    )
+
+
+def revenue_by_stock_code(frame: Any, top: int = 10) -> pl.DataFrame:
+    """Revenue (Quantity * Price) by StockCode, largest first."""
+    df = frame if isinstance(frame, pl.DataFrame) else pl.from_arrow(frame)
+    return (
+        df.group_by("StockCode")
+        .agg((pl.col("Quantity") * pl.col("Price")).sum().alias("revenue"))
+        .sort("revenue", descending=True)
+        .head(top)
+    )

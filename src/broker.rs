@@ -1,0 +1,178 @@
+//! An embedded Kafka-compatible broker (Tansu) on a background tokio runtime.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use rama::Service;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_broker::service::services;
+use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer};
+use url::Url;
+
+use crate::storage::Corrected;
+
+use crate::error::{Error, Result};
+
+pub struct EmbeddedBroker {
+    runtime: Option<tokio::runtime::Runtime>,
+    port: u16,
+    storage: Url,
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::Broker(format!("cannot find a free loopback port: {e}")))?;
+    Ok(l.local_addr().map_err(|e| Error::Broker(e.to_string()))?.port())
+}
+
+/// `memory://` by default; a path is kept on disk where the engine can.
+fn storage_url(storage: Option<&str>) -> Result<Url> {
+    let text = storage.unwrap_or("memory://tansu/");
+    let url = Url::parse(text).map_err(|e| {
+        Error::Config(format!(
+            "storage {text:?} is not a storage URL ({e}); use None for memory"
+        ))
+    })?;
+    match url.scheme() {
+        "memory" => Ok(url),
+        other => Err(Error::Config(format!(
+            "storage scheme {other:?} is not supported by the embedded broker; \
+             use None (memory)"
+        ))),
+    }
+}
+
+const CLUSTER: &str = "tskafka";
+
+/// Accepts Kafka connections on 127.0.0.1:`port` until the runtime stops.
+async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
+    let url = Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
+    let storage = StorageContainer::builder()
+        .cluster_id(CLUSTER)
+        .node_id(1)
+        .advertised_listener(url)
+        .storage(storage)
+        .silent(true)
+        .build()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let storage = Corrected(storage);
+    storage
+        .register_broker(BrokerRegistrationRequest {
+            broker_id: 1,
+            cluster_id: CLUSTER.into(),
+            incarnation_id: uuid::Uuid::new_v4(),
+            rack: None,
+        })
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let groups = Controller::with_storage(storage.clone()).map_err(|e| format!("{e:?}"))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut maintenance = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let service = services(CLUSTER, groups.clone(), storage.clone(), None)
+                    .map_err(|e| format!("{e:?}"))?;
+                tokio::spawn(async move {
+                    // A client hanging up ends its connection; nothing to report.
+                    let _ = service.serve(rama::Context::default(), stream).await;
+                });
+            }
+            _ = maintenance.tick() => {
+                let storage = storage.clone();
+                tokio::spawn(async move { let _ = storage.maintain(std::time::SystemTime::now()).await; });
+            }
+        }
+    }
+}
+
+impl EmbeddedBroker {
+    /// Starts listening on 127.0.0.1:`port` (a free port if None) and returns
+    /// once the broker accepts connections.
+    pub fn start(port: Option<u16>, storage: Option<&str>, timeout: Duration) -> Result<Self> {
+        let storage = storage_url(storage)?;
+        let port = match port {
+            Some(p) => {
+                TcpListener::bind(("127.0.0.1", p)).map_err(|e| {
+                    Error::Broker(format!(
+                        "port {p} is not free on 127.0.0.1 ({e}): pick another port, \
+                         or port=None for any free one"
+                    ))
+                })?;
+                p
+            }
+            None => free_port()?,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tskafka-broker")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Broker(format!("cannot start the broker's runtime: {e}")))?;
+        let task = runtime.spawn(serve(port, storage.clone()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + timeout;
+        loop {
+            if task.is_finished() {
+                let why = match runtime.block_on(task) {
+                    Ok(Ok(())) => "it stopped".to_owned(),
+                    Ok(Err(e)) => e,
+                    Err(e) => e.to_string(),
+                };
+                runtime.shutdown_background();
+                return Err(Error::Broker(format!(
+                    "the embedded broker failed to start on port {port}: {why}"
+                )));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                runtime.shutdown_background();
+                return Err(Error::Broker(format!(
+                    "the embedded broker did not listen on port {port} within {timeout:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Self {
+            runtime: Some(runtime),
+            port,
+            storage,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn storage(&self) -> &str {
+        self.storage.as_str()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.runtime.is_some()
+    }
+
+    /// Stops serving and closes the listening socket; data in memory is gone.
+    pub fn shutdown(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

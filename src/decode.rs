@@ -1,0 +1,696 @@
+//! Kafka messages -> one Arrow record batch (Arrow IPC or JSON payloads).
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch,
+    RecordBatchOptions, StringArray, TimestampMillisecondArray,
+};
+use arrow::compute::concat_batches;
+use arrow::compute::kernels::cast::{cast_with_options, CastOptions};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::ipc::reader::StreamReader;
+use arrow::json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatHint {
+    Auto,
+    Arrow,
+    Json,
+}
+
+impl FromStr for FormatHint {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(FormatHint::Auto),
+            "arrow" | "ipc" | "arrow-ipc" => Ok(FormatHint::Arrow),
+            "json" => Ok(FormatHint::Json),
+            other => Err(Error::Config(format!(
+                "unknown format {other:?}: use 'auto' (detect per message), 'arrow' or 'json'"
+            ))),
+        }
+    }
+}
+
+/// What a decoder needs of one Kafka message.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageRef<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    /// The value of the `tskafka.schema` header, if any.
+    pub schema_header: Option<&'a [u8]>,
+}
+
+/// A message that could not be decoded, kept with its raw bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: String,
+    pub payload: Vec<u8>,
+}
+
+impl BadMessage {
+    pub fn into_error(self) -> Error {
+        Error::Decode {
+            topic: self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            reason: self.error,
+            payload: self.payload,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Meta {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    key: Option<String>,
+    rows: usize,
+}
+
+/// Consecutive JSON messages that share a schema header.
+struct JsonRun {
+    header: Option<Vec<u8>>,
+    lines: Vec<u8>,
+    /// (start, end) of each message's bytes in `lines`, with its metadata.
+    spans: Vec<(usize, usize, Meta)>,
+}
+
+pub const METADATA_COLUMNS: [&str; 5] = [
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "kafka_key",
+];
+
+/// Collects messages and turns them into one record batch.
+pub struct FrameBuilder {
+    hint: FormatHint,
+    metadata: bool,
+    json_schema: Option<SchemaRef>,
+    parts: Vec<(RecordBatch, Vec<Meta>)>,
+    json: Option<JsonRun>,
+    bad: Vec<BadMessage>,
+    rows: usize,
+    /// Next offset to consume, per (topic, partition), of everything pushed.
+    positions: BTreeMap<(String, i32), i64>,
+    /// First offset pushed per (topic, partition) since the last take.
+    firsts: BTreeMap<(String, i32), i64>,
+    topic_names: BTreeMap<String, Arc<str>>,
+}
+
+impl FrameBuilder {
+    pub fn new(hint: FormatHint, metadata: bool, json_schema: Option<SchemaRef>) -> Self {
+        Self {
+            hint,
+            metadata,
+            json_schema,
+            parts: Vec::new(),
+            json: None,
+            bad: Vec::new(),
+            rows: 0,
+            positions: BTreeMap::new(),
+            firsts: BTreeMap::new(),
+            topic_names: BTreeMap::new(),
+        }
+    }
+
+    /// Rows collected so far (JSON messages count one row each until decoded).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty() && self.json.is_none() && self.bad.is_empty()
+    }
+
+    pub fn has_bad(&self) -> bool {
+        !self.bad.is_empty()
+    }
+
+    pub fn take_bad(&mut self) -> Vec<BadMessage> {
+        std::mem::take(&mut self.bad)
+    }
+
+    /// Next offsets per partition of everything pushed since the last call.
+    pub fn take_positions(&mut self) -> BTreeMap<(String, i32), i64> {
+        self.firsts.clear();
+        std::mem::take(&mut self.positions)
+    }
+
+    /// Drops everything collected; returns the first offset pushed per
+    /// partition, where reading must resume for nothing to be lost.
+    pub fn reset(&mut self) -> BTreeMap<(String, i32), i64> {
+        self.parts.clear();
+        self.json = None;
+        self.bad.clear();
+        self.rows = 0;
+        self.positions.clear();
+        std::mem::take(&mut self.firsts)
+    }
+
+    fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
+        let topic = self
+            .topic_names
+            .entry(m.topic.to_owned())
+            .or_insert_with(|| Arc::from(m.topic))
+            .clone();
+        Meta {
+            topic,
+            partition: m.partition,
+            offset: m.offset,
+            timestamp_ms: m.timestamp_ms,
+            key: m.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            rows,
+        }
+    }
+
+    fn reject(&mut self, m: &MessageRef<'_>, error: String) {
+        self.bad.push(BadMessage {
+            topic: m.topic.to_owned(),
+            partition: m.partition,
+            offset: m.offset,
+            error,
+            payload: m.payload.unwrap_or_default().to_vec(),
+        });
+    }
+
+    /// Adds one message; a message that cannot be decoded is kept in `bad`.
+    pub fn push(&mut self, m: MessageRef<'_>) {
+        let tp = (m.topic.to_owned(), m.partition);
+        self.firsts.entry(tp.clone()).or_insert(m.offset);
+        self.positions.insert(tp, m.offset + 1);
+        let Some(payload) = m.payload else {
+            return; // a tombstone carries no rows
+        };
+        let first = payload.iter().copied().find(|b| !b.is_ascii_whitespace());
+        let is_arrow = payload.starts_with(&[0xff, 0xff, 0xff, 0xff]);
+        let format = match self.hint {
+            FormatHint::Auto if is_arrow => FormatHint::Arrow,
+            FormatHint::Auto if matches!(first, Some(b'{') | Some(b'[')) => FormatHint::Json,
+            FormatHint::Auto => {
+                let head: String = payload.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                self.reject(
+                    &m,
+                    format!(
+                        "neither Arrow IPC nor JSON ({} bytes starting 0x{head}); \
+                         read it with format=... or skip it with on_error='skip'",
+                        payload.len()
+                    ),
+                );
+                return;
+            }
+            other => other,
+        };
+        match format {
+            FormatHint::Arrow => self.push_arrow(&m, payload),
+            _ => self.push_json(&m, payload, first),
+        }
+    }
+
+    fn push_arrow(&mut self, m: &MessageRef<'_>, payload: &[u8]) {
+        let batches = StreamReader::try_new(Cursor::new(payload), None)
+            .and_then(|r| r.collect::<std::result::Result<Vec<_>, _>>());
+        match batches {
+            Ok(batches) => {
+                for b in batches {
+                    let meta = self.meta(m, b.num_rows());
+                    self.rows += b.num_rows();
+                    self.parts.push((b, vec![meta]));
+                }
+            }
+            Err(e) => self.reject(m, format!("invalid Arrow IPC stream: {e}")),
+        }
+    }
+
+    fn push_json(&mut self, m: &MessageRef<'_>, payload: &[u8], first: Option<u8>) {
+        let header = m.schema_header.map(<[u8]>::to_vec);
+        if self.json.as_ref().is_some_and(|r| r.header != header) {
+            self.flush_json();
+        }
+        let mut lines = Vec::new();
+        let rows = if first == Some(b'[') {
+            // A JSON array of records: one row each.
+            match serde_json::from_slice::<Vec<serde_json::Value>>(payload) {
+                Ok(values) => {
+                    for v in &values {
+                        if !v.is_object() {
+                            self.reject(m, format!("JSON array element is not an object: {v}"));
+                            return;
+                        }
+                        serde_json::to_writer(&mut lines, v).expect("vec write");
+                        lines.push(b'\n');
+                    }
+                    values.len()
+                }
+                Err(e) => {
+                    self.reject(m, format!("invalid JSON: {e}"));
+                    return;
+                }
+            }
+        } else {
+            lines.extend_from_slice(payload);
+            lines.push(b'\n');
+            1
+        };
+        let meta = self.meta(m, rows);
+        let run = self.json.get_or_insert_with(|| JsonRun {
+            header,
+            lines: Vec::new(),
+            spans: Vec::new(),
+        });
+        let start = run.lines.len();
+        run.lines.extend_from_slice(&lines);
+        run.spans.push((start, run.lines.len(), meta));
+        self.rows += rows;
+    }
+
+    fn run_schema(&self, run: &JsonRun) -> std::result::Result<(SchemaRef, bool), String> {
+        if let Some(header) = &run.header {
+            let pairs: Vec<(String, String)> = serde_json::from_slice(header)
+                .map_err(|e| format!("bad tskafka.schema header: {e}"))?;
+            let fields = pairs
+                .into_iter()
+                .map(|(name, ty)| {
+                    DataType::from_str(&ty)
+                        .map(|dt| Field::new(name, dt, true))
+                        .map_err(|e| format!("bad type {ty:?} in tskafka.schema header: {e}"))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            return Ok((Arc::new(Schema::new(fields)), false));
+        }
+        if let Some(schema) = &self.json_schema {
+            return Ok((schema.clone(), false));
+        }
+        let values = serde_json::Deserializer::from_slice(&run.lines)
+            .into_iter::<serde_json::Value>()
+            .map(|v| v.map_err(|e| arrow::error::ArrowError::JsonError(e.to_string())));
+        let schema = infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
+        Ok((Arc::new(schema), true))
+    }
+
+    fn flush_json(&mut self) {
+        let Some(run) = self.json.take() else { return };
+        let decoded = self.run_schema(&run).and_then(|(schema, inferred)| {
+            let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
+            let batch = decode_json(&schema, &run.lines, rows)?;
+            Ok(if inferred { detect_datetimes(batch) } else { batch })
+        });
+        match decoded {
+            Ok(batch) => {
+                let metas = run.spans.into_iter().map(|(_, _, m)| m).collect();
+                self.parts.push((batch, metas));
+            }
+            Err(_) if run.spans.len() > 1 => {
+                // Find the bad messages one by one; the good ones go on.
+                for (start, end, meta) in run.spans {
+                    let one = JsonRun {
+                        header: run.header.clone(),
+                        lines: run.lines[start..end].to_vec(),
+                        spans: vec![(0, end - start, meta)],
+                    };
+                    self.json = Some(one);
+                    self.flush_json();
+                }
+            }
+            Err(error) => {
+                let (_, _, meta) = &run.spans[0];
+                self.rows -= meta.rows;
+                self.bad.push(BadMessage {
+                    topic: meta.topic.to_string(),
+                    partition: meta.partition,
+                    offset: meta.offset,
+                    error: format!("invalid JSON row: {error}"),
+                    payload: run.lines.strip_suffix(b"\n").unwrap_or(&run.lines).to_vec(),
+                });
+            }
+        }
+    }
+
+    /// The rows collected so far as one batch (None if there are none).
+    /// Messages with different columns are unioned: a column missing from
+    /// some messages is null there; one column with two types is an error.
+    pub fn take_frame(&mut self) -> Result<Option<RecordBatch>> {
+        self.flush_json();
+        if self.parts.is_empty() {
+            self.rows = 0;
+            return Ok(None);
+        }
+        let schemas: Vec<Schema> = self
+            .parts
+            .iter()
+            .map(|(b, _)| Schema::new(b.schema().fields().clone()))
+            .collect();
+        let merged = Schema::try_merge(schemas.iter().cloned()).map_err(|e| {
+            Error::Schema(format!(
+                "messages in this poll have incompatible columns ({e}); \
+                 read them with smaller max_rows or fix the producer"
+            ))
+        })?;
+        let merged = Arc::new(Schema::new(
+            merged
+                .fields()
+                .iter()
+                .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+                .collect::<Vec<_>>(),
+        ));
+        let parts = std::mem::take(&mut self.parts);
+        self.rows = 0;
+        let aligned = parts
+            .iter()
+            .map(|(b, _)| align(b, &merged))
+            .collect::<Result<Vec<_>>>()?;
+        let data = concat_batches(&merged, &aligned)?;
+        if !self.metadata {
+            return Ok(Some(data));
+        }
+        let metas: Vec<&Meta> = parts.iter().flat_map(|(_, m)| m.iter()).collect();
+        let (mut fields, mut columns): (Vec<_>, Vec<_>) = (
+            merged.fields().iter().cloned().collect(),
+            data.columns().to_vec(),
+        );
+        for (field, col) in metadata_columns(&metas) {
+            fields.push(Arc::new(field));
+            columns.push(col);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(data.num_rows()));
+        Ok(Some(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &options,
+        )?))
+    }
+}
+
+fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None => new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+}
+
+fn metadata_columns(metas: &[&Meta]) -> Vec<(Field, ArrayRef)> {
+    let rows: usize = metas.iter().map(|m| m.rows).sum();
+    let mut topic = Vec::with_capacity(rows);
+    let mut partition = Vec::with_capacity(rows);
+    let mut offset = Vec::with_capacity(rows);
+    let mut ts = Vec::with_capacity(rows);
+    let mut key = Vec::with_capacity(rows);
+    for m in metas {
+        for _ in 0..m.rows {
+            topic.push(Some(m.topic.as_ref()));
+            partition.push(m.partition);
+            offset.push(m.offset);
+            ts.push(m.timestamp_ms);
+            key.push(m.key.as_deref());
+        }
+    }
+    vec![
+        (
+            Field::new(METADATA_COLUMNS[0], DataType::Utf8, false),
+            Arc::new(StringArray::from(topic)) as ArrayRef,
+        ),
+        (
+            Field::new(METADATA_COLUMNS[1], DataType::Int32, false),
+            Arc::new(Int32Array::from(partition)),
+        ),
+        (
+            Field::new(METADATA_COLUMNS[2], DataType::Int64, false),
+            Arc::new(Int64Array::from(offset)),
+        ),
+        (
+            Field::new(
+                METADATA_COLUMNS[3],
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
+            Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
+        ),
+        (
+            Field::new(METADATA_COLUMNS[4], DataType::Utf8, true),
+            Arc::new(StringArray::from(key)),
+        ),
+    ]
+}
+
+fn decode_json(schema: &SchemaRef, lines: &[u8], rows: usize) -> std::result::Result<RecordBatch, String> {
+    // Zoned datetimes are written in UTC: read them naive, then label the zone
+    // (no time-zone database needed).
+    let naive = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Timestamp(unit, Some(_)) => {
+                    Arc::new(f.as_ref().clone().with_data_type(DataType::Timestamp(*unit, None)))
+                }
+                _ => f.clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let mut decoder = ReaderBuilder::new(naive)
+        .with_batch_size(rows.max(1))
+        .with_strict_mode(false)
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    let mut rest = lines;
+    while !rest.is_empty() {
+        let used = decoder.decode(rest).map_err(|e| e.to_string())?;
+        if used == 0 {
+            break;
+        }
+        rest = &rest[used..];
+    }
+    let batch = decoder
+        .flush()
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no JSON rows".to_owned())?;
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(col, f)| match f.data_type() {
+            DataType::Timestamp(_, Some(tz)) => with_zone(col, tz),
+            _ => col.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// The same instants labelled with time zone `tz`.
+fn with_zone(col: &ArrayRef, tz: &str) -> ArrayRef {
+    use arrow::datatypes::{
+        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms, TimestampNanosecondType as Ns,
+        TimestampSecondType as S,
+    };
+    match col.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => Arc::new(col.as_primitive::<S>().clone().with_timezone(tz)),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::new(col.as_primitive::<Ms>().clone().with_timezone(tz)),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Arc::new(col.as_primitive::<Us>().clone().with_timezone(tz)),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Arc::new(col.as_primitive::<Ns>().clone().with_timezone(tz)),
+        _ => col.clone(),
+    }
+}
+
+fn looks_like_datetime(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b' ')
+        && b[13] == b':'
+        && b[..4].iter().all(u8::is_ascii_digit)
+}
+
+/// String columns of inferred JSON whose every value is an ISO 8601 datetime
+/// become datetimes: with a zone -> UTC, without -> naive.
+fn detect_datetimes(batch: RecordBatch) -> RecordBatch {
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (f, col) in schema.fields().iter().zip(batch.columns()) {
+        let mut out = (f.as_ref().clone(), col.clone());
+        if f.data_type() == &DataType::Utf8 {
+            let strings = col.as_string::<i32>();
+            if let Some(first) = strings.iter().flatten().next() {
+                if looks_like_datetime(first) {
+                    let zoned = first.ends_with('Z') || first[19..].contains(['+', '-']);
+                    let naive = DataType::Timestamp(TimeUnit::Microsecond, None);
+                    let strict = CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    };
+                    if let Ok(cast) = cast_with_options(col, &naive, &strict) {
+                        out = if zoned {
+                            let utc = with_zone(&cast, "UTC");
+                            (Field::new(f.name(), utc.data_type().clone(), true), utc)
+                        } else {
+                            (Field::new(f.name(), naive, true), cast)
+                        };
+                    }
+                }
+            }
+        }
+        fields.push(out.0);
+        columns.push(out.1);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap_or(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{EncodeOptions, Encoder, Format};
+    use arrow::array::{Float64Array, TimestampMicrosecondArray};
+
+    fn sample() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("code", DataType::Utf8, true),
+            Field::new("qty", DataType::Int64, true),
+            Field::new("price", DataType::Float64, true),
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![Some("A\"é"), Some("B"), None])),
+                Arc::new(Int64Array::from(vec![Some(-3), None, Some(7)])),
+                Arc::new(Float64Array::from(vec![Some(1.0), None, Some(0.1)])),
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    Some(1_259_653_500_000_000),
+                    None,
+                    Some(1_259_653_500_123_456),
+                ])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn encode(batch: &RecordBatch, format: Format) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
+        let enc = Encoder::new(
+            batch.schema(),
+            EncodeOptions {
+                format,
+                rows_per_message: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        enc.encode(batch, &mut |m| {
+            out.push(m.payload);
+            Ok(())
+        })
+        .unwrap();
+        (out, enc.json_schema_header().map(<[u8]>::to_vec))
+    }
+
+    fn msg<'a>(payload: &'a [u8], offset: i64, header: Option<&'a [u8]>) -> MessageRef<'a> {
+        MessageRef {
+            topic: "t",
+            partition: 0,
+            offset,
+            timestamp_ms: Some(5),
+            key: Some(b"k"),
+            payload: Some(payload),
+            schema_header: header,
+        }
+    }
+
+    #[test]
+    fn round_trip_both_formats() {
+        let batch = sample();
+        for format in [Format::Arrow, Format::Json] {
+            let (payloads, header) = encode(&batch, format);
+            let mut b = FrameBuilder::new(FormatHint::Auto, false, None);
+            for (i, p) in payloads.iter().enumerate() {
+                b.push(msg(p, i as i64, header.as_deref()));
+            }
+            let out = b.take_frame().unwrap().unwrap();
+            assert!(!b.has_bad());
+            assert_eq!(out.num_rows(), 3);
+            for (a, e) in out.columns().iter().zip(batch.columns()) {
+                assert_eq!(a.as_ref(), e.as_ref(), "{format:?}");
+            }
+            assert_eq!(
+                b.take_positions().get(&("t".to_owned(), 0)),
+                Some(&(payloads.len() as i64))
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_json_is_inferred_with_datetimes() {
+        let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
+        b.push(msg(br#"{"x": 1, "at": "2020-01-01T00:00:00Z", "s": "a"}"#, 0, None));
+        b.push(msg(br#"[{"x": 2, "at": "2020-01-01T00:00:01+01:00", "s": null, "y": 1.5}]"#, 1, None));
+        let out = b.take_frame().unwrap().unwrap();
+        let s = out.schema();
+        assert_eq!(s.field_with_name("x").unwrap().data_type(), &DataType::Int64);
+        assert_eq!(
+            s.field_with_name("at").unwrap().data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        assert_eq!(s.field_with_name("y").unwrap().data_type(), &DataType::Float64);
+        assert_eq!(out.column_by_name("kafka_offset").unwrap().as_primitive::<arrow::datatypes::Int64Type>().values(), &[0, 1]);
+        let at = out.column_by_name("at").unwrap().as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(at.value(1) - at.value(0), -3_599_000_000);
+    }
+
+    #[test]
+    fn bad_messages_are_named_and_good_rows_kept() {
+        let batch = sample();
+        let (payloads, _) = encode(&batch, Format::Arrow);
+        let mut b = FrameBuilder::new(FormatHint::Auto, false, None);
+        b.push(msg(&payloads[0], 0, None));
+        b.push(msg(b"\x00\x01garbage", 1, None));
+        b.push(msg(&payloads[0][..payloads[0].len() / 2], 2, None));
+        b.push(msg(br#"{"qty": "not a number"}"#, 3, Some(br#"[["qty","Int64"]]"#)));
+        b.push(msg(br#"{"qty": 4}"#, 4, Some(br#"[["qty","Int64"]]"#)));
+        let out = b.take_frame().unwrap().unwrap();
+        assert_eq!(out.num_rows(), 3);
+        let bad = b.take_bad();
+        assert_eq!(bad.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(bad[0].error.contains("neither Arrow IPC nor JSON"), "{}", bad[0].error);
+        assert_eq!(bad[0].payload, b"\x00\x01garbage");
+        let err = bad[0].clone().into_error().to_string();
+        assert!(err.contains("t[0]@1"), "{err}");
+    }
+
+    #[test]
+    fn incompatible_columns_are_a_clear_error() {
+        let mut b = FrameBuilder::new(FormatHint::Json, false, None);
+        b.push(msg(br#"{"a": 1}"#, 0, Some(br#"[["a","Int64"]]"#)));
+        b.push(msg(br#"{"a": "x"}"#, 1, Some(br#"[["a","Utf8"]]"#)));
+        let err = b.take_frame().unwrap_err().to_string();
+        assert!(err.contains("incompatible"), "{err}");
+        let mut b = FrameBuilder::new(FormatHint::Json, false, None);
+        b.push(msg(br#"{"a": 1}"#, 0, Some(br#"[["a","Int64"]]"#)));
+        b.push(msg(br#"{"b": "x"}"#, 1, Some(br#"[["b","Utf8"]]"#)));
+        let out = b.take_frame().unwrap().unwrap();
+        assert_eq!(out.num_columns(), 2);
+        assert_eq!(out.column(1).null_count(), 1);
+    }
+}

@@ -1,0 +1,783 @@
+//! Arrow record batches -> Kafka messages (Arrow IPC streams or JSON rows).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::{cast, take_record_batch};
+use arrow::datatypes::{
+    DataType, Date32Type, Date64Type, Field, Float16Type, Float32Type, Float64Type, Int16Type,
+    Int32Type, Int64Type, Int8Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
+    UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow::ipc::writer::StreamWriter;
+
+use crate::error::{Error, Result};
+
+/// Header that carries the column types of a JSON message, so tskafka
+/// consumers get back exactly the dtypes that were sent.
+pub const SCHEMA_HEADER: &str = "tskafka.schema";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Arrow,
+    Json,
+}
+
+impl FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "arrow" | "ipc" | "arrow-ipc" => Ok(Format::Arrow),
+            "json" => Ok(Format::Json),
+            other => Err(Error::Config(format!(
+                "unknown format {other:?}: use 'arrow' (Arrow IPC, the default) or 'json'"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EncodeOptions {
+    pub format: Format,
+    pub rows_per_message: usize,
+    pub key_columns: Vec<String>,
+    pub timestamp_column: Option<String>,
+    /// Payloads larger than this are split (Arrow) or refused (a single row).
+    pub max_message_bytes: usize,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            format: Format::Arrow,
+            rows_per_message: 10_000,
+            key_columns: Vec::new(),
+            timestamp_column: None,
+            max_message_bytes: 1_000_000,
+        }
+    }
+}
+
+/// One Kafka message ready to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<i64>,
+    pub rows: usize,
+}
+
+pub const JSON_TYPES: &str = "bool, int8-64, uint8-64, float16/32/64, string (utf8, large, view), \
+     date32/64, timestamp (any unit, with or without zone), dictionary/categorical of strings, null";
+
+pub struct Encoder {
+    options: EncodeOptions,
+    schema: SchemaRef,
+    key_indices: Vec<usize>,
+    timestamp_index: Option<usize>,
+    json_schema: Option<Vec<u8>>,
+}
+
+fn column_index(schema: &Schema, name: &str, role: &str) -> Result<usize> {
+    schema.index_of(name).map_err(|_| {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        Error::Schema(format!(
+            "{role} column {name:?} is not in the frame; its columns are {names:?}"
+        ))
+    })
+}
+
+fn json_type_supported(dt: &DataType) -> bool {
+    use DataType::*;
+    match dt {
+        Null | Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64
+        | Float16 | Float32 | Float64 | Utf8 | LargeUtf8 | Utf8View | Date32 | Date64
+        | Timestamp(_, _) => true,
+        Dictionary(_, v) => matches!(v.as_ref(), Utf8 | LargeUtf8 | Utf8View),
+        _ => false,
+    }
+}
+
+/// The column types of a schema as the JSON text of [`SCHEMA_HEADER`].
+pub fn schema_header(schema: &Schema) -> Vec<u8> {
+    let pairs: Vec<(String, String)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), json_output_type(f.data_type()).to_string()))
+        .collect();
+    serde_json::to_vec(&pairs).expect("strings serialize")
+}
+
+/// The type a JSON column decodes back into (dictionaries come back as strings).
+fn json_output_type(dt: &DataType) -> DataType {
+    match dt {
+        DataType::Dictionary(_, v) => v.as_ref().clone(),
+        other => other.clone(),
+    }
+}
+
+impl Encoder {
+    pub fn new(schema: SchemaRef, options: EncodeOptions) -> Result<Self> {
+        if options.rows_per_message == 0 {
+            return Err(Error::Config("rows_per_message must be at least 1".into()));
+        }
+        let key_indices = options
+            .key_columns
+            .iter()
+            .map(|k| column_index(&schema, k, "key"))
+            .collect::<Result<Vec<_>>>()?;
+        let timestamp_index = match &options.timestamp_column {
+            Some(name) => {
+                let i = column_index(&schema, name, "timestamp")?;
+                let dt = schema.field(i).data_type();
+                if !matches!(
+                    dt,
+                    DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Int64
+                ) {
+                    return Err(Error::Schema(format!(
+                        "timestamp column {name:?} has type {dt}; it must be a datetime, \
+                         a date, or int64 milliseconds since the epoch"
+                    )));
+                }
+                Some(i)
+            }
+            None => None,
+        };
+        let json_schema = if options.format == Format::Json {
+            for f in schema.fields() {
+                if !json_type_supported(f.data_type()) {
+                    return Err(Error::Schema(format!(
+                        "column {:?} has type {}, which the json format cannot carry; \
+                         supported: {JSON_TYPES}. Use format='arrow' or cast the column",
+                        f.name(),
+                        f.data_type()
+                    )));
+                }
+            }
+            Some(schema_header(&schema))
+        } else {
+            None
+        };
+        Ok(Self {
+            options,
+            schema,
+            key_indices,
+            timestamp_index,
+            json_schema,
+        })
+    }
+
+    /// The [`SCHEMA_HEADER`] value every JSON message carries.
+    pub fn json_schema_header(&self) -> Option<&[u8]> {
+        self.json_schema.as_deref()
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Encodes `batch`, handing each message to `sink` in order.
+    pub fn encode(
+        &self,
+        batch: &RecordBatch,
+        sink: &mut dyn FnMut(Message) -> Result<()>,
+    ) -> Result<()> {
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(Error::Schema(format!(
+                "batch schema {:?} differs from the first batch's {:?}",
+                batch.schema(),
+                self.schema
+            )));
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let keys = self.keys(batch)?;
+        let timestamps = self.timestamps_ms(batch)?;
+        match self.options.format {
+            Format::Json => self.encode_json(batch, keys.as_ref(), timestamps.as_deref(), sink),
+            Format::Arrow => match keys {
+                None => self.encode_arrow_rows(batch, None, timestamps.as_deref(), sink),
+                Some(keys) => {
+                    for (key, rows) in group_rows(&keys) {
+                        let indices = UInt32Array::from(rows);
+                        let part = take_record_batch(batch, &indices)?;
+                        let ts = timestamps.as_ref().map(|t| {
+                            indices.values().iter().map(|&i| t[i as usize]).collect::<Vec<_>>()
+                        });
+                        self.encode_arrow_rows(&part, key, ts.as_deref(), sink)?;
+                    }
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// The key of every row as a string column (several key columns joined by '|').
+    fn keys(&self, batch: &RecordBatch) -> Result<Option<StringArray>> {
+        let cols = self
+            .key_indices
+            .iter()
+            .map(|&i| key_strings(batch.column(i), batch.schema().field(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(match cols.len() {
+            0 => None,
+            1 => cols.into_iter().next(),
+            _ => Some(
+                (0..batch.num_rows())
+                    .map(|r| {
+                        if cols.iter().all(|c| c.is_null(r)) {
+                            return None;
+                        }
+                        let parts: Vec<&str> = cols
+                            .iter()
+                            .map(|c| if c.is_null(r) { "" } else { c.value(r) })
+                            .collect();
+                        Some(parts.join("|"))
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    fn timestamps_ms(&self, batch: &RecordBatch) -> Result<Option<Vec<Option<i64>>>> {
+        let Some(i) = self.timestamp_index else {
+            return Ok(None);
+        };
+        Ok(Some(epoch_millis(batch.column(i).as_ref())))
+    }
+
+    fn encode_arrow_rows(
+        &self,
+        batch: &RecordBatch,
+        key: Option<&str>,
+        timestamps: Option<&[Option<i64>]>,
+        sink: &mut dyn FnMut(Message) -> Result<()>,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let mut start = 0;
+        while start < n {
+            let len = self.options.rows_per_message.min(n - start);
+            self.encode_arrow_slice(batch, start, len, key, timestamps, sink)?;
+            start += len;
+        }
+        Ok(())
+    }
+
+    fn encode_arrow_slice(
+        &self,
+        batch: &RecordBatch,
+        start: usize,
+        len: usize,
+        key: Option<&str>,
+        timestamps: Option<&[Option<i64>]>,
+        sink: &mut dyn FnMut(Message) -> Result<()>,
+    ) -> Result<()> {
+        let payload = ipc_stream(&compact_views(&batch.slice(start, len))?)?;
+        if payload.len() > self.options.max_message_bytes {
+            if len == 1 {
+                return Err(Error::Schema(format!(
+                    "one row encodes to {} bytes, over the {} bytes a message may hold: \
+                     raise 'message.max.bytes' (on the producer and the topic) or drop wide columns",
+                    payload.len(),
+                    self.options.max_message_bytes
+                )));
+            }
+            let half = len / 2;
+            self.encode_arrow_slice(batch, start, half, key, timestamps, sink)?;
+            return self.encode_arrow_slice(batch, start + half, len - half, key, timestamps, sink);
+        }
+        let timestamp_ms = timestamps.and_then(|t| t[start..start + len].iter().flatten().max().copied());
+        sink(Message {
+            payload,
+            key: key.map(|k| k.as_bytes().to_vec()),
+            timestamp_ms,
+            rows: len,
+        })
+    }
+
+    fn encode_json(
+        &self,
+        batch: &RecordBatch,
+        keys: Option<&StringArray>,
+        timestamps: Option<&[Option<i64>]>,
+        sink: &mut dyn FnMut(Message) -> Result<()>,
+    ) -> Result<()> {
+        let writers = batch
+            .columns()
+            .iter()
+            .zip(batch.schema().fields())
+            .map(|(col, field)| JsonColumn::new(field, col))
+            .collect::<Result<Vec<_>>>()?;
+        let mut buf = Vec::with_capacity(256);
+        for row in 0..batch.num_rows() {
+            buf.clear();
+            buf.push(b'{');
+            for (i, w) in writers.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                w.write(row, &mut buf);
+            }
+            buf.push(b'}');
+            if buf.len() > self.options.max_message_bytes {
+                return Err(Error::Schema(format!(
+                    "row {row} encodes to {} bytes of JSON, over the {} bytes a message may hold: \
+                     raise 'message.max.bytes' (on the producer and the topic) or drop wide columns",
+                    buf.len(),
+                    self.options.max_message_bytes
+                )));
+            }
+            sink(Message {
+                payload: buf.clone(),
+                key: keys
+                    .filter(|k| k.is_valid(row))
+                    .map(|k| k.value(row).as_bytes().to_vec()),
+                timestamp_ms: timestamps.and_then(|t| t[row]),
+                rows: 1,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows grouped by key in order of first appearance; null keys form one group.
+fn group_rows(keys: &StringArray) -> Vec<(Option<&str>, Vec<u32>)> {
+    let mut index: HashMap<Option<&str>, usize> = HashMap::new();
+    let mut groups: Vec<(Option<&str>, Vec<u32>)> = Vec::new();
+    for row in 0..keys.len() {
+        let key = keys.is_valid(row).then(|| keys.value(row));
+        let g = *index.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(row as u32);
+    }
+    groups
+}
+
+fn key_strings(col: &ArrayRef, field: &Field) -> Result<StringArray> {
+    let as_text = cast(col, &DataType::Utf8).map_err(|e| {
+        Error::Schema(format!(
+            "key column {:?} of type {} cannot be turned into a key: {e}",
+            field.name(),
+            field.data_type()
+        ))
+    })?;
+    Ok(as_text.as_string::<i32>().clone())
+}
+
+/// Milliseconds since the epoch of a datetime, date or int64 column (UTC for naive datetimes).
+pub fn epoch_millis(col: &dyn Array) -> Vec<Option<i64>> {
+    fn map<T: arrow::datatypes::ArrowPrimitiveType<Native = N>, N: Copy>(
+        col: &dyn Array,
+        f: impl Fn(N) -> i64,
+    ) -> Vec<Option<i64>> {
+        col.as_primitive::<T>().iter().map(|v| v.map(&f)).collect()
+    }
+    match col.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => map::<TimestampSecondType, _>(col, |v| v * 1000),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => map::<TimestampMillisecondType, _>(col, |v| v),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            map::<TimestampMicrosecondType, _>(col, |v| v.div_euclid(1000))
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            map::<TimestampNanosecondType, _>(col, |v| v.div_euclid(1_000_000))
+        }
+        DataType::Date32 => map::<Date32Type, _>(col, |d| d as i64 * 86_400_000),
+        DataType::Date64 => map::<Date64Type, _>(col, |v| v),
+        DataType::Int64 => map::<Int64Type, _>(col, |v| v),
+        _ => vec![None; col.len()],
+    }
+}
+
+/// A slice of a string/binary view column still points at all of the
+/// column's data buffers, which IPC would write out whole: copy out what it uses.
+fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    if !batch
+        .columns()
+        .iter()
+        .any(|c| matches!(c.data_type(), DataType::Utf8View | DataType::BinaryView))
+    {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| -> ArrayRef {
+            match c.data_type() {
+                DataType::Utf8View => Arc::new(c.as_string_view().gc()),
+                DataType::BinaryView => Arc::new(c.as_binary_view().gc()),
+                _ => c.clone(),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// One Arrow IPC stream (schema, batch, end marker) holding `batch`.
+pub fn ipc_stream(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut writer = StreamWriter::try_new(Vec::with_capacity(1024), &batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    Ok(writer.into_inner()?)
+}
+
+/// Writes one column's value of a row as `"name":value`.
+struct JsonColumn {
+    name: Vec<u8>,
+    array: ArrayRef,
+    kind: JsonKind,
+}
+
+enum JsonKind {
+    Null,
+    Bool,
+    Int,
+    UInt,
+    Float,
+    Str,
+    Date32,
+    Date64,
+    Timestamp(TimeUnit),
+}
+
+impl JsonColumn {
+    fn new(field: &Field, col: &ArrayRef) -> Result<Self> {
+        use DataType::*;
+        let (array, kind) = match col.data_type() {
+            Null => (col.clone(), JsonKind::Null),
+            Boolean => (col.clone(), JsonKind::Bool),
+            Int8 | Int16 | Int32 | Int64 => (col.clone(), JsonKind::Int),
+            UInt8 | UInt16 | UInt32 | UInt64 => (col.clone(), JsonKind::UInt),
+            Float16 | Float32 | Float64 => (col.clone(), JsonKind::Float),
+            Utf8 | LargeUtf8 | Utf8View => (col.clone(), JsonKind::Str),
+            Dictionary(_, _) => (cast(col, &Utf8)?, JsonKind::Str),
+            Date32 => (col.clone(), JsonKind::Date32),
+            Date64 => (col.clone(), JsonKind::Date64),
+            Timestamp(unit, _) => (col.clone(), JsonKind::Timestamp(*unit)),
+            other => {
+                return Err(Error::Schema(format!(
+                    "column {:?} has type {other}, which the json format cannot carry; supported: {JSON_TYPES}",
+                    field.name()
+                )))
+            }
+        };
+        let mut name = serde_json::to_vec(field.name()).expect("strings serialize");
+        name.push(b':');
+        Ok(Self { name, array, kind })
+    }
+
+    fn write(&self, row: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.name);
+        let a = self.array.as_ref();
+        if a.is_null(row) {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        match self.kind {
+            JsonKind::Null => out.extend_from_slice(b"null"),
+            JsonKind::Bool => {
+                let v = a.as_boolean().value(row);
+                out.extend_from_slice(if v { b"true" } else { b"false" });
+            }
+            JsonKind::Int => {
+                let v: i64 = match a.data_type() {
+                    DataType::Int8 => a.as_primitive::<Int8Type>().value(row).into(),
+                    DataType::Int16 => a.as_primitive::<Int16Type>().value(row).into(),
+                    DataType::Int32 => a.as_primitive::<Int32Type>().value(row).into(),
+                    _ => a.as_primitive::<Int64Type>().value(row),
+                };
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            }
+            JsonKind::UInt => {
+                let v: u64 = match a.data_type() {
+                    DataType::UInt8 => a.as_primitive::<UInt8Type>().value(row).into(),
+                    DataType::UInt16 => a.as_primitive::<UInt16Type>().value(row).into(),
+                    DataType::UInt32 => a.as_primitive::<UInt32Type>().value(row).into(),
+                    _ => a.as_primitive::<UInt64Type>().value(row),
+                };
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            }
+            JsonKind::Float => {
+                let v: f64 = match a.data_type() {
+                    DataType::Float16 => a.as_primitive::<Float16Type>().value(row).to_f64(),
+                    DataType::Float32 => a.as_primitive::<Float32Type>().value(row) as f64,
+                    _ => a.as_primitive::<Float64Type>().value(row),
+                };
+                if v.is_finite() {
+                    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+                } else {
+                    out.extend_from_slice(b"null");
+                }
+            }
+            JsonKind::Str => {
+                let s = match a.data_type() {
+                    DataType::Utf8 => a.as_string::<i32>().value(row),
+                    DataType::LargeUtf8 => a.as_string::<i64>().value(row),
+                    _ => a.as_string_view().value(row),
+                };
+                serde_json::to_writer(&mut *out, s).expect("vec write");
+            }
+            JsonKind::Date32 => {
+                let days = a.as_primitive::<Date32Type>().value(row) as i64;
+                write_datetime(out, days * 86_400, 0, None);
+            }
+            JsonKind::Date64 => {
+                let ms = a.as_primitive::<Date64Type>().value(row);
+                write_datetime(out, ms.div_euclid(86_400_000) * 86_400, 0, None);
+            }
+            JsonKind::Timestamp(unit) => {
+                let (secs, nanos, digits) = match unit {
+                    TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().value(row), 0, 0),
+                    TimeUnit::Millisecond => {
+                        let v = a.as_primitive::<TimestampMillisecondType>().value(row);
+                        (v.div_euclid(1000), v.rem_euclid(1000) * 1_000_000, 3)
+                    }
+                    TimeUnit::Microsecond => {
+                        let v = a.as_primitive::<TimestampMicrosecondType>().value(row);
+                        (v.div_euclid(1_000_000), v.rem_euclid(1_000_000) * 1000, 6)
+                    }
+                    TimeUnit::Nanosecond => {
+                        let v = a.as_primitive::<TimestampNanosecondType>().value(row);
+                        (v.div_euclid(1_000_000_000), v.rem_euclid(1_000_000_000), 9)
+                    }
+                };
+                write_datetime(out, secs, nanos as u32, Some(digits));
+            }
+        }
+    }
+}
+
+/// Writes `"YYYY-MM-DD"` (time `None`) or `"YYYY-MM-DDTHH:MM:SS[.fff]Z"`.
+fn write_datetime(out: &mut Vec<u8>, secs: i64, nanos: u32, time_digits: Option<u32>) {
+    let Some(dt) = chrono::DateTime::from_timestamp(secs, nanos) else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    use chrono::{Datelike, Timelike};
+    let _ = match time_digits {
+        None => write!(out, "\"{:04}-{:02}-{:02}\"", dt.year(), dt.month(), dt.day()),
+        Some(digits) => {
+            let _ = write!(
+                out,
+                "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                dt.year(),
+                dt.month(),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second()
+            );
+            if nanos > 0 {
+                let frac = nanos / 10u32.pow(9 - digits.max(1));
+                let _ = write!(out, ".{:0width$}", frac, width = digits.max(1) as usize);
+            }
+            out.extend_from_slice(b"Z\"");
+            Ok(())
+        }
+    };
+}
+
+/// A schema whose dictionary columns are plain strings: what the JSON format gives back.
+pub fn json_schema(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Arc::new(Field::new(f.name(), json_output_type(f.data_type()), true)))
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringViewArray, TimestampMicrosecondArray};
+
+    fn sample() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("code", DataType::Utf8, true),
+            Field::new("qty", DataType::Int64, true),
+            Field::new("price", DataType::Float64, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![Some("A\"é"), Some("B"), Some("A\"é"), None])),
+                Arc::new(Int64Array::from(vec![Some(-3), Some(1), None, Some(7)])),
+                Arc::new(Float64Array::from(vec![1.0, f64::NAN, 2.5, 0.1])),
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    Some(1_259_653_500_000_000),
+                    Some(1_259_653_500_123_456),
+                    None,
+                    Some(0),
+                ])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn collect(batch: &RecordBatch, options: EncodeOptions) -> Vec<Message> {
+        let enc = Encoder::new(batch.schema(), options).unwrap();
+        let mut out = Vec::new();
+        enc.encode(batch, &mut |m| {
+            out.push(m);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn json_rows_keep_types() {
+        let msgs = collect(
+            &sample(),
+            EncodeOptions {
+                format: Format::Json,
+                key_columns: vec!["code".into()],
+                timestamp_column: Some("at".into()),
+                ..Default::default()
+            },
+        );
+        let text: Vec<String> = msgs.iter().map(|m| String::from_utf8(m.payload.clone()).unwrap()).collect();
+        assert_eq!(
+            text[0],
+            r#"{"code":"A\"é","qty":-3,"price":1.0,"at":"2009-12-01T07:45:00Z"}"#
+        );
+        assert_eq!(
+            text[1],
+            r#"{"code":"B","qty":1,"price":null,"at":"2009-12-01T07:45:00.123456Z"}"#
+        );
+        assert_eq!(text[2], r#"{"code":"A\"é","qty":null,"price":2.5,"at":null}"#);
+        assert_eq!(msgs[0].key.as_deref(), Some("A\"é".as_bytes()));
+        assert_eq!(msgs[3].key, None);
+        assert_eq!(msgs[0].timestamp_ms, Some(1_259_653_500_000));
+        assert_eq!(msgs[2].timestamp_ms, None);
+        for t in &text {
+            serde_json::from_str::<serde_json::Value>(t).unwrap();
+        }
+    }
+
+    #[test]
+    fn arrow_messages_group_by_key_and_split() {
+        let batch = sample();
+        let msgs = collect(
+            &batch,
+            EncodeOptions {
+                key_columns: vec!["code".into()],
+                timestamp_column: Some("at".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[0].rows, 2);
+        assert_eq!(msgs[0].timestamp_ms, Some(1_259_653_500_000));
+        assert_eq!(msgs.iter().map(|m| m.rows).sum::<usize>(), 4);
+
+        let msgs = collect(
+            &batch,
+            EncodeOptions {
+                rows_per_message: 3,
+                ..Default::default()
+            },
+        );
+        assert_eq!(msgs.iter().map(|m| m.rows).collect::<Vec<_>>(), vec![3, 1]);
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None).unwrap();
+        let back: Vec<_> = reader.collect::<std::result::Result<_, _>>().unwrap();
+        assert_eq!(back[0], batch.slice(0, 3));
+    }
+
+    #[test]
+    fn oversized_messages_are_split() {
+        let batch = sample();
+        let one = (0..batch.num_rows())
+            .map(|i| ipc_stream(&batch.slice(i, 1)).unwrap().len())
+            .max()
+            .unwrap();
+        let msgs = collect(
+            &batch,
+            EncodeOptions {
+                max_message_bytes: one + 8,
+                ..Default::default()
+            },
+        );
+        assert!(msgs.len() > 1);
+        assert!(msgs.iter().all(|m| m.payload.len() <= one + 8));
+        assert_eq!(msgs.iter().map(|m| m.rows).sum::<usize>(), 4);
+        let too_small = Encoder::new(
+            batch.schema(),
+            EncodeOptions {
+                max_message_bytes: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let err = too_small.encode(&batch, &mut |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("message.max.bytes"), "{err}");
+    }
+
+    #[test]
+    fn view_slices_carry_only_their_own_bytes() {
+        let long: Vec<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, false)]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringViewArray::from_iter_values(long.iter()))],
+        )
+        .unwrap();
+        let msgs = collect(&batch, EncodeOptions { rows_per_message: 10, ..Default::default() });
+        assert_eq!(msgs.len(), 100);
+        assert!(msgs[0].payload.len() < 3_000, "{}", msgs[0].payload.len());
+    }
+
+    #[test]
+    fn bad_column_names_and_types_are_named() {
+        let batch = sample();
+        let err = Encoder::new(
+            batch.schema(),
+            EncodeOptions {
+                key_columns: vec!["nope".into()],
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("\"nope\"") && err.contains("\"code\""), "{err}");
+        let err = Encoder::new(
+            batch.schema(),
+            EncodeOptions {
+                timestamp_column: Some("code".into()),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("Utf8") || err.contains("utf8"), "{err}");
+    }
+
+    #[test]
+    fn schema_header_types_parse_back() {
+        let schema = sample().schema();
+        let header: Vec<(String, String)> = serde_json::from_slice(&schema_header(&schema)).unwrap();
+        for ((name, ty), field) in header.iter().zip(schema.fields()) {
+            assert_eq!(name, field.name());
+            assert_eq!(&DataType::from_str(ty).unwrap(), field.data_type());
+        }
+        let tz = DataType::Timestamp(TimeUnit::Nanosecond, Some("Europe/London".into()));
+        assert_eq!(DataType::from_str(&tz.to_string()).unwrap(), tz);
+    }
+}

@@ -1,0 +1,14 @@
+//! tskafka's native core. The modules without pyo3 (`config`, `encode`,
+//! `decode`, `broker`, `client`) are tested by `cargo test`; `python`
+//! holds the thin bindings.
+
+pub mod broker;
+pub mod client;
+pub mod config;
+pub mod decode;
+pub mod encode;
+pub mod error;
+mod storage;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,475 @@
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use arrow::pyarrow::FromPyArrow;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::convert::{batch_to_py, settings_from_py};
+use super::wait::{deadline, detached, slice, Interrupts};
+use crate::client::{self, Context};
+use crate::config::Settings;
+use crate::decode::{BadMessage, FormatHint, FrameBuilder, MessageRef};
+use crate::encode::SCHEMA_HEADER;
+use crate::error::{Error, Result};
+
+type Positions = BTreeMap<(String, i32), i64>;
+
+/// With rows in hand, `poll_frame` returns after this long without a new message.
+const QUIET: Duration = Duration::from_millis(50);
+
+/// How many skipped messages `bad_messages` keeps (the oldest go first).
+const KEEP_BAD: usize = 10_000;
+
+struct Inner {
+    consumer: BaseConsumer<Context>,
+    builder: FrameBuilder,
+    /// A frame decoded before a DecodeError was raised; returned next.
+    pending_frame: Option<(RecordBatch, Positions)>,
+    pending_errors: VecDeque<BadMessage>,
+    /// Next offset per partition of every row handed to Python.
+    handed_out: Positions,
+}
+
+#[pyclass(frozen, module = "tskafka._tskafka")]
+pub struct Consumer {
+    settings: Settings,
+    auto_commit: bool,
+    skip_bad: bool,
+    start: Offset,
+    timeout: Duration,
+    inner: Mutex<Option<Inner>>,
+    bad: Mutex<VecDeque<BadMessage>>,
+}
+
+fn parse_offset(offset: &str) -> Result<Offset> {
+    match offset {
+        "earliest" | "beginning" | "smallest" => Ok(Offset::Beginning),
+        "latest" | "end" | "largest" => Ok(Offset::End),
+        other => Err(Error::Config(format!(
+            "offset must be 'earliest' or 'latest', got {other:?} (use seek() for a number or a time)"
+        ))),
+    }
+}
+
+fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
+    MessageRef {
+        topic: m.topic(),
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis(),
+        key: m.key(),
+        payload: m.payload(),
+        schema_header: m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == SCHEMA_HEADER).and_then(|h| h.value)),
+    }
+}
+
+fn tpl_of(positions: &Positions) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in positions {
+        let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+    }
+    tpl
+}
+
+impl Consumer {
+    fn with_inner<T: Send>(
+        &self,
+        py: Python<'_>,
+        work: impl FnOnce(&mut Inner) -> Result<T> + Send,
+    ) -> PyResult<T> {
+        detached(py, || {
+            let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            let inner = guard.as_mut().ok_or(Error::Closed("this Consumer"))?;
+            work(inner)
+        })
+    }
+
+    fn hand_out(&self, inner: &mut Inner, positions: Positions) {
+        if positions.is_empty() {
+            return;
+        }
+        if self.auto_commit {
+            // Only rows given to Python count as consumed; librdkafka commits these.
+            let _ = inner.consumer.store_offsets(&tpl_of(&positions));
+        }
+        inner.handed_out.extend(positions);
+    }
+
+    fn next_frame(&self, inner: &mut Inner, max_rows: usize, timeout: Option<f64>) -> Result<Option<RecordBatch>> {
+        if let Some(bad) = inner.pending_errors.pop_front() {
+            return Err(bad.into_error());
+        }
+        if let Some((frame, positions)) = inner.pending_frame.take() {
+            self.hand_out(inner, positions);
+            return Ok(Some(frame));
+        }
+        let deadline = deadline(timeout)?;
+        let started = Instant::now();
+        let mut interrupts = Interrupts::new();
+        let mut poll_error = None;
+        while inner.builder.rows() < max_rows.max(1) {
+            let Some(mut wait) = slice(deadline) else { break };
+            let have_rows = inner.builder.rows() > 0;
+            if have_rows {
+                // Return once the stream goes quiet rather than sit out the timeout.
+                wait = wait.min(QUIET);
+            }
+            match inner.consumer.poll(wait) {
+                None if have_rows => break,
+                None => {}
+                Some(Ok(m)) => inner.builder.push(message_ref(&m)),
+                Some(Err(e)) => {
+                    poll_error = Some(Error::kafka("consume failed", &e));
+                    break;
+                }
+            }
+            if !self.skip_bad && inner.builder.has_bad() {
+                break;
+            }
+            interrupts.check()?;
+        }
+        let frame = inner.builder.take_frame()?;
+        let positions = inner.builder.take_positions();
+        let mut bad = inner.builder.take_bad();
+        if self.skip_bad {
+            let mut kept = self.bad.lock().unwrap_or_else(PoisonError::into_inner);
+            kept.extend(bad);
+            while kept.len() > KEEP_BAD {
+                kept.pop_front();
+            }
+        } else if !bad.is_empty() {
+            let first = bad.remove(0);
+            inner.pending_errors.extend(bad);
+            match frame {
+                Some(f) => inner.pending_frame = Some((f, positions)),
+                None => self.hand_out(inner, positions),
+            }
+            return Err(first.into_error());
+        }
+        self.hand_out(inner, positions);
+        if frame.is_none() {
+            if let Some(e) = poll_error {
+                return Err(e);
+            }
+            if let Some((code, reason)) = inner.consumer.context().errors.since(started) {
+                if matches!(
+                    code,
+                    RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL
+                ) {
+                    return Err(Error::kafka_code(
+                        format!(
+                            "no data from {}: {}",
+                            self.settings.bootstrap_servers().unwrap_or("?"),
+                            self.settings.scrub(&reason)
+                        ),
+                        code,
+                    ));
+                }
+            }
+        }
+        Ok(frame)
+    }
+
+    /// Puts back everything read but not yet returned, so a seek starts clean.
+    fn unread(inner: &mut Inner, timeout: Duration) -> Result<()> {
+        inner.pending_frame = None;
+        inner.pending_errors.clear();
+        for ((topic, partition), offset) in inner.builder.reset() {
+            inner
+                .consumer
+                .seek(&topic, partition, Offset::Offset(offset), timeout)
+                .map_err(|e| Error::kafka(format!("cannot rewind {topic}[{partition}]"), &e))?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_assignment(inner: &mut Inner, deadline: Option<Instant>) -> Result<TopicPartitionList> {
+        let mut interrupts = Interrupts::new();
+        loop {
+            let assignment = inner
+                .consumer
+                .assignment()
+                .map_err(|e| Error::kafka("cannot read the assignment", &e))?;
+            if assignment.count() > 0 {
+                return Ok(assignment);
+            }
+            let Some(wait) = slice(deadline) else {
+                return Err(Error::Timeout(
+                    "no partitions were assigned to this consumer in time: \
+                     is it subscribed, and does the group have free partitions?"
+                        .into(),
+                ));
+            };
+            if let Some(Ok(m)) = inner.consumer.poll(wait) {
+                inner.builder.push(message_ref(&m));
+            }
+            interrupts.check()?;
+        }
+    }
+}
+
+#[pymethods]
+impl Consumer {
+    #[new]
+    #[pyo3(signature = (bootstrap_servers=None, config=None, *, group_id=None, offset="latest",
+                        auto_commit=true, format="auto", metadata=false, on_error="raise",
+                        json_schema=None, timeout=10.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        bootstrap_servers: Option<String>,
+        config: Option<&Bound<'_, PyAny>>,
+        group_id: Option<String>,
+        offset: &str,
+        auto_commit: bool,
+        format: &str,
+        metadata: bool,
+        on_error: &str,
+        json_schema: Option<&Bound<'_, PyAny>>,
+        timeout: f64,
+    ) -> PyResult<Self> {
+        let mut settings = settings_from_py(config)?;
+        if let Some(b) = bootstrap_servers {
+            settings.set("bootstrap.servers", b);
+        }
+        if let Some(g) = group_id {
+            settings.set("group.id", g);
+        }
+        let start = parse_offset(offset)?;
+        settings
+            .default("group.id", &format!("tskafka-{}", uuid::Uuid::new_v4()))
+            .default("auto.offset.reset", if start == Offset::Beginning { "earliest" } else { "latest" })
+            .default("enable.auto.commit", if auto_commit { "true" } else { "false" })
+            .set("enable.auto.offset.store", "false")
+            .default("fetch.wait.max.ms", "20")
+            .default("enable.partition.eof", "false")
+            .default("client.id", "tskafka");
+        let skip_bad = match on_error {
+            "raise" => false,
+            "skip" => true,
+            other => {
+                return Err(Error::Config(format!(
+                    "on_error must be 'raise' or 'skip', got {other:?}"
+                ))
+                .into())
+            }
+        };
+        let hint: FormatHint = format.parse()?;
+        let json_schema = json_schema
+            .map(|s| Schema::from_pyarrow_bound(s).map(std::sync::Arc::new))
+            .transpose()?;
+        let consumer: BaseConsumer<Context> =
+            detached(py, || client::create(&settings, Context::default()))?;
+        Ok(Self {
+            auto_commit: settings.get("enable.auto.commit") == Some("true"),
+            settings,
+            skip_bad,
+            start,
+            timeout: Duration::from_secs_f64(timeout.max(0.1)),
+            inner: Mutex::new(Some(Inner {
+                consumer,
+                builder: FrameBuilder::new(hint, metadata, json_schema),
+                pending_frame: None,
+                pending_errors: VecDeque::new(),
+                handed_out: Positions::new(),
+            })),
+            bad: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Joins the consumer group and reads `topics` (which must exist).
+    fn subscribe(&self, py: Python<'_>, topics: Vec<String>) -> PyResult<()> {
+        self.with_inner(py, |inner| {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            client::partition_counts(inner.consumer.client(), &self.settings, &names, self.timeout)?;
+            inner
+                .consumer
+                .subscribe(&names)
+                .map_err(|e| Error::kafka(format!("cannot subscribe to {names:?}"), &e))
+        })
+    }
+
+    /// Reads the given partitions without a group: `(topic, partition)` or
+    /// `(topic, partition, offset)`; without an offset, `offset=` applies.
+    fn assign(&self, py: Python<'_>, partitions: Vec<(String, i32, Option<i64>)>) -> PyResult<()> {
+        self.with_inner(py, |inner| {
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition, offset) in &partitions {
+                let n = client::partition_counts(inner.consumer.client(), &self.settings, &[topic], self.timeout)?[0];
+                if *partition < 0 || *partition as usize >= n {
+                    return Err(Error::Config(format!(
+                        "partition {partition} does not exist: topic {topic:?} has partitions 0..{}",
+                        n - 1
+                    )));
+                }
+                let at = offset.map_or(self.start, Offset::Offset);
+                tpl.add_partition_offset(topic, *partition, at)
+                    .map_err(|e| Error::kafka("bad assignment", &e))?;
+            }
+            inner
+                .consumer
+                .assign(&tpl)
+                .map_err(|e| Error::kafka("cannot assign partitions", &e))
+        })
+    }
+
+    /// Up to `max_rows` rows from many messages as one pyarrow.RecordBatch,
+    /// or None if nothing arrived within `timeout` seconds.
+    #[pyo3(signature = (max_rows=100_000, timeout=1.0))]
+    fn poll_batch(&self, py: Python<'_>, max_rows: usize, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let frame = self.with_inner(py, |inner| self.next_frame(inner, max_rows, timeout))?;
+        batch_to_py(py, frame)
+    }
+
+    /// Commits the offsets of every row returned so far.
+    #[pyo3(signature = (asynchronous=false))]
+    fn commit(&self, py: Python<'_>, asynchronous: bool) -> PyResult<()> {
+        self.with_inner(py, |inner| {
+            if inner.handed_out.is_empty() {
+                return Ok(());
+            }
+            let mode = if asynchronous { CommitMode::Async } else { CommitMode::Sync };
+            inner
+                .consumer
+                .commit(&tpl_of(&inner.handed_out), mode)
+                .map_err(|e| Error::kafka("commit failed", &e))
+        })
+    }
+
+    /// The group's committed offsets: {(topic, partition): offset}.
+    #[pyo3(signature = (timeout=10.0))]
+    fn committed(&self, py: Python<'_>, timeout: f64) -> PyResult<BTreeMap<(String, i32), i64>> {
+        self.with_inner(py, |inner| {
+            let tpl = inner
+                .consumer
+                .committed(Duration::from_secs_f64(timeout))
+                .map_err(|e| Error::kafka("cannot read committed offsets", &e))?;
+            Ok(tpl
+                .elements()
+                .iter()
+                .filter_map(|e| e.offset().to_raw().filter(|o| *o >= 0).map(|o| ((e.topic().to_owned(), e.partition()), o)))
+                .collect())
+        })
+    }
+
+    /// Partitions currently assigned: [(topic, partition)].
+    fn assignment(&self, py: Python<'_>) -> PyResult<Vec<(String, i32)>> {
+        self.with_inner(py, |inner| {
+            let tpl = inner
+                .consumer
+                .assignment()
+                .map_err(|e| Error::kafka("cannot read the assignment", &e))?;
+            Ok(tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect())
+        })
+    }
+
+    /// Moves assigned partitions to an offset (int, 'earliest' or 'latest')
+    /// or to the first message at or after `timestamp_ms`. Waits up to
+    /// `timeout` for a group assignment. Rows read but not yet returned are put back.
+    #[pyo3(signature = (*, offset=None, timestamp_ms=None, topic=None, partition=None, timeout=10.0))]
+    fn seek(
+        &self,
+        py: Python<'_>,
+        offset: Option<&Bound<'_, PyAny>>,
+        timestamp_ms: Option<i64>,
+        topic: Option<String>,
+        partition: Option<i32>,
+        timeout: f64,
+    ) -> PyResult<Vec<(String, i32, i64)>> {
+        let target = match (offset, timestamp_ms) {
+            (Some(o), None) => match o.extract::<i64>() {
+                Ok(n) => Some(Offset::Offset(n)),
+                Err(_) => Some(parse_offset(&o.extract::<String>()?)?),
+            },
+            (None, Some(_)) => None,
+            _ => {
+                return Err(Error::Config("seek takes exactly one of offset= or timestamp=".into()).into())
+            }
+        };
+        let wait = Duration::from_secs_f64(timeout.max(0.1));
+        self.with_inner(py, |inner| {
+            let assignment = Self::wait_for_assignment(inner, deadline(Some(timeout))?)?;
+            Self::unread(inner, wait)?;
+            let mut chosen = TopicPartitionList::new();
+            for e in assignment.elements() {
+                if topic.as_deref().is_some_and(|t| t != e.topic()) || partition.is_some_and(|p| p != e.partition()) {
+                    continue;
+                }
+                let at = target.unwrap_or(Offset::Offset(timestamp_ms.unwrap_or_default()));
+                let _ = chosen.add_partition_offset(e.topic(), e.partition(), at);
+            }
+            if chosen.count() == 0 {
+                return Err(Error::Config(format!(
+                    "no assigned partition matches topic={topic:?} partition={partition:?}"
+                )));
+            }
+            if target.is_none() {
+                chosen = inner
+                    .consumer
+                    .offsets_for_times(chosen, wait)
+                    .map_err(|e| Error::kafka("cannot look up offsets for the timestamp", &e))?;
+            }
+            let mut moved = Vec::new();
+            for e in chosen.elements() {
+                // No message at or after the time: wait at the end for new ones.
+                let at = match e.offset() {
+                    Offset::Offset(n) if n >= 0 => Offset::Offset(n),
+                    Offset::Invalid => Offset::End,
+                    other => other,
+                };
+                inner
+                    .consumer
+                    .seek(e.topic(), e.partition(), at, wait)
+                    .map_err(|err| Error::kafka(format!("cannot seek {}[{}]", e.topic(), e.partition()), &err))?;
+                moved.push((e.topic().to_owned(), e.partition(), at.to_raw().unwrap_or(-1)));
+            }
+            Ok(moved)
+        })
+    }
+
+    /// Messages skipped with `on_error='skip'`: (topic, partition, offset, error, payload).
+    #[getter]
+    fn bad_messages<'py>(&self, py: Python<'py>) -> Vec<(String, i32, i64, String, Bound<'py, PyBytes>)> {
+        self.bad
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| (b.topic.clone(), b.partition, b.offset, b.error.clone(), PyBytes::new(py, &b.payload)))
+            .collect()
+    }
+
+    /// Leaves the group (committing returned rows when auto-commit is on) and closes.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(inner) = taken {
+            detached(py, move || {
+                drop(inner);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Consumer({}{})",
+            self.settings.redacted(),
+            if self.closed() { ", closed" } else { "" }
+        )
+    }
+}

@@ -1,0 +1,64 @@
+//! Python values <-> the core's types.
+
+use arrow::array::{RecordBatch, RecordBatchReader};
+use arrow::datatypes::SchemaRef;
+use arrow::ffi_stream::RecordBatchStreamReader;
+use arrow::pyarrow::{FromPyArrow, ToPyArrow};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+/// A dict of librdkafka properties; values may be str, int, float or bool.
+pub fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
+    let mut settings = Settings::new();
+    let Some(config) = config else {
+        return Ok(settings);
+    };
+    let dict = config.cast::<PyDict>().map_err(|_| {
+        Error::Config(format!(
+            "config must be a dict of librdkafka properties, got {}",
+            config.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
+    for (k, v) in dict.iter() {
+        let key: String = k
+            .extract()
+            .map_err(|_| Error::Config(format!("config keys must be strings, got {k}")))?;
+        let value = if v.is_instance_of::<PyBool>() {
+            if v.extract::<bool>()? { "true" } else { "false" }.to_owned()
+        } else {
+            v.str()?.to_string()
+        };
+        settings.set(key, value);
+    }
+    Ok(settings)
+}
+
+/// Every batch of anything that speaks the Arrow PyCapsule stream interface.
+pub fn batches_from_py(data: &Bound<'_, PyAny>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if !data.hasattr("__arrow_c_stream__")? {
+        let ty = data.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        return Err(PyTypeError::new_err(format!(
+            "cannot send a {ty}: pass a polars or pandas DataFrame, a pyarrow Table or \
+             RecordBatch, or any object with __arrow_c_stream__"
+        ))
+        .into());
+    }
+    let reader = RecordBatchStreamReader::from_pyarrow_bound(data)?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Schema(format!("cannot read the frame's Arrow data: {e}")))?;
+    Ok((schema, batches))
+}
+
+/// A pyarrow.RecordBatch, or None.
+pub fn batch_to_py(py: Python<'_>, batch: Option<RecordBatch>) -> PyResult<Py<PyAny>> {
+    match batch {
+        Some(b) => Ok(b.to_pyarrow(py)?.unbind()),
+        None => Ok(py.None()),
+    }
+}

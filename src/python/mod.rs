@@ -1,0 +1,39 @@
+//! The Python face of the core: thin #[pyclass] wrappers.
+
+mod admin;
+mod consumer;
+mod convert;
+mod local_broker;
+mod producer;
+mod wait;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = false)]
+pub mod _tskafka {
+    #[pymodule_export]
+    use super::admin::Admin;
+    #[pymodule_export]
+    use super::consumer::Consumer;
+    #[pymodule_export]
+    use super::local_broker::LocalBroker;
+    #[pymodule_export]
+    use super::producer::{Producer, SendReport};
+
+    use super::*;
+
+    /// The `[default]` section of a config.ini overlaid with `section`.
+    #[pyfunction]
+    #[pyo3(signature = (text, section=None))]
+    fn read_ini(text: &str, section: Option<&str>) -> PyResult<std::collections::BTreeMap<String, String>> {
+        let settings = crate::config::Settings::from_ini(text, section)?;
+        Ok(settings.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    }
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+        m.add("librdkafka_version", librdkafka)
+    }
+}

@@ -1,0 +1,472 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use pyo3::prelude::*;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+
+use super::convert::{batches_from_py, settings_from_py};
+use super::wait::{deadline, detached, slice, Interrupts};
+use crate::client::{self, Context};
+use crate::config::Settings;
+use crate::encode::{EncodeOptions, Encoder, Format, SCHEMA_HEADER};
+use crate::error::{Error, Result};
+
+/// Delivery counts of one `send`, updated from librdkafka's delivery callbacks.
+#[derive(Default)]
+pub struct Tally {
+    pending: AtomicU64,
+    rows: AtomicU64,
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    failed_rows: AtomicU64,
+    failed_messages: AtomicU64,
+    errors: Mutex<HashMap<String, u64>>,
+}
+
+impl Tally {
+    fn fail(&self, rows: u64, reason: String) {
+        self.failed_rows.fetch_add(rows, Relaxed);
+        self.failed_messages.fetch_add(1, Relaxed);
+        *self.errors.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
+    }
+}
+
+pub struct Ticket {
+    tally: Arc<Tally>,
+    rows: u64,
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = Box<Ticket>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        let t = &ticket.tally;
+        match result {
+            Ok(m) => {
+                t.rows.fetch_add(ticket.rows, Relaxed);
+                t.messages.fetch_add(1, Relaxed);
+                t.bytes.fetch_add(m.payload_len() as u64, Relaxed);
+            }
+            Err((e, _)) => t.fail(ticket.rows, e.to_string()),
+        }
+        t.pending.fetch_sub(1, Relaxed);
+    }
+}
+
+/// What one `send` (or `flush`) delivered.
+#[pyclass(frozen, module = "tskafka._tskafka", get_all, skip_from_py_object)]
+#[derive(Clone)]
+pub struct SendReport {
+    /// Topic written to (empty for a flush across topics).
+    topic: String,
+    /// Rows delivered and acknowledged by the broker.
+    rows: u64,
+    messages: u64,
+    /// Payload bytes delivered (before compression).
+    bytes: u64,
+    /// Rows still in flight (only with `wait=False`).
+    rows_pending: u64,
+    seconds: f64,
+}
+
+#[pymethods]
+impl SendReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "SendReport(topic={:?}, rows={}, messages={}, bytes={}, rows_pending={}, seconds={:.3})",
+            self.topic, self.rows, self.messages, self.bytes, self.rows_pending, self.seconds
+        )
+    }
+
+    /// Rows per second over the call.
+    #[getter]
+    fn rows_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.rows as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+struct Outstanding {
+    topic: String,
+    tally: Arc<Tally>,
+    rows_sent: u64,
+    started: Instant,
+}
+
+struct Inner {
+    producer: ThreadedProducer<Context>,
+    partitions: Mutex<HashMap<String, usize>>,
+    outstanding: Mutex<Vec<Outstanding>>,
+}
+
+#[pyclass(frozen, module = "tskafka._tskafka")]
+pub struct Producer {
+    settings: Settings,
+    inner: Mutex<Option<Arc<Inner>>>,
+}
+
+impl Producer {
+    fn inner(&self) -> Result<Arc<Inner>> {
+        self.inner
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(Error::Closed("this Producer"))
+    }
+
+    fn max_message_bytes(&self) -> usize {
+        let limit = self
+            .settings
+            .get("message.max.bytes")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1_000_000);
+        // Room for the record's key, headers and framing.
+        limit.saturating_sub(limit / 50).max(1024)
+    }
+
+    fn partition_count(&self, inner: &Inner, topic: &str, timeout: Duration) -> Result<usize> {
+        if let Some(&n) = inner.partitions.lock().unwrap_or_else(PoisonError::into_inner).get(topic) {
+            return Ok(n);
+        }
+        let n = client::partition_counts(inner.producer.client(), &self.settings, &[topic], timeout)?[0];
+        inner.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned(), n);
+        Ok(n)
+    }
+}
+
+fn report(o: &Outstanding, seconds: f64) -> Result<SendReport> {
+    let t = &o.tally;
+    let failed = t.failed_rows.load(Relaxed);
+    let rows = t.rows.load(Relaxed);
+    if failed > 0 {
+        let errors = t.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reasons: Vec<_> = errors.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1));
+        let why = reasons
+            .iter()
+            .take(3)
+            .map(|(r, n)| format!("{r} ({n} messages)"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::Produce {
+            message: format!(
+                "{failed} of {} rows to topic {:?} were not delivered ({} messages failed): {why}",
+                o.rows_sent,
+                o.topic,
+                t.failed_messages.load(Relaxed)
+            ),
+            rows_failed: failed,
+            rows_delivered: rows,
+        });
+    }
+    Ok(SendReport {
+        topic: o.topic.clone(),
+        rows,
+        messages: t.messages.load(Relaxed),
+        bytes: t.bytes.load(Relaxed),
+        rows_pending: o.rows_sent - rows - failed,
+        seconds,
+    })
+}
+
+/// Waits until `tally` has no messages in flight.
+fn wait_delivered(tally: &Tally, deadline: Option<Instant>) -> Result<bool> {
+    let mut interrupts = Interrupts::new();
+    while tally.pending.load(Relaxed) > 0 {
+        if slice(deadline).is_none() {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        interrupts.check()?;
+    }
+    Ok(true)
+}
+
+#[pymethods]
+impl Producer {
+    #[new]
+    #[pyo3(signature = (bootstrap_servers=None, config=None))]
+    fn new(py: Python<'_>, bootstrap_servers: Option<String>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mut settings = settings_from_py(config)?;
+        if let Some(b) = bootstrap_servers {
+            settings.set("bootstrap.servers", b);
+        }
+        settings
+            .default("enable.idempotence", "true")
+            .default("linger.ms", "5")
+            .default("client.id", "tskafka");
+        let producer: ThreadedProducer<Context> =
+            detached(py, || client::create(&settings, Context::default()))?;
+        Ok(Self {
+            settings,
+            inner: Mutex::new(Some(Arc::new(Inner {
+                producer,
+                partitions: Mutex::new(HashMap::new()),
+                outstanding: Mutex::new(Vec::new()),
+            }))),
+        })
+    }
+
+    /// Sends every row of `data` to `topic`; see the Python docstring.
+    #[pyo3(signature = (topic, data, *, key=None, timestamp=None, partition=None, headers=None,
+                        format="arrow", rows_per_message=10_000, wait=true, timeout=30.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        py: Python<'_>,
+        topic: String,
+        data: &Bound<'_, PyAny>,
+        key: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<String>,
+        partition: Option<i32>,
+        headers: Option<HashMap<String, Vec<u8>>>,
+        format: &str,
+        rows_per_message: usize,
+        wait: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<SendReport> {
+        let key_columns: Vec<String> = match key {
+            None => Vec::new(),
+            Some(k) if k.is_instance_of::<pyo3::types::PyString>() => vec![k.extract()?],
+            Some(k) => k.extract()?,
+        };
+        let options = EncodeOptions {
+            format: format.parse::<Format>()?,
+            rows_per_message,
+            key_columns,
+            timestamp_column: timestamp,
+            max_message_bytes: self.max_message_bytes(),
+        };
+        let (schema, batches) = batches_from_py(data)?;
+        let inner = self.inner()?;
+        let metadata_timeout = Duration::from_secs_f64(timeout.unwrap_or(30.0).clamp(0.1, 300.0));
+        let deadline = deadline(timeout)?;
+        detached(py, || {
+            let encoder = Encoder::new(schema, options)?;
+            let partitions = self.partition_count(&inner, &topic, metadata_timeout)?;
+            if let Some(p) = partition {
+                if p < 0 || p as usize >= partitions {
+                    return Err(Error::Config(format!(
+                        "partition {p} does not exist: topic {topic:?} has partitions 0..{}",
+                        partitions - 1
+                    )));
+                }
+            }
+            let mut base_headers = OwnedHeaders::new();
+            for (k, v) in headers.iter().flatten() {
+                base_headers = base_headers.insert(Header { key: k, value: Some(v) });
+            }
+            if let Some(schema) = encoder.json_schema_header() {
+                base_headers = base_headers.insert(Header {
+                    key: SCHEMA_HEADER,
+                    value: Some(schema),
+                });
+            }
+            let with_headers = base_headers.count() > 0;
+            let started = Instant::now();
+            let tally = Arc::new(Tally::default());
+            let mut rows_sent = 0u64;
+            let mut interrupts = Interrupts::new();
+            let result = (|| -> Result<()> {
+                for batch in &batches {
+                    send_batch(
+                        &inner.producer,
+                        &encoder,
+                        batch,
+                        &topic,
+                        partition,
+                        with_headers.then_some(&base_headers),
+                        &tally,
+                        &mut rows_sent,
+                        &mut interrupts,
+                    )?;
+                }
+                Ok(())
+            })();
+            let outstanding = Outstanding {
+                topic: topic.clone(),
+                tally: tally.clone(),
+                rows_sent,
+                started,
+            };
+            if let Err(e) = result {
+                // Whatever was queued is still tracked: flush() reports it.
+                inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).push(outstanding);
+                return Err(e);
+            }
+            if wait {
+                let done = wait_delivered(&tally, deadline);
+                if !matches!(done, Ok(true)) {
+                    inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).push(outstanding);
+                    done?;
+                    return Err(Error::Timeout(format!(
+                        "{} of {rows_sent} rows to {topic:?} were not acknowledged within {:.1}s; \
+                         they are still in flight: call flush() to wait for them",
+                        rows_sent - tally.rows.load(Relaxed) - tally.failed_rows.load(Relaxed),
+                        timeout.unwrap_or_default()
+                    )));
+                }
+                report(&outstanding, started.elapsed().as_secs_f64())
+            } else {
+                let r = report(&outstanding, started.elapsed().as_secs_f64());
+                inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).push(outstanding);
+                r
+            }
+        })
+    }
+
+    /// Waits for every message sent with `wait=False` (or left by an interrupted send).
+    #[pyo3(signature = (timeout=None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<SendReport> {
+        let inner = self.inner()?;
+        let deadline = deadline(timeout)?;
+        detached(py, || {
+            let pending: Vec<Outstanding> = std::mem::take(&mut *inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner));
+            let started = pending.iter().map(|o| o.started).min().unwrap_or_else(Instant::now);
+            for o in &pending {
+                if !wait_delivered(&o.tally, deadline)? {
+                    let left: u64 = pending.iter().map(|o| o.tally.pending.load(Relaxed)).sum();
+                    inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).extend(pending);
+                    return Err(Error::Timeout(format!(
+                        "{left} messages still in flight after {:.1}s; call flush() again",
+                        timeout.unwrap_or_default()
+                    )));
+                }
+            }
+            let total = Outstanding {
+                topic: {
+                    let mut topics: Vec<&str> = pending.iter().map(|o| o.topic.as_str()).collect();
+                    topics.dedup();
+                    if topics.len() == 1 { topics[0].to_owned() } else { String::new() }
+                },
+                tally: Arc::new(Tally::default()),
+                rows_sent: pending.iter().map(|o| o.rows_sent).sum(),
+                started,
+            };
+            for o in &pending {
+                let (a, b) = (&total.tally, &o.tally);
+                a.rows.fetch_add(b.rows.load(Relaxed), Relaxed);
+                a.messages.fetch_add(b.messages.load(Relaxed), Relaxed);
+                a.bytes.fetch_add(b.bytes.load(Relaxed), Relaxed);
+                a.failed_rows.fetch_add(b.failed_rows.load(Relaxed), Relaxed);
+                a.failed_messages.fetch_add(b.failed_messages.load(Relaxed), Relaxed);
+                for (k, v) in b.errors.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+                    *a.errors.lock().unwrap_or_else(PoisonError::into_inner).entry(k.clone()).or_default() += v;
+                }
+            }
+            report(&total, started.elapsed().as_secs_f64())
+        })
+    }
+
+    /// Messages queued or in flight.
+    #[getter]
+    fn in_flight(&self) -> PyResult<i32> {
+        Ok(self.inner()?.producer.in_flight_count())
+    }
+
+    /// Flushes (up to `timeout` seconds) and closes; later calls raise ClosedError.
+    #[pyo3(signature = (timeout=30.0))]
+    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let Some(inner) = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return Ok(());
+        };
+        detached(py, move || {
+            let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+            let mut interrupts = Interrupts::new();
+            while inner.producer.in_flight_count() > 0 && Instant::now() < deadline {
+                let _ = inner.producer.flush(Duration::from_millis(100));
+                interrupts.check()?;
+            }
+            let left = inner.producer.in_flight_count();
+            drop(inner);
+            if left > 0 {
+                return Err(Error::Produce {
+                    message: format!("closed with {left} messages not delivered after {timeout}s"),
+                    rows_failed: 0,
+                    rows_delivered: 0,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Producer({}{})",
+            self.settings.redacted(),
+            if self.closed() { ", closed" } else { "" }
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_batch(
+    producer: &ThreadedProducer<Context>,
+    encoder: &Encoder,
+    batch: &RecordBatch,
+    topic: &str,
+    partition: Option<i32>,
+    headers: Option<&OwnedHeaders>,
+    tally: &Arc<Tally>,
+    rows_sent: &mut u64,
+    interrupts: &mut Interrupts,
+) -> Result<()> {
+    encoder.encode(batch, &mut |m| {
+        let rows = m.rows as u64;
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Ticket>> = BaseRecord::with_opaque_to(
+            topic,
+            Box::new(Ticket {
+                tally: tally.clone(),
+                rows,
+            }),
+        )
+        .payload(&m.payload[..]);
+        if let Some(k) = &m.key {
+            record = record.key(&k[..]);
+        }
+        if let Some(ts) = m.timestamp_ms {
+            record = record.timestamp(ts);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h.clone());
+        }
+        tally.pending.fetch_add(1, Relaxed);
+        *rows_sent += rows;
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    // The local queue is full: let librdkafka drain it, then retry.
+                    record = r;
+                    producer.poll(Duration::from_millis(1));
+                    interrupts.check().inspect_err(|_| {
+                        tally.pending.fetch_sub(1, Relaxed);
+                        *rows_sent -= rows;
+                    })?;
+                }
+                Err((e, _)) => {
+                    tally.pending.fetch_sub(1, Relaxed);
+                    tally.fail(rows, e.to_string());
+                    break;
+                }
+            }
+        }
+        interrupts.check()
+    })
+}

@@ -1,0 +1,306 @@
+//! Tansu's in-memory storage, with two answers corrected so that clients
+//! resume and seek without losing rows:
+//!
+//! - a fetch from an offset inside a record batch must return that batch
+//!   (Tansu returned the next one, skipping the rest of the batch);
+//! - ListOffsets must answer from the high watermark (latest) and from the
+//!   records' timestamps (Tansu used the last batch's base offset and the
+//!   time the batch was stored).
+//!
+//! Everything else is delegated unchanged.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tansu_sans_io::{
+    ConfigResource, ErrorCode, IsolationLevel, ListOffset, ScramMechanism,
+    create_topics_request::CreatableTopic,
+    delete_groups_response::DeletableGroupResult,
+    delete_records_request::DeleteRecordsTopic,
+    delete_records_response::DeleteRecordsTopicResult,
+    describe_cluster_response::DescribeClusterBroker,
+    describe_configs_response::DescribeConfigsResult,
+    describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic,
+    incremental_alter_configs_request::AlterConfigsResource,
+    incremental_alter_configs_response::AlterConfigsResourceResponse,
+    list_groups_response::ListedGroup,
+    record::{deflated, inflated},
+    to_timestamp,
+    txn_offset_commit_response::TxnOffsetCommitResponseTopic,
+};
+use tansu_storage::{
+    BrokerRegistrationRequest, GroupDetail, ListOffsetResponse, MetadataResponse, NamedGroupDetail, OffsetCommitRequest,
+    OffsetStage, ProducerIdResponse, Result, ScramCredential, Storage, StorageContainer, TopicId,
+    Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse, TxnOffsetCommitRequest,
+    UpdateError, Version,
+};
+use url::Url;
+use uuid::Uuid;
+
+#[derive(Clone, Debug)]
+pub struct Corrected(pub StorageContainer);
+
+impl Corrected {
+    /// The first batch at or after `offset` (Tansu's own fetch order).
+    async fn first_from(&self, tp: &Topition, offset: i64, iso: IsolationLevel) -> Result<Option<deflated::Batch>> {
+        Ok(self.0.fetch(tp, offset, 0, 1, iso).await?.into_iter().next())
+    }
+
+    /// The base offset of the batch holding `offset`: the largest base <= offset.
+    async fn batch_start(&self, tp: &Topition, offset: i64, iso: IsolationLevel) -> Result<i64> {
+        if let Some(b) = self.first_from(tp, offset, iso).await? {
+            if b.base_offset <= offset {
+                return Ok(offset);
+            }
+        }
+        let stage = self.0.offset_stage(tp).await?;
+        if offset >= stage.high_watermark() || offset < stage.log_start() {
+            return Ok(offset);
+        }
+        let (mut lo, mut hi) = (stage.log_start(), offset);
+        match self.first_from(tp, lo, iso).await? {
+            Some(b) if b.base_offset <= offset => lo = b.base_offset,
+            _ => return Ok(offset),
+        }
+        // Largest o with a batch base in [o, offset]; that base is o itself.
+        while lo < hi {
+            let mid = lo + (hi - lo + 1) / 2;
+            match self.first_from(tp, mid, iso).await? {
+                Some(b) if b.base_offset <= offset => lo = mid,
+                _ => hi = mid - 1,
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The first offset whose record timestamp is >= `at_ms`, and that timestamp.
+    async fn offset_for_time(&self, tp: &Topition, at_ms: i64) -> Result<Option<(i64, i64)>> {
+        let stage = self.0.offset_stage(tp).await?;
+        let mut next = stage.log_start();
+        while next < stage.high_watermark() {
+            let batches = self
+                .0
+                .fetch(tp, next, 0, 4 << 20, IsolationLevel::ReadUncommitted)
+                .await?;
+            let Some(last) = batches.last() else { break };
+            next = last.base_offset + last.last_offset_delta as i64 + 1;
+            for b in batches {
+                if b.max_timestamp < at_ms {
+                    continue;
+                }
+                let base = b.base_offset;
+                let inflated = inflated::Batch::try_from(b)?;
+                for r in &inflated.records {
+                    let ts = inflated.base_timestamp + r.timestamp_delta;
+                    if ts >= at_ms {
+                        return Ok(Some((base + r.offset_delta as i64, ts)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Storage for Corrected {
+    async fn fetch(
+        &self,
+        topition: &'_ Topition,
+        offset: i64,
+        min_bytes: u32,
+        max_bytes: u32,
+        isolation: IsolationLevel,
+    ) -> Result<Vec<deflated::Batch>> {
+        let start = self.batch_start(topition, offset, isolation).await?;
+        self.0.fetch(topition, start, min_bytes, max_bytes, isolation).await
+    }
+
+    async fn list_offsets(
+        &self,
+        isolation_level: IsolationLevel,
+        offsets: &[(Topition, ListOffset)],
+    ) -> Result<Vec<(Topition, ListOffsetResponse)>> {
+        let mut out = Vec::with_capacity(offsets.len());
+        for (tp, request) in offsets {
+            let stage: OffsetStage = self.0.offset_stage(tp).await?;
+            let (offset, timestamp) = match request {
+                ListOffset::Earliest => (stage.log_start(), None),
+                ListOffset::Latest => (
+                    if isolation_level == IsolationLevel::ReadCommitted {
+                        stage.last_stable()
+                    } else {
+                        stage.high_watermark()
+                    },
+                    None,
+                ),
+                ListOffset::Timestamp(at) => match self.offset_for_time(tp, to_timestamp(at)?).await? {
+                    Some((offset, ts)) => (offset, tansu_sans_io::to_system_time(ts).ok()),
+                    None => (-1, None),
+                },
+            };
+            out.push((
+                tp.clone(),
+                ListOffsetResponse {
+                    error_code: ErrorCode::None,
+                    timestamp,
+                    offset: Some(offset),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn register_broker(&self, r: BrokerRegistrationRequest) -> Result<()> {
+        self.0.register_broker(r).await
+    }
+    async fn create_topic(&self, topic: CreatableTopic, validate_only: bool) -> Result<Uuid> {
+        self.0.create_topic(topic, validate_only).await
+    }
+    async fn incremental_alter_resource(&self, r: AlterConfigsResource) -> Result<AlterConfigsResourceResponse> {
+        self.0.incremental_alter_resource(r).await
+    }
+    async fn delete_records(&self, topics: &[DeleteRecordsTopic]) -> Result<Vec<DeleteRecordsTopicResult>> {
+        self.0.delete_records(topics).await
+    }
+    async fn delete_topic(&self, topic: &TopicId) -> Result<ErrorCode> {
+        self.0.delete_topic(topic).await
+    }
+    async fn brokers(&self) -> Result<Vec<DescribeClusterBroker>> {
+        self.0.brokers().await
+    }
+    async fn produce(&self, txn: Option<&str>, tp: &Topition, batch: deflated::Batch) -> Result<i64> {
+        self.0.produce(txn, tp, batch).await
+    }
+    async fn offset_stage(&self, tp: &Topition) -> Result<OffsetStage> {
+        self.0.offset_stage(tp).await
+    }
+    async fn offset_commit(
+        &self,
+        group_id: &str,
+        retention: Option<Duration>,
+        offsets: &[(Topition, OffsetCommitRequest)],
+    ) -> Result<Vec<(Topition, ErrorCode)>> {
+        self.0.offset_commit(group_id, retention, offsets).await
+    }
+    async fn offset_fetch(
+        &self,
+        group_id: Option<&str>,
+        topics: &[Topition],
+        require_stable: Option<bool>,
+    ) -> Result<BTreeMap<Topition, i64>> {
+        self.0.offset_fetch(group_id, topics, require_stable).await
+    }
+    async fn committed_offset_topitions(&self, group_id: &str) -> Result<BTreeMap<Topition, i64>> {
+        self.0.committed_offset_topitions(group_id).await
+    }
+    async fn metadata(&self, topics: Option<&[TopicId]>) -> Result<MetadataResponse> {
+        self.0.metadata(topics).await
+    }
+    async fn upsert_user_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    ) -> Result<()> {
+        self.0.upsert_user_scram_credential(user, mechanism, credential).await
+    }
+    async fn delete_user_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<()> {
+        self.0.delete_user_scram_credential(user, mechanism).await
+    }
+    async fn user_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<Option<ScramCredential>> {
+        self.0.user_scram_credential(user, mechanism).await
+    }
+    async fn describe_config(
+        &self,
+        name: &str,
+        resource: ConfigResource,
+        keys: Option<&[String]>,
+    ) -> Result<DescribeConfigsResult> {
+        self.0.describe_config(name, resource, keys).await
+    }
+    async fn list_groups(&self, states_filter: Option<&[String]>) -> Result<Vec<ListedGroup>> {
+        self.0.list_groups(states_filter).await
+    }
+    async fn delete_groups(&self, group_ids: Option<&[String]>) -> Result<Vec<DeletableGroupResult>> {
+        self.0.delete_groups(group_ids).await
+    }
+    async fn describe_groups(
+        &self,
+        group_ids: Option<&[String]>,
+        include_authorized_operations: bool,
+    ) -> Result<Vec<NamedGroupDetail>> {
+        self.0.describe_groups(group_ids, include_authorized_operations).await
+    }
+    async fn describe_topic_partitions(
+        &self,
+        topics: Option<&[TopicId]>,
+        partition_limit: i32,
+        cursor: Option<Topition>,
+    ) -> Result<Vec<DescribeTopicPartitionsResponseTopic>> {
+        self.0.describe_topic_partitions(topics, partition_limit, cursor).await
+    }
+    async fn update_group(
+        &self,
+        group_id: &str,
+        detail: GroupDetail,
+        version: Option<Version>,
+    ) -> Result<Version, UpdateError<GroupDetail>> {
+        self.0.update_group(group_id, detail, version).await
+    }
+    async fn init_producer(
+        &self,
+        transaction_id: Option<&str>,
+        transaction_timeout_ms: i32,
+        producer_id: Option<i64>,
+        producer_epoch: Option<i16>,
+    ) -> Result<ProducerIdResponse> {
+        self.0
+            .init_producer(transaction_id, transaction_timeout_ms, producer_id, producer_epoch)
+            .await
+    }
+    async fn txn_add_offsets(
+        &self,
+        transaction_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+    ) -> Result<ErrorCode> {
+        self.0
+            .txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
+            .await
+    }
+    async fn txn_add_partitions(&self, partitions: TxnAddPartitionsRequest) -> Result<TxnAddPartitionsResponse> {
+        self.0.txn_add_partitions(partitions).await
+    }
+    async fn txn_offset_commit(&self, offsets: TxnOffsetCommitRequest) -> Result<Vec<TxnOffsetCommitResponseTopic>> {
+        self.0.txn_offset_commit(offsets).await
+    }
+    async fn txn_end(
+        &self,
+        transaction_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        committed: bool,
+    ) -> Result<ErrorCode> {
+        self.0
+            .txn_end(transaction_id, producer_id, producer_epoch, committed)
+            .await
+    }
+    async fn maintain(&self, now: SystemTime) -> Result<()> {
+        self.0.maintain(now).await
+    }
+    async fn cluster_id(&self) -> Result<String> {
+        self.0.cluster_id().await
+    }
+    async fn node(&self) -> Result<i32> {
+        self.0.node().await
+    }
+    async fn advertised_listener(&self) -> Result<Url> {
+        self.0.advertised_listener().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.0.ping().await
+    }
+}

@@ -1,0 +1,85 @@
+"""Offsets, commits, seeks and assignment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import polars as pl
+from conftest import read_all, retail_frame
+
+import tskafka as tk
+
+
+def test_assign_without_a_group_from_an_offset(bootstrap, new_topic):
+    topic = new_topic(2)
+    tk.Producer(bootstrap).send(topic, pl.DataFrame({"i": range(10)}), rows_per_message=1, partition=1)
+    with tk.Consumer(bootstrap, partitions=[(topic, 1, 4)]) as c:
+        back = read_all(c, 6)
+    assert back["i"].to_list() == list(range(4, 10))
+
+
+def test_latest_skips_what_was_there(bootstrap, new_topic):
+    topic = new_topic(1)
+    p = tk.Producer(bootstrap)
+    p.send(topic, pl.DataFrame({"i": [1, 2]}))
+    with tk.Consumer(bootstrap, partitions=[(topic, 0)], offset="latest") as c:
+        assert c.poll_frame(timeout=1.0) is None
+        p.send(topic, pl.DataFrame({"i": [3]}))
+        assert read_all(c, 1)["i"].to_list() == [3]
+
+
+def test_manual_commit_resumes_after_the_last_commit(bootstrap, new_topic):
+    topic = new_topic(1)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    tk.Producer(bootstrap).send(topic, pl.DataFrame({"i": range(100)}), rows_per_message=10)
+    with tk.Consumer(bootstrap, topics=[topic], group_id=group, offset="earliest", auto_commit=False) as c:
+        first = c.poll_frame(max_rows=30, timeout=10)
+        assert first is not None and 30 <= len(first) < 100
+        c.commit()
+        assert c.committed() == {(topic, 0): len(first) // 10}  # offsets count messages
+        c.poll_frame(max_rows=30, timeout=5)  # read but never committed
+    with tk.Consumer(bootstrap, topics=[topic], group_id=group, offset="earliest", auto_commit=False) as c:
+        rest = read_all(c, 100 - len(first))
+    assert first["i"].to_list() + rest["i"].to_list() == list(range(100))
+
+
+def test_seek_to_offset_and_to_time(bootstrap, new_topic):
+    topic = new_topic(1)
+    df = retail_frame(100)
+    tk.Producer(bootstrap).send(topic, df, format="json", timestamp="InvoiceDate")
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        read_all(c, 100)
+        moved = c.seek(90)
+        assert moved == [(topic, 0, 90)]
+        assert read_all(c, 10)["row"].to_list() == list(range(90, 100))
+        at = dt.datetime(2009, 12, 1, 7, 45) + dt.timedelta(minutes=42)
+        c.seek(timestamp=at)
+        back = read_all(c, 58)
+        assert back["row"].to_list() == list(range(42, 100))
+
+
+def test_max_rows_bounds_a_frame(bootstrap, new_topic):
+    topic = new_topic(1)
+    tk.Producer(bootstrap).send(topic, pl.DataFrame({"i": range(1000)}), rows_per_message=100)
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        sizes = []
+        while sum(sizes) < 1000:
+            f = c.poll_frame(max_rows=250, timeout=5)
+            assert f is not None
+            sizes.append(len(f))
+    # A frame stops at the first message that reaches max_rows.
+    assert max(sizes) <= 300
+
+
+def test_admin_topics(admin, new_topic):
+    name = new_topic(4)
+    assert name in admin.list_topics()
+    parts = admin.describe_topic(name)
+    assert [p["partition"] for p in parts] == [0, 1, 2, 3]
+    assert all(p["low"] == 0 and p["high"] == 0 for p in parts)
+    with __import__("pytest").raises(tk.KafkaError):
+        admin.create_topic(name)
+    admin.create_topic(name, exist_ok=True)
+    admin.delete_topic(name)
+    assert name not in admin.list_topics()

@@ -1,0 +1,147 @@
+"""Bad input and unreachable brokers give clear exceptions, quickly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import polars as pl
+import pytest
+from conftest import read_all, retail_frame
+
+import tskafka as tk
+
+
+def test_exception_tree_has_one_root():
+    for name in [
+        "ConfigError", "SchemaError", "KafkaError", "ProduceError", "ConsumeError",
+        "DecodeError", "ClosedError", "TimeoutError", "BrokerError",
+    ]:
+        assert issubclass(getattr(tk, name), tk.TsKafkaError), name
+
+
+def test_unknown_topic_is_named_with_the_fix(bootstrap):
+    with pytest.raises(tk.KafkaError, match="create_topic") as err:
+        tk.Producer(bootstrap).send("no-such-topic", retail_frame(5))
+    assert err.value.code == "UnknownTopicOrPartition"
+    assert "no-such-topic" in str(err.value)
+    with pytest.raises(tk.KafkaError, match="no-such-topic"):
+        tk.Consumer(bootstrap, topics=["no-such-topic"])
+
+
+def test_dead_broker_fails_within_the_timeout():
+    started = time.monotonic()
+    with pytest.raises(tk.KafkaError, match="could not reach") as err:
+        tk.Producer("127.0.0.1:9").send("t", retail_frame(5), timeout=2.0)
+    assert time.monotonic() - started < 6
+    assert err.value.retriable
+    started = time.monotonic()
+    with pytest.raises(tk.KafkaError, match="could not reach"):
+        tk.Consumer("127.0.0.1:9", topics=["t"], timeout=2.0)
+    assert time.monotonic() - started < 6
+    with pytest.raises(tk.TsKafkaError):
+        tk.Admin("127.0.0.1:9").list_topics(timeout=1.0)
+
+
+def test_wrong_column_names_and_types(bootstrap, topic):
+    p = tk.Producer(bootstrap)
+    df = retail_frame(5)
+    with pytest.raises(tk.SchemaError, match=r'"StockCod".*"StockCode"'):
+        p.send(topic, df, key="StockCod")
+    with pytest.raises(tk.SchemaError, match="timestamp column"):
+        p.send(topic, df, timestamp="Country")
+    nested = pl.DataFrame({"x": [[1, 2]]})
+    with pytest.raises(tk.SchemaError, match="supported: bool"):
+        p.send(topic, nested, format="json")
+    p.send(topic, nested, format="arrow")  # Arrow carries any type
+    with pytest.raises(TypeError, match="cannot send a list"):
+        p.send(topic, [1, 2, 3])
+    with pytest.raises(tk.ConfigError, match="unknown format"):
+        p.send(topic, df, format="xml")
+
+
+def test_bad_config_is_a_config_error_without_the_secret():
+    with pytest.raises(tk.ConfigError) as err:
+        tk.Producer("127.0.0.1:9", {"no.such.property": 1, "sasl.password": "s3cr3t-sentinel"})
+    assert "no.such.property" in str(err.value)
+    assert "s3cr3t-sentinel" not in str(err.value)
+    p = tk.Producer("127.0.0.1:9", {"sasl.password": "s3cr3t-sentinel"})
+    assert "s3cr3t-sentinel" not in repr(p)
+    with pytest.raises(tk.ConfigError, match="bootstrap"):
+        tk.Producer()
+
+
+def test_garbage_bytes_raise_decode_error_naming_the_message(bootstrap, new_topic):
+    confluent = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    p = tk.Producer(bootstrap)
+    p.send(topic, pl.DataFrame({"a": [1, 2]}))
+    raw = confluent.Producer({"bootstrap.servers": bootstrap})
+    raw.produce(topic, b"\x00\x01\x02 not kafka data", partition=0)
+    raw.produce(topic, b'{"a": "not an int"}', partition=0, headers={"tskafka.schema": b'[["a","Int64"]]'})
+    raw.flush(10)
+    p.send(topic, pl.DataFrame({"a": [3]}))
+
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        rows, errors = [], []
+        deadline = time.monotonic() + 20
+        while len(rows) < 3 and time.monotonic() < deadline:
+            try:
+                frame = c.poll_frame(timeout=0.5)
+            except tk.DecodeError as e:
+                errors.append(e)
+                continue
+            if frame is not None:
+                rows.extend(frame["a"].to_list())
+    assert sorted(rows) == [1, 2, 3]
+    assert [(e.topic, e.partition, e.offset) for e in errors] == [(topic, 0, 1), (topic, 0, 2)]
+    assert f"{topic}[0]@1" in str(errors[0])
+    assert errors[0].payload == b"\x00\x01\x02 not kafka data"
+
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest", on_error="skip") as c:
+        back = read_all(c, 3)
+        assert sorted(back["a"].to_list()) == [1, 2, 3]
+        assert [b[2] for b in c.bad_messages] == [1, 2]
+
+
+def test_ctrl_c_during_poll_frame_returns_within_a_second(bootstrap, topic):
+    with tk.Consumer(bootstrap, topics=[topic]) as c:
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            c.poll_frame(timeout=30.0)
+        took = time.monotonic() - started - 0.5
+        assert took < 1.0, took
+        # Still usable afterwards.
+        assert c.poll_frame(timeout=0.1) is None
+
+
+def test_closed_clients_say_so(bootstrap, topic):
+    p = tk.Producer(bootstrap)
+    p.close()
+    with pytest.raises(tk.ClosedError):
+        p.send(topic, retail_frame(1))
+    c = tk.Consumer(bootstrap, topics=[topic])
+    c.close()
+    with pytest.raises(tk.ClosedError):
+        c.poll_frame()
+    b = tk.LocalBroker()
+    b.close()
+    with pytest.raises(tk.ClosedError):
+        _ = b.bootstrap_servers
+
+
+def test_local_broker_port_in_use(bootstrap):
+    port = int(bootstrap.rsplit(":", 1)[1])
+    if os.environ.get("TSKAFKA_BOOTSTRAP"):
+        pytest.skip("needs the embedded broker")
+    with pytest.raises(tk.BrokerError, match=f"port {port}"):
+        tk.LocalBroker(port=port)
+
+
+def test_partition_out_of_range(bootstrap, topic):
+    with pytest.raises(tk.ConfigError, match="partitions 0..2"):
+        tk.Producer(bootstrap).send(topic, retail_frame(1), partition=7)

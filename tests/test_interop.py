@@ -1,0 +1,75 @@
+"""Other Kafka clients on the other end: confluent-kafka reads what tskafka
+wrote (with plain pyarrow / json), and tskafka reads what they wrote."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc
+import pytest
+from conftest import read_all, retail_frame
+
+import tskafka as tk
+
+confluent = pytest.importorskip("confluent_kafka")
+
+
+def _drain(bootstrap: str, topic: str, count: int) -> list:
+    c = confluent.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"interop-{topic}", "auto.offset.reset": "earliest"}
+    )
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + 30
+    while len(out) < count and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        out.append(m)
+    c.close()
+    assert len(out) == count
+    return out
+
+
+def test_confluent_reads_arrow_messages_with_plain_pyarrow(bootstrap, topic):
+    df = retail_frame(2_000)
+    report = tk.Producer(bootstrap, {"compression.type": "lz4"}).send(
+        topic, df, key="StockCode", timestamp="InvoiceDate"
+    )
+    messages = _drain(bootstrap, topic, report.messages)
+    tables = [pyarrow.ipc.open_stream(m.value()).read_all() for m in messages]
+    for m, t in zip(messages, tables, strict=True):
+        assert set(t.column("StockCode").to_pylist()) == {m.key().decode()}
+    back = pl.from_arrow(pa.concat_tables(tables)).sort("row")
+    assert back.equals(df)
+
+
+def test_confluent_reads_json_messages(bootstrap, topic):
+    df = retail_frame(300)
+    tk.Producer(bootstrap).send(topic, df, format="json", key="Invoice")
+    rows = [json.loads(m.value()) for m in _drain(bootstrap, topic, 300)]
+    rows.sort(key=lambda r: r["row"])
+    assert [r["Quantity"] for r in rows] == df["Quantity"].to_list()
+    assert [r["Description"] for r in rows] == df["Description"].to_list()
+
+
+def test_tskafka_reads_json_that_confluent_wrote(bootstrap, new_topic):
+    topic = new_topic(1)
+    p = confluent.Producer({"bootstrap.servers": bootstrap})
+    for i in range(500):
+        row = {"timestamp": f"2024-01-01T00:00:{i % 60:02d}Z", "value": i * 0.5, "n": i, "tag": None if i % 7 else "x"}
+        p.produce(topic, json.dumps(row).encode(), partition=0)
+    # the pandas-chunk pattern: a list of records in one message
+    p.produce(topic, json.dumps([{"n": 500, "value": 1.0}, {"n": 501, "value": 2.0}]).encode(), partition=0)
+    p.flush(10)
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        back = read_all(c, 502)
+    assert back["n"].dtype == pl.Int64
+    assert back["n"].to_list() == list(range(502))
+    assert back["value"].dtype == pl.Float64
+    assert back["timestamp"].dtype == pl.Datetime("us", "UTC")
+    assert back["tag"].null_count() == 502 - len(range(0, 500, 7))
