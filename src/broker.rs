@@ -25,20 +25,25 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr().map_err(|e| Error::Broker(e.to_string()))?.port())
 }
 
-/// `memory://` by default; a path is kept on disk where the engine can.
+/// In memory by default; a file path keeps topics and offsets in SQLite.
 fn storage_url(storage: Option<&str>) -> Result<Url> {
-    let text = storage.unwrap_or("memory://tansu/");
-    let url = Url::parse(text).map_err(|e| {
-        Error::Config(format!(
-            "storage {text:?} is not a storage URL ({e}); use None for memory"
-        ))
-    })?;
-    match url.scheme() {
-        "memory" => Ok(url),
-        other => Err(Error::Config(format!(
-            "storage scheme {other:?} is not supported by the embedded broker; \
-             use None (memory)"
-        ))),
+    let memory = || Url::parse("memory://tansu/").expect("valid url");
+    match storage {
+        None | Some("memory") | Some("memory://") => Ok(memory()),
+        Some(path) => {
+            let path = std::path::absolute(path)
+                .map_err(|e| Error::Config(format!("storage path {path:?}: {e}")))?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Config(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            // Tansu joins the URL path to the working directory; a leading
+            // "//" keeps an absolute path absolute.
+            Url::parse(&format!("sqlite:///{}", path.display())).map_err(|e| {
+                Error::Config(format!("storage path {} is not usable: {e}", path.display()))
+            })
+        }
     }
 }
 

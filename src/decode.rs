@@ -247,20 +247,10 @@ impl FrameBuilder {
         let mut lines = Vec::new();
         let rows = if first == Some(b'[') {
             // A JSON array of records: one row each.
-            match serde_json::from_slice::<Vec<serde_json::Value>>(payload) {
-                Ok(values) => {
-                    for v in &values {
-                        if !v.is_object() {
-                            self.reject(m, format!("JSON array element is not an object: {v}"));
-                            return;
-                        }
-                        serde_json::to_writer(&mut lines, v).expect("vec write");
-                        lines.push(b'\n');
-                    }
-                    values.len()
-                }
+            match array_to_lines(payload, &mut lines) {
+                Ok(rows) => rows,
                 Err(e) => {
-                    self.reject(m, format!("invalid JSON: {e}"));
+                    self.reject(m, e);
                     return;
                 }
             }
@@ -514,6 +504,63 @@ fn with_zone(col: &ArrayRef, tz: &str) -> ArrayRef {
     }
 }
 
+/// `[{..},{..}]` -> one object per line (what the JSON decoder reads), and how many.
+fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usize, String> {
+    let (mut depth, mut in_string, mut escaped, mut rows, mut closed) = (0usize, false, false, 0usize, false);
+    let start = payload.iter().position(|&b| b == b'[').unwrap_or(0) + 1;
+    for &b in &payload[start..] {
+        if closed {
+            if !b.is_ascii_whitespace() {
+                return Err("invalid JSON: data after the closing ']'".into());
+            }
+            continue;
+        }
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                if depth == 0 {
+                    return Err("JSON array element is not an object".into());
+                }
+                in_string = true;
+                out.push(b);
+            }
+            b'{' | b'[' => {
+                if depth == 0 && b == b'[' {
+                    return Err("JSON array element is not an object".into());
+                }
+                depth += 1;
+                out.push(b);
+            }
+            b'}' | b']' if depth > 0 => {
+                depth -= 1;
+                out.push(b);
+                if depth == 0 {
+                    out.push(b'\n');
+                    rows += 1;
+                }
+            }
+            b']' => closed = true,
+            b',' if depth == 0 => {}
+            c if c.is_ascii_whitespace() && depth == 0 => {}
+            _ if depth == 0 => return Err("JSON array element is not an object".into()),
+            _ => out.push(b),
+        }
+    }
+    if !closed || depth != 0 || in_string {
+        return Err("invalid JSON: the array is not closed".into());
+    }
+    Ok(rows)
+}
+
 fn looks_like_datetime(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() >= 19
@@ -600,7 +647,7 @@ mod tests {
         .unwrap();
         let mut out = Vec::new();
         enc.encode(batch, &mut |m| {
-            out.push(m.payload);
+            out.push(m.payload.to_vec());
             Ok(())
         })
         .unwrap();
@@ -677,6 +724,17 @@ mod tests {
         assert_eq!(bad[0].payload, b"\x00\x01garbage");
         let err = bad[0].clone().into_error().to_string();
         assert!(err.contains("t[0]@1"), "{err}");
+    }
+
+    #[test]
+    fn json_arrays_become_lines() {
+        let mut out = Vec::new();
+        let rows = array_to_lines(br#" [{"a":"x,]}\"","b":[1,2]}, {"a":null}] "#, &mut out).unwrap();
+        assert_eq!(rows, 2);
+        assert_eq!(out, b"{\"a\":\"x,]}\\\"\",\"b\":[1,2]}\n{\"a\":null}\n");
+        for bad in [&b"[1, 2]"[..], b"[{\"a\":1}", b"[\"s\"]", b"[{}] x"] {
+            assert!(array_to_lines(bad, &mut Vec::new()).is_err(), "{:?}", std::str::from_utf8(bad));
+        }
     }
 
     #[test]

@@ -62,11 +62,11 @@ impl Default for EncodeOptions {
     }
 }
 
-/// One Kafka message ready to produce.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub payload: Vec<u8>,
-    pub key: Option<Vec<u8>>,
+/// One Kafka message ready to produce (borrowed: the sink copies what it keeps).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Message<'a> {
+    pub payload: &'a [u8],
+    pub key: Option<&'a [u8]>,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: Option<i64>,
     pub rows: usize,
@@ -74,6 +74,8 @@ pub struct Message {
 
 pub const JSON_TYPES: &str = "bool, int8-64, uint8-64, float16/32/64, string (utf8, large, view), \
      date32/64, timestamp (any unit, with or without zone), dictionary/categorical of strings, null";
+
+pub type Sink<'s> = dyn FnMut(Message<'_>) -> Result<()> + 's;
 
 pub struct Encoder {
     options: EncodeOptions,
@@ -182,11 +184,7 @@ impl Encoder {
     }
 
     /// Encodes `batch`, handing each message to `sink` in order.
-    pub fn encode(
-        &self,
-        batch: &RecordBatch,
-        sink: &mut dyn FnMut(Message) -> Result<()>,
-    ) -> Result<()> {
+    pub fn encode(&self, batch: &RecordBatch, sink: &mut Sink<'_>) -> Result<()> {
         if batch.schema().fields() != self.schema.fields() {
             return Err(Error::Schema(format!(
                 "batch schema {:?} differs from the first batch's {:?}",
@@ -199,22 +197,22 @@ impl Encoder {
         }
         let keys = self.keys(batch)?;
         let timestamps = self.timestamps_ms(batch)?;
-        match self.options.format {
-            Format::Json => self.encode_json(batch, keys.as_ref(), timestamps.as_deref(), sink),
-            Format::Arrow => match keys {
-                None => self.encode_arrow_rows(batch, None, timestamps.as_deref(), sink),
-                Some(keys) => {
-                    for (key, rows) in group_rows(&keys) {
-                        let indices = UInt32Array::from(rows);
-                        let part = take_record_batch(batch, &indices)?;
-                        let ts = timestamps.as_ref().map(|t| {
-                            indices.values().iter().map(|&i| t[i as usize]).collect::<Vec<_>>()
-                        });
-                        self.encode_arrow_rows(&part, key, ts.as_deref(), sink)?;
-                    }
-                    Ok(())
+        if self.options.format == Format::Json && self.options.rows_per_message == 1 {
+            return self.encode_json_rows(batch, keys.as_ref(), timestamps.as_deref(), sink);
+        }
+        match keys {
+            None => self.encode_chunks(batch, None, timestamps.as_deref(), sink),
+            Some(keys) => {
+                for (key, rows) in group_rows(&keys) {
+                    let indices = UInt32Array::from(rows);
+                    let part = take_record_batch(batch, &indices)?;
+                    let ts = timestamps.as_ref().map(|t| {
+                        indices.values().iter().map(|&i| t[i as usize]).collect::<Vec<_>>()
+                    });
+                    self.encode_chunks(&part, key, ts.as_deref(), sink)?;
                 }
-            },
+                Ok(())
+            }
         }
     }
 
@@ -252,97 +250,137 @@ impl Encoder {
         Ok(Some(epoch_millis(batch.column(i).as_ref())))
     }
 
-    fn encode_arrow_rows(
+    /// Messages of up to `rows_per_message` rows of `batch`, all with `key`.
+    fn encode_chunks(
         &self,
         batch: &RecordBatch,
         key: Option<&str>,
         timestamps: Option<&[Option<i64>]>,
-        sink: &mut dyn FnMut(Message) -> Result<()>,
+        sink: &mut Sink<'_>,
     ) -> Result<()> {
+        let json = match self.options.format {
+            Format::Json => Some(JsonRows::new(batch)?),
+            Format::Arrow => None,
+        };
+        let chunk = Chunk {
+            batch,
+            json: json.as_ref(),
+            key: key.map(str::as_bytes),
+            timestamps,
+        };
         let n = batch.num_rows();
         let mut start = 0;
         while start < n {
             let len = self.options.rows_per_message.min(n - start);
-            self.encode_arrow_slice(batch, start, len, key, timestamps, sink)?;
+            self.encode_slice(&chunk, start, len, sink)?;
             start += len;
         }
         Ok(())
     }
 
-    fn encode_arrow_slice(
-        &self,
-        batch: &RecordBatch,
-        start: usize,
-        len: usize,
-        key: Option<&str>,
-        timestamps: Option<&[Option<i64>]>,
-        sink: &mut dyn FnMut(Message) -> Result<()>,
-    ) -> Result<()> {
-        let payload = ipc_stream(&compact_views(&batch.slice(start, len))?)?;
+    /// One message of rows `start..start + len`, split in two while too large.
+    fn encode_slice(&self, chunk: &Chunk<'_>, start: usize, len: usize, sink: &mut Sink<'_>) -> Result<()> {
+        let payload = match chunk.json {
+            Some(rows) => rows.array(start, len),
+            None => ipc_stream(&compact_views(&chunk.batch.slice(start, len))?)?,
+        };
         if payload.len() > self.options.max_message_bytes {
             if len == 1 {
-                return Err(Error::Schema(format!(
-                    "one row encodes to {} bytes, over the {} bytes a message may hold: \
-                     raise 'message.max.bytes' (on the producer and the topic) or drop wide columns",
-                    payload.len(),
-                    self.options.max_message_bytes
-                )));
+                return Err(too_large(start, payload.len(), self.options.max_message_bytes));
             }
             let half = len / 2;
-            self.encode_arrow_slice(batch, start, half, key, timestamps, sink)?;
-            return self.encode_arrow_slice(batch, start + half, len - half, key, timestamps, sink);
+            self.encode_slice(chunk, start, half, sink)?;
+            return self.encode_slice(chunk, start + half, len - half, sink);
         }
-        let timestamp_ms = timestamps.and_then(|t| t[start..start + len].iter().flatten().max().copied());
         sink(Message {
-            payload,
-            key: key.map(|k| k.as_bytes().to_vec()),
-            timestamp_ms,
+            payload: &payload,
+            key: chunk.key,
+            timestamp_ms: chunk
+                .timestamps
+                .and_then(|t| t[start..start + len].iter().flatten().max().copied()),
             rows: len,
         })
     }
 
-    fn encode_json(
+    /// One JSON object per message.
+    fn encode_json_rows(
         &self,
         batch: &RecordBatch,
         keys: Option<&StringArray>,
         timestamps: Option<&[Option<i64>]>,
-        sink: &mut dyn FnMut(Message) -> Result<()>,
+        sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let writers = batch
-            .columns()
-            .iter()
-            .zip(batch.schema().fields())
-            .map(|(col, field)| JsonColumn::new(field, col))
-            .collect::<Result<Vec<_>>>()?;
+        let rows = JsonRows::new(batch)?;
         let mut buf = Vec::with_capacity(256);
         for row in 0..batch.num_rows() {
             buf.clear();
-            buf.push(b'{');
-            for (i, w) in writers.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b',');
-                }
-                w.write(row, &mut buf);
-            }
-            buf.push(b'}');
+            rows.write_object(row, &mut buf);
             if buf.len() > self.options.max_message_bytes {
-                return Err(Error::Schema(format!(
-                    "row {row} encodes to {} bytes of JSON, over the {} bytes a message may hold: \
-                     raise 'message.max.bytes' (on the producer and the topic) or drop wide columns",
-                    buf.len(),
-                    self.options.max_message_bytes
-                )));
+                return Err(too_large(row, buf.len(), self.options.max_message_bytes));
             }
             sink(Message {
-                payload: buf.clone(),
-                key: keys
-                    .filter(|k| k.is_valid(row))
-                    .map(|k| k.value(row).as_bytes().to_vec()),
+                payload: &buf,
+                key: keys.filter(|k| k.is_valid(row)).map(|k| k.value(row).as_bytes()),
                 timestamp_ms: timestamps.and_then(|t| t[row]),
                 rows: 1,
             })?;
         }
         Ok(())
+    }
+}
+
+/// What one message is cut from.
+struct Chunk<'a> {
+    batch: &'a RecordBatch,
+    json: Option<&'a JsonRows>,
+    key: Option<&'a [u8]>,
+    timestamps: Option<&'a [Option<i64>]>,
+}
+
+fn too_large(row: usize, bytes: usize, limit: usize) -> Error {
+    Error::Schema(format!(
+        "row {row} alone encodes to {bytes} bytes, over the {limit} bytes a message may hold: \
+         raise 'message.max.bytes' (on the producer and the topic) or drop wide columns"
+    ))
+}
+
+/// Writes rows of a batch as JSON objects.
+struct JsonRows(Vec<JsonColumn>);
+
+impl JsonRows {
+    fn new(batch: &RecordBatch) -> Result<Self> {
+        batch
+            .columns()
+            .iter()
+            .zip(batch.schema().fields())
+            .map(|(col, field)| JsonColumn::new(field, col))
+            .collect::<Result<Vec<_>>>()
+            .map(Self)
+    }
+
+    fn write_object(&self, row: usize, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, w) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            w.write(row, out);
+        }
+        out.push(b'}');
+    }
+
+    /// `[{...},{...}]`: what `json.loads` turns into a list of records.
+    fn array(&self, start: usize, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len * 128);
+        out.push(b'[');
+        for row in start..start + len {
+            if row > start {
+                out.push(b',');
+            }
+            self.write_object(row, &mut out);
+        }
+        out.push(b']');
+        out
     }
 }
 
@@ -628,11 +666,24 @@ mod tests {
         .unwrap()
     }
 
-    fn collect(batch: &RecordBatch, options: EncodeOptions) -> Vec<Message> {
+    #[derive(Debug)]
+    struct Owned {
+        payload: Vec<u8>,
+        key: Option<Vec<u8>>,
+        timestamp_ms: Option<i64>,
+        rows: usize,
+    }
+
+    fn collect(batch: &RecordBatch, options: EncodeOptions) -> Vec<Owned> {
         let enc = Encoder::new(batch.schema(), options).unwrap();
         let mut out = Vec::new();
         enc.encode(batch, &mut |m| {
-            out.push(m);
+            out.push(Owned {
+                payload: m.payload.to_vec(),
+                key: m.key.map(<[u8]>::to_vec),
+                timestamp_ms: m.timestamp_ms,
+                rows: m.rows,
+            });
             Ok(())
         })
         .unwrap();
@@ -645,6 +696,7 @@ mod tests {
             &sample(),
             EncodeOptions {
                 format: Format::Json,
+                rows_per_message: 1,
                 key_columns: vec!["code".into()],
                 timestamp_column: Some("at".into()),
                 ..Default::default()
@@ -661,6 +713,18 @@ mod tests {
         );
         assert_eq!(text[2], r#"{"code":"A\"é","qty":null,"price":2.5,"at":null}"#);
         assert_eq!(msgs[0].key.as_deref(), Some("A\"é".as_bytes()));
+        let arrays = collect(
+            &sample(),
+            EncodeOptions {
+                format: Format::Json,
+                rows_per_message: 10,
+                key_columns: vec!["code".into()],
+                ..Default::default()
+            },
+        );
+        let first: serde_json::Value = serde_json::from_slice(&arrays[0].payload).unwrap();
+        assert_eq!(first.as_array().unwrap().len(), 2);
+        assert_eq!(arrays.iter().map(|m| m.rows).collect::<Vec<_>>(), vec![2, 1, 1]);
         assert_eq!(msgs[3].key, None);
         assert_eq!(msgs[0].timestamp_ms, Some(1_259_653_500_000));
         assert_eq!(msgs[2].timestamp_ms, None);

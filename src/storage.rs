@@ -113,7 +113,14 @@ impl Storage for Corrected {
         max_bytes: u32,
         isolation: IsolationLevel,
     ) -> Result<Vec<deflated::Batch>> {
+        let batches = self.0.fetch(topition, offset, min_bytes, max_bytes, isolation).await?;
+        if batches.first().is_some_and(|b| b.base_offset == offset) {
+            return Ok(batches);
+        }
         let start = self.batch_start(topition, offset, isolation).await?;
+        if start == offset {
+            return Ok(batches);
+        }
         self.0.fetch(topition, start, min_bytes, max_bytes, isolation).await
     }
 

@@ -145,3 +145,15 @@ def test_local_broker_port_in_use(bootstrap):
 def test_partition_out_of_range(bootstrap, topic):
     with pytest.raises(tk.ConfigError, match="partitions 0..2"):
         tk.Producer(bootstrap).send(topic, retail_frame(1), partition=7)
+
+
+def test_file_storage_keeps_data_across_restarts(tmp_path):
+    path = tmp_path / "broker" / "kafka.db"
+    with tk.LocalBroker(storage=str(path)) as broker:
+        tk.Admin(broker.bootstrap_servers).create_topic("kept", partitions=2)
+        tk.Producer(broker.bootstrap_servers).send("kept", retail_frame(300), key="StockCode")
+    assert path.exists()
+    with tk.LocalBroker(storage=str(path)) as broker:
+        assert "kept" in tk.Admin(broker.bootstrap_servers).list_topics()
+        with tk.Consumer(broker.bootstrap_servers, topics=["kept"], offset="earliest") as c:
+            assert read_all(c, 300).sort("row").equals(retail_frame(300))

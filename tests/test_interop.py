@@ -4,6 +4,7 @@ wrote (with plain pyarrow / json), and tskafka reads what they wrote."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import polars as pl
@@ -73,3 +74,54 @@ def test_tskafka_reads_json_that_confluent_wrote(bootstrap, new_topic):
     assert back["value"].dtype == pl.Float64
     assert back["timestamp"].dtype == pl.Datetime("us", "UTC")
     assert back["tag"].null_count() == 502 - len(range(0, 500, 7))
+
+
+def test_kafka_python_reads_and_writes(bootstrap, new_topic):
+    kafka = pytest.importorskip("kafka")
+    topic = new_topic(1)
+    df = retail_frame(200)
+    tk.Producer(bootstrap).send(topic, df, rows_per_message=50)
+    consumer = kafka.KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000
+    )
+    tables = []
+    for m in consumer:
+        tables.append(pyarrow.ipc.open_stream(m.value).read_all())
+        if sum(t.num_rows for t in tables) >= 200:
+            break
+    consumer.close()
+    assert pl.from_arrow(pa.concat_tables(tables)).sort("row").equals(df)
+
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(20):
+        producer.send(topic, json.dumps({"n": i}).encode())
+    producer.flush(10)
+    producer.close()
+    with tk.Consumer(bootstrap, partitions=[(topic, 0)], offset="earliest") as c:
+        back = read_all(c, 220)
+    assert back.filter(pl.col("n").is_not_null())["n"].to_list() == list(range(20))
+
+
+def test_kcat_reads_json(bootstrap, topic):
+    import shutil
+    import subprocess
+
+    import re
+
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    if kcat is None:
+        pytest.skip("kcat is not installed (apt-get install kcat)")
+    version = re.search(r"librdkafka (\d+)\.(\d+)", subprocess.run([kcat, "-V"], capture_output=True, text=True).stdout)
+    if version and (int(version[1]), int(version[2])) < (2, 1) and not os.environ.get("TSKAFKA_BOOTSTRAP"):
+        pytest.skip(
+            f"this kcat is built on librdkafka {version[1]}.{version[2]}, which misreads the "
+            "default-valued tagged fields in the embedded broker's ApiVersions v3 answer"
+        )
+    tk.Producer(bootstrap).send(topic, retail_frame(30), format="json", key="StockCode")
+    out = subprocess.run(
+        [kcat, "-b", bootstrap, "-t", topic, "-C", "-e", "-q", "-f", "%k\t%s\n"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    lines = [line.split("\t", 1) for line in out.splitlines() if line]
+    assert len(lines) == 30
+    assert all(json.loads(value)["StockCode"] == key for key, value in lines)

@@ -19,7 +19,8 @@ import tskafka as tk
 def test_retail_frame_round_trips_exactly(bootstrap, topic, fmt, kind):
     df = retail_frame(3_000)
     data = {"polars": df, "pyarrow": df.to_arrow(), "pandas": df.to_pandas()}[kind]
-    report = tk.Producer(bootstrap).send(topic, data, format=fmt, rows_per_message=700)
+    per_message = 700 if fmt == "arrow" else None  # json: one row per message
+    report = tk.Producer(bootstrap).send(topic, data, format=fmt, rows_per_message=per_message)
     assert (report.rows, report.rows_pending) == (3_000, 0)
     assert report.messages == (5 if fmt == "arrow" else 3_000)
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
@@ -99,8 +100,9 @@ def test_several_key_columns_and_json_keys(bootstrap, topic):
 @pytest.mark.parametrize("fmt", ["arrow", "json"])
 def test_event_time_becomes_the_kafka_timestamp(bootstrap, topic, fmt):
     df = retail_frame(500)
+    per_message = 100 if fmt == "arrow" else 1
     tk.Producer(bootstrap).send(
-        topic, df, timestamp="InvoiceDate", format=fmt, rows_per_message=100, partition=1
+        topic, df, timestamp="InvoiceDate", format=fmt, rows_per_message=per_message, partition=1
     )
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest", metadata=True) as c:
         back = read_all(c, 500).sort("row")
@@ -213,3 +215,44 @@ def test_datetimes_with_zones_and_dates(bootstrap, topic):
     assert back["day"][0] == dt.date(2024, 3, 31)
     assert back["small"].dtype == pl.Int16
     assert back["cat"].cast(pl.Utf8).to_list() == ["a"]
+
+
+def test_the_whole_retail_log_goes_through(bootstrap, new_topic):
+    from tskafka import datasets
+
+    topic = new_topic(3)
+    retail = datasets.online_retail()
+    assert retail.height == 1_067_371
+    report = tk.Producer(bootstrap, {"compression.type": "lz4"}).send(
+        topic, retail, key="StockCode", timestamp="InvoiceDate"
+    )
+    assert report.rows == retail.height
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        back = read_all(c, retail.height, timeout=120)
+    assert back.height == retail.height
+    revenue = (pl.col("Quantity") * pl.col("Price")).sum()
+    assert back.select(revenue).item() == pytest.approx(retail.select(revenue).item())
+    assert back.sort("InvoiceDate", "StockCode", "Invoice", "Quantity").equals(
+        retail.sort("InvoiceDate", "StockCode", "Invoice", "Quantity")
+    )
+
+
+def test_json_arrays_of_rows(bootstrap, topic):
+    import json
+
+    df = retail_frame(1_000)
+    report = tk.Producer(bootstrap).send(topic, df, format="json", rows_per_message=100, key="Country")
+    assert report.rows == 1_000
+    assert report.messages >= 10
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        back = read_all(c, 1_000).sort("row")
+    assert back.equals(df)
+    confluent = pytest.importorskip("confluent_kafka")
+    cc = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": "arr", "auto.offset.reset": "earliest"})
+    cc.subscribe([topic])
+    m = None
+    while m is None:
+        m = cc.poll(5)
+    cc.close()
+    records = json.loads(m.value())
+    assert isinstance(records, list) and {r["Country"] for r in records} == {m.key().decode()}

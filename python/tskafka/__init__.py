@@ -70,15 +70,16 @@ class Producer:
         partition: int | None = None,
         headers: Mapping[str, str | bytes] | None = None,
         format: str = "arrow",
-        rows_per_message: int = 10_000,
+        rows_per_message: int | None = None,
         wait: bool = True,
         timeout: float | None = 30.0,
     ) -> SendReport:
         """Send every row of ``data`` to ``topic`` and wait for the broker's acks.
 
         - ``format='arrow'``: each message is one Arrow IPC stream of up to
-          ``rows_per_message`` rows (``pyarrow.ipc.open_stream`` reads it);
-          ``'json'``: one JSON object per row.
+          ``rows_per_message`` rows (default 10,000; ``pyarrow.ipc.open_stream``
+          reads it). ``'json'``: one JSON object per row, one row per message;
+          with ``rows_per_message=N`` a message is a JSON array of up to N rows.
         - ``key``: column(s) whose value keys each message; rows with the same
           key go to the same partition (librdkafka's partitioner). In the arrow
           format a message holds rows of one key only.
@@ -94,7 +95,7 @@ class Producer:
         return self._native.send(
             topic,
             as_arrow_stream(data),
-            key=key,
+            key=key if key is None or isinstance(key, str) else list(key),
             timestamp=timestamp,
             partition=partition,
             headers=hdrs,

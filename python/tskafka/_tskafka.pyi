@@ -2,6 +2,16 @@ from typing import Any, final
 
 import pyarrow as pa
 
+__all__ = [
+    "Admin",
+    "Consumer",
+    "LocalBroker",
+    "Producer",
+    "SendReport",
+    "read_ini",
+    "__version__",
+    "librdkafka_version",
+]
 __version__: str
 librdkafka_version: str
 
@@ -74,7 +84,7 @@ class Producer:
         partition: int | None = None,
         headers: dict[str, bytes] | None = None,
         format: str = "arrow",
-        rows_per_message: int = 10000,
+        rows_per_message: int | None = None,
         wait: bool = True,
         timeout: float | None = 30.0,
     ) -> SendReport: ...

@@ -128,7 +128,7 @@ def sensors(
 
 def revenue_by_stock_code(frame: Any, top: int = 10) -> pl.DataFrame:
     """Revenue (Quantity * Price) by StockCode, largest first."""
-    df = frame if isinstance(frame, pl.DataFrame) else pl.from_arrow(frame)
+    df = frame if isinstance(frame, pl.DataFrame) else pl.DataFrame(pl.from_arrow(frame))
     return (
         df.group_by("StockCode")
         .agg((pl.col("Quantity") * pl.col("Price")).sum().alias("revenue"))

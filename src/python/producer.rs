@@ -217,7 +217,7 @@ impl Producer {
 
     /// Sends every row of `data` to `topic`; see the Python docstring.
     #[pyo3(signature = (topic, data, *, key=None, timestamp=None, partition=None, headers=None,
-                        format="arrow", rows_per_message=10_000, wait=true, timeout=30.0))]
+                        format="arrow", rows_per_message=None, wait=true, timeout=30.0))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -229,7 +229,7 @@ impl Producer {
         partition: Option<i32>,
         headers: Option<HashMap<String, Vec<u8>>>,
         format: &str,
-        rows_per_message: usize,
+        rows_per_message: Option<usize>,
         wait: bool,
         timeout: Option<f64>,
     ) -> PyResult<SendReport> {
@@ -238,9 +238,14 @@ impl Producer {
             Some(k) if k.is_instance_of::<pyo3::types::PyString>() => vec![k.extract()?],
             Some(k) => k.extract()?,
         };
+        let format = format.parse::<Format>()?;
         let options = EncodeOptions {
-            format: format.parse::<Format>()?,
-            rows_per_message,
+            format,
+            // A JSON message is one row unless asked otherwise (then an array of rows).
+            rows_per_message: rows_per_message.unwrap_or(match format {
+                Format::Arrow => 10_000,
+                Format::Json => 1,
+            }),
             key_columns,
             timestamp_column: timestamp,
             max_message_bytes: self.max_message_bytes(),
@@ -433,9 +438,9 @@ fn send_batch(
                 rows,
             }),
         )
-        .payload(&m.payload[..]);
-        if let Some(k) = &m.key {
-            record = record.key(&k[..]);
+        .payload(m.payload);
+        if let Some(k) = m.key {
+            record = record.key(k);
         }
         if let Some(ts) = m.timestamp_ms {
             record = record.timestamp(ts);
