@@ -333,10 +333,11 @@ impl FrameBuilder {
         }
     }
 
-    /// The rows collected so far as one batch (None if there are none).
+    /// The rows collected so far (None if there are none), as batches that
+    /// share one schema: one frame, left in chunks so no row is copied again.
     /// Messages with different columns are unioned: a column missing from
     /// some messages is null there; one column with two types is an error.
-    pub fn take_frame(&mut self) -> Result<Option<RecordBatch>> {
+    pub fn take_frame(&mut self) -> Result<Option<Frame>> {
         self.flush_json();
         if self.parts.is_empty() {
             self.rows = 0;
@@ -347,61 +348,84 @@ impl FrameBuilder {
             .iter()
             .map(|(b, _)| Schema::new(b.schema().fields().clone()))
             .collect();
-        let merged = Schema::try_merge(schemas.iter().cloned()).map_err(|e| {
+        let merged = Schema::try_merge(schemas).map_err(|e| {
             Error::Schema(format!(
                 "messages in this poll have incompatible columns ({e}); \
                  read them with smaller max_rows or fix the producer"
             ))
         })?;
-        let merged = Arc::new(Schema::new(
-            merged
-                .fields()
-                .iter()
-                .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
-                .collect::<Vec<_>>(),
-        ));
+        let mut fields: Vec<_> = merged
+            .fields()
+            .iter()
+            .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+            .collect();
+        let data_schema = Arc::new(Schema::new(fields.clone()));
+        if self.metadata {
+            fields.extend(metadata_fields().into_iter().map(Arc::new));
+        }
+        let schema = Arc::new(Schema::new(fields));
         let parts = std::mem::take(&mut self.parts);
         self.rows = 0;
-        let aligned = parts
+        let batches = parts
             .iter()
-            .map(|(b, _)| align(b, &merged))
+            .map(|(b, metas)| {
+                let mut columns = align(b, &data_schema)?;
+                if self.metadata {
+                    columns.extend(metadata_columns(metas));
+                }
+                let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+            })
             .collect::<Result<Vec<_>>>()?;
-        let data = concat_batches(&merged, &aligned)?;
-        if !self.metadata {
-            return Ok(Some(data));
-        }
-        let metas: Vec<&Meta> = parts.iter().flat_map(|(_, m)| m.iter()).collect();
-        let (mut fields, mut columns): (Vec<_>, Vec<_>) = (
-            merged.fields().iter().cloned().collect(),
-            data.columns().to_vec(),
-        );
-        for (field, col) in metadata_columns(&metas) {
-            fields.push(Arc::new(field));
-            columns.push(col);
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(data.num_rows()));
-        Ok(Some(RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(fields)),
-            columns,
-            &options,
-        )?))
+        Ok(Some(Frame { schema, batches }))
     }
 }
 
-fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = schema
+/// Rows from many messages: batches that share `schema`.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Frame {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The frame as one contiguous batch.
+    pub fn concat(&self) -> Result<RecordBatch> {
+        Ok(concat_batches(&self.schema, &self.batches)?)
+    }
+}
+
+fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<ArrayRef>> {
+    Ok(schema
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) => c.clone(),
             None => new_null_array(f.data_type(), batch.num_rows()),
         })
-        .collect();
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+        .collect())
 }
 
-fn metadata_columns(metas: &[&Meta]) -> Vec<(Field, ArrayRef)> {
+fn metadata_fields() -> [Field; 5] {
+    [
+        Field::new(METADATA_COLUMNS[0], DataType::Utf8, false),
+        Field::new(METADATA_COLUMNS[1], DataType::Int32, false),
+        Field::new(METADATA_COLUMNS[2], DataType::Int64, false),
+        Field::new(
+            METADATA_COLUMNS[3],
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(METADATA_COLUMNS[4], DataType::Utf8, true),
+    ]
+}
+
+/// topic, partition, offset, timestamp and key of each row's message.
+fn metadata_columns(metas: &[Meta]) -> Vec<ArrayRef> {
     let rows: usize = metas.iter().map(|m| m.rows).sum();
     let mut topic = Vec::with_capacity(rows);
     let mut partition = Vec::with_capacity(rows);
@@ -418,30 +442,11 @@ fn metadata_columns(metas: &[&Meta]) -> Vec<(Field, ArrayRef)> {
         }
     }
     vec![
-        (
-            Field::new(METADATA_COLUMNS[0], DataType::Utf8, false),
-            Arc::new(StringArray::from(topic)) as ArrayRef,
-        ),
-        (
-            Field::new(METADATA_COLUMNS[1], DataType::Int32, false),
-            Arc::new(Int32Array::from(partition)),
-        ),
-        (
-            Field::new(METADATA_COLUMNS[2], DataType::Int64, false),
-            Arc::new(Int64Array::from(offset)),
-        ),
-        (
-            Field::new(
-                METADATA_COLUMNS[3],
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                true,
-            ),
-            Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
-        ),
-        (
-            Field::new(METADATA_COLUMNS[4], DataType::Utf8, true),
-            Arc::new(StringArray::from(key)),
-        ),
+        Arc::new(StringArray::from(topic)),
+        Arc::new(Int32Array::from(partition)),
+        Arc::new(Int64Array::from(offset)),
+        Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
+        Arc::new(StringArray::from(key)),
     ]
 }
 
@@ -675,7 +680,7 @@ mod tests {
             for (i, p) in payloads.iter().enumerate() {
                 b.push(msg(p, i as i64, header.as_deref()));
             }
-            let out = b.take_frame().unwrap().unwrap();
+            let out = b.take_frame().unwrap().unwrap().concat().unwrap();
             assert!(!b.has_bad());
             assert_eq!(out.num_rows(), 3);
             for (a, e) in out.columns().iter().zip(batch.columns()) {
@@ -693,7 +698,7 @@ mod tests {
         let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
         b.push(msg(br#"{"x": 1, "at": "2020-01-01T00:00:00Z", "s": "a"}"#, 0, None));
         b.push(msg(br#"[{"x": 2, "at": "2020-01-01T00:00:01+01:00", "s": null, "y": 1.5}]"#, 1, None));
-        let out = b.take_frame().unwrap().unwrap();
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         let s = out.schema();
         assert_eq!(s.field_with_name("x").unwrap().data_type(), &DataType::Int64);
         assert_eq!(
@@ -716,7 +721,7 @@ mod tests {
         b.push(msg(&payloads[0][..payloads[0].len() / 2], 2, None));
         b.push(msg(br#"{"qty": "not a number"}"#, 3, Some(br#"[["qty","Int64"]]"#)));
         b.push(msg(br#"{"qty": 4}"#, 4, Some(br#"[["qty","Int64"]]"#)));
-        let out = b.take_frame().unwrap().unwrap();
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         assert_eq!(out.num_rows(), 3);
         let bad = b.take_bad();
         assert_eq!(bad.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -747,7 +752,7 @@ mod tests {
         let mut b = FrameBuilder::new(FormatHint::Json, false, None);
         b.push(msg(br#"{"a": 1}"#, 0, Some(br#"[["a","Int64"]]"#)));
         b.push(msg(br#"{"b": "x"}"#, 1, Some(br#"[["b","Utf8"]]"#)));
-        let out = b.take_frame().unwrap().unwrap();
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         assert_eq!(out.num_columns(), 2);
         assert_eq!(out.column(1).null_count(), 1);
     }

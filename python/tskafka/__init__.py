@@ -201,7 +201,7 @@ class Consumer:
     def poll_frame(self, max_rows: int = 100_000, timeout: float | None = 1.0) -> Any:
         """Up to ``max_rows`` rows (from as many messages as arrive within
         ``timeout`` seconds) as one frame, or None if nothing arrived."""
-        return convert(self._native.poll_batch(max_rows, timeout), self.output)
+        return convert(self._native.poll_table(max_rows, timeout), self.output)
 
     def commit(self, asynchronous: bool = False) -> None:
         """Commit the offsets of every row returned so far."""

@@ -28,17 +28,17 @@ def as_arrow_stream(data: Any) -> Any:
     )
 
 
-def convert(batch: pa.RecordBatch | None, output: Output) -> Any:
-    if batch is None:
+def convert(table: pa.Table | None, output: Output) -> Any:
+    if table is None:
         return None
     if output == "pyarrow":
-        return pa.Table.from_batches([batch])
+        return table
     if output == "polars":
         import polars as pl
 
-        return pl.from_arrow(batch, rechunk=False)
+        return pl.from_arrow(table, rechunk=False)
     if output == "pandas":
-        return batch.to_pandas()
+        return table.to_pandas()
     raise ValueError(f"output must be 'polars', 'pyarrow' or 'pandas', got {output!r}")
 
 

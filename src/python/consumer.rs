@@ -2,7 +2,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use arrow::pyarrow::FromPyArrow;
 use pyo3::prelude::*;
@@ -12,11 +11,11 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::convert::{batch_to_py, settings_from_py};
+use super::convert::{frame_to_py, settings_from_py};
 use super::wait::{deadline, detached, slice, Interrupts};
 use crate::client::{self, Context};
 use crate::config::Settings;
-use crate::decode::{BadMessage, FormatHint, FrameBuilder, MessageRef};
+use crate::decode::{BadMessage, Frame, FormatHint, FrameBuilder, MessageRef};
 use crate::encode::SCHEMA_HEADER;
 use crate::error::{Error, Result};
 
@@ -32,7 +31,7 @@ struct Inner {
     consumer: BaseConsumer<Context>,
     builder: FrameBuilder,
     /// A frame decoded before a DecodeError was raised; returned next.
-    pending_frame: Option<(RecordBatch, Positions)>,
+    pending_frame: Option<(Frame, Positions)>,
     pending_errors: VecDeque<BadMessage>,
     /// Next offset per partition of every row handed to Python.
     handed_out: Positions,
@@ -105,7 +104,7 @@ impl Consumer {
         inner.handed_out.extend(positions);
     }
 
-    fn next_frame(&self, inner: &mut Inner, max_rows: usize, timeout: Option<f64>) -> Result<Option<RecordBatch>> {
+    fn next_frame(&self, inner: &mut Inner, max_rows: usize, timeout: Option<f64>) -> Result<Option<Frame>> {
         if let Some(bad) = inner.pending_errors.pop_front() {
             return Err(bad.into_error());
         }
@@ -251,7 +250,10 @@ impl Consumer {
             .default("auto.offset.reset", if start == Offset::Beginning { "earliest" } else { "latest" })
             .default("enable.auto.commit", if auto_commit { "true" } else { "false" })
             .set("enable.auto.offset.store", "false")
-            .default("fetch.wait.max.ms", "20")
+            // Short fetch waits and large fetches: far faster from brokers that hold
+            // every fetch for the full wait (the embedded one does).
+            .default("fetch.wait.max.ms", "5")
+            .default("max.partition.fetch.bytes", "16777216")
             .default("enable.partition.eof", "false")
             .default("client.id", "tskafka");
         let skip_bad = match on_error {
@@ -323,12 +325,12 @@ impl Consumer {
         })
     }
 
-    /// Up to `max_rows` rows from many messages as one pyarrow.RecordBatch,
+    /// Up to `max_rows` rows from many messages as one pyarrow.Table,
     /// or None if nothing arrived within `timeout` seconds.
     #[pyo3(signature = (max_rows=100_000, timeout=1.0))]
-    fn poll_batch(&self, py: Python<'_>, max_rows: usize, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+    fn poll_table(&self, py: Python<'_>, max_rows: usize, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let frame = self.with_inner(py, |inner| self.next_frame(inner, max_rows, timeout))?;
-        batch_to_py(py, frame)
+        frame_to_py(py, frame)
     }
 
     /// Commits the offsets of every row returned so far.

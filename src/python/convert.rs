@@ -1,14 +1,15 @@
 //! Python values <-> the core's types.
 
-use arrow::array::{RecordBatch, RecordBatchReader};
+use arrow::array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow::datatypes::SchemaRef;
 use arrow::ffi_stream::RecordBatchStreamReader;
-use arrow::pyarrow::{FromPyArrow, ToPyArrow};
+use arrow::pyarrow::{FromPyArrow, IntoPyArrow};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict};
 
 use crate::config::Settings;
+use crate::decode::Frame;
 use crate::error::{Error, Result};
 
 /// A dict of librdkafka properties; values may be str, int, float or bool.
@@ -55,10 +56,14 @@ pub fn batches_from_py(data: &Bound<'_, PyAny>) -> Result<(SchemaRef, Vec<Record
     Ok((schema, batches))
 }
 
-/// A pyarrow.RecordBatch, or None.
-pub fn batch_to_py(py: Python<'_>, batch: Option<RecordBatch>) -> PyResult<Py<PyAny>> {
-    match batch {
-        Some(b) => Ok(b.to_pyarrow(py)?.unbind()),
-        None => Ok(py.None()),
-    }
+/// A pyarrow.Table (in the frame's chunks, not copied), or None.
+pub fn frame_to_py(py: Python<'_>, frame: Option<Frame>) -> PyResult<Py<PyAny>> {
+    let Some(frame) = frame else {
+        return Ok(py.None());
+    };
+    let reader: Box<dyn RecordBatchReader + Send> = Box::new(RecordBatchIterator::new(
+        frame.batches.into_iter().map(Ok),
+        frame.schema,
+    ));
+    Ok(reader.into_pyarrow(py)?.call_method0("read_all")?.unbind())
 }
