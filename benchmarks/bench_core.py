@@ -25,6 +25,17 @@ import tskafka as tk
 from tskafka import datasets
 
 
+def produce(p, topic: str, payload: bytes) -> None:
+    """confluent-kafka's produce, waiting while its local queue is full."""
+    while True:
+        try:
+            p.produce(topic, payload)
+            break
+        except BufferError:
+            p.poll(0.01)
+    p.poll(0)
+
+
 def median_rate(rows: int, run: Callable[[], None], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -82,13 +93,7 @@ def main() -> None:
         topic = fresh_topic()
         for rec in pandas_df.to_dict("records"):
             rec["InvoiceDate"] = rec["InvoiceDate"].isoformat()
-            while True:
-                try:
-                    p.produce(topic, json.dumps(rec).encode())
-                    break
-                except BufferError:
-                    p.poll(0.01)
-            p.poll(0)
+            produce(p, topic, json.dumps(rec).encode())
         p.flush()
 
     results["confluent per-row json"] = median_rate(len(pandas_df), per_row, 1)
@@ -99,14 +104,7 @@ def main() -> None:
         topic = fresh_topic()
         df = pandas_df.assign(InvoiceDate=pandas_df["InvoiceDate"].astype(str))
         for start in range(0, len(df), 10):
-            payload = json.dumps(df.iloc[start:start + 10].to_dict()).encode()
-            while True:
-                try:
-                    p.produce(topic, payload)
-                    break
-                except BufferError:
-                    p.poll(0.01)
-            p.poll(0)
+            produce(p, topic, json.dumps(df.iloc[start:start + 10].to_dict()).encode())
         p.flush()
 
     results["pandas 10-row chunks json"] = median_rate(len(pandas_df), chunks, 1)
@@ -119,13 +117,7 @@ def main() -> None:
             sink = io.BytesIO()
             with pyarrow.ipc.new_stream(sink, batch.schema) as w:
                 w.write_batch(batch)
-            while True:
-                try:
-                    p.produce(topic, sink.getvalue())
-                    break
-                except BufferError:
-                    p.poll(0.01)
-            p.poll(0)
+            produce(p, topic, sink.getvalue())
         p.flush()
 
     results["confluent + pyarrow ipc"] = median_rate(n, ipc_by_hand, args.repeat)

@@ -22,7 +22,9 @@ pub struct EmbeddedBroker {
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::Broker(format!("cannot find a free loopback port: {e}")))?;
-    Ok(l.local_addr().map_err(|e| Error::Broker(e.to_string()))?.port())
+    Ok(l.local_addr()
+        .map_err(|e| Error::Broker(e.to_string()))?
+        .port())
 }
 
 /// In memory by default; a file path keeps topics and offsets in SQLite.
@@ -41,7 +43,10 @@ fn storage_url(storage: Option<&str>) -> Result<Url> {
             // Tansu joins the URL path to the working directory; a leading
             // "//" keeps an absolute path absolute.
             Url::parse(&format!("sqlite:///{}", path.display())).map_err(|e| {
-                Error::Config(format!("storage path {} is not usable: {e}", path.display()))
+                Error::Config(format!(
+                    "storage path {} is not usable: {e}",
+                    path.display()
+                ))
             })
         }
     }

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::{Client, ClientContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -114,7 +114,12 @@ pub fn unknown_topic(topic: &str, bootstrap: &str) -> Error {
     }
 }
 
-pub fn unreachable(bootstrap: &str, timeout: Duration, err: &KafkaError, settings: &Settings) -> Error {
+pub fn unreachable(
+    bootstrap: &str,
+    timeout: Duration,
+    err: &KafkaError,
+    settings: &Settings,
+) -> Error {
     let code = err.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
     Error::Kafka {
         message: format!(

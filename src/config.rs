@@ -146,7 +146,8 @@ mod tests {
     #[test]
     fn redacts_secrets() {
         let mut s = Settings::new();
-        s.set("sasl.password", "hunter2").set("bootstrap.servers", "b:9092");
+        s.set("sasl.password", "hunter2")
+            .set("bootstrap.servers", "b:9092");
         let shown = s.redacted();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("b:9092"));
@@ -157,7 +158,8 @@ mod tests {
     fn defaults_do_not_override() {
         let mut s = Settings::new();
         s.set("enable.idempotence", "false");
-        s.default("enable.idempotence", "true").default("linger.ms", "5");
+        s.default("enable.idempotence", "true")
+            .default("linger.ms", "5");
         assert_eq!(s.get("enable.idempotence"), Some("false"));
         assert_eq!(s.get("linger.ms"), Some("5"));
     }

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch,
-    RecordBatchOptions, StringArray, TimestampMillisecondArray,
+    new_null_array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, RecordBatchOptions,
+    StringArray, TimestampMillisecondArray,
 };
 use arrow::compute::concat_batches;
 use arrow::compute::kernels::cast::{cast_with_options, CastOptions};
@@ -205,7 +205,11 @@ impl FrameBuilder {
             FormatHint::Auto if is_arrow => FormatHint::Arrow,
             FormatHint::Auto if matches!(first, Some(b'{') | Some(b'[')) => FormatHint::Json,
             FormatHint::Auto => {
-                let head: String = payload.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                let head: String = payload
+                    .iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 self.reject(
                     &m,
                     format!(
@@ -300,7 +304,11 @@ impl FrameBuilder {
         let decoded = self.run_schema(&run).and_then(|(schema, inferred)| {
             let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
             let batch = decode_json(&schema, &run.lines, rows)?;
-            Ok(if inferred { detect_datetimes(batch) } else { batch })
+            Ok(if inferred {
+                detect_datetimes(batch)
+            } else {
+                batch
+            })
         });
         match decoded {
             Ok(batch) => {
@@ -374,7 +382,11 @@ impl FrameBuilder {
                     columns.extend(metadata_columns(metas));
                 }
                 let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-                Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
+                Ok(RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &options,
+                )?)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(Frame { schema, batches }))
@@ -450,7 +462,11 @@ fn metadata_columns(metas: &[Meta]) -> Vec<ArrayRef> {
     ]
 }
 
-fn decode_json(schema: &SchemaRef, lines: &[u8], rows: usize) -> std::result::Result<RecordBatch, String> {
+fn decode_json(
+    schema: &SchemaRef,
+    lines: &[u8],
+    rows: usize,
+) -> std::result::Result<RecordBatch, String> {
     // Zoned datetimes are written in UTC: read them naive, then label the zone
     // (no time-zone database needed).
     let naive = Arc::new(Schema::new(
@@ -458,9 +474,11 @@ fn decode_json(schema: &SchemaRef, lines: &[u8], rows: usize) -> std::result::Re
             .fields()
             .iter()
             .map(|f| match f.data_type() {
-                DataType::Timestamp(unit, Some(_)) => {
-                    Arc::new(f.as_ref().clone().with_data_type(DataType::Timestamp(*unit, None)))
-                }
+                DataType::Timestamp(unit, Some(_)) => Arc::new(
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(DataType::Timestamp(*unit, None)),
+                ),
                 _ => f.clone(),
             })
             .collect::<Vec<_>>(),
@@ -497,21 +515,30 @@ fn decode_json(schema: &SchemaRef, lines: &[u8], rows: usize) -> std::result::Re
 /// The same instants labelled with time zone `tz`.
 fn with_zone(col: &ArrayRef, tz: &str) -> ArrayRef {
     use arrow::datatypes::{
-        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms, TimestampNanosecondType as Ns,
-        TimestampSecondType as S,
+        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+        TimestampNanosecondType as Ns, TimestampSecondType as S,
     };
     match col.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => Arc::new(col.as_primitive::<S>().clone().with_timezone(tz)),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::new(col.as_primitive::<Ms>().clone().with_timezone(tz)),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => Arc::new(col.as_primitive::<Us>().clone().with_timezone(tz)),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => Arc::new(col.as_primitive::<Ns>().clone().with_timezone(tz)),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            Arc::new(col.as_primitive::<S>().clone().with_timezone(tz))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            Arc::new(col.as_primitive::<Ms>().clone().with_timezone(tz))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Arc::new(col.as_primitive::<Us>().clone().with_timezone(tz))
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            Arc::new(col.as_primitive::<Ns>().clone().with_timezone(tz))
+        }
         _ => col.clone(),
     }
 }
 
 /// `[{..},{..}]` -> one object per line (what the JSON decoder reads), and how many.
 fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usize, String> {
-    let (mut depth, mut in_string, mut escaped, mut rows, mut closed) = (0usize, false, false, 0usize, false);
+    let (mut depth, mut in_string, mut escaped, mut rows, mut closed) =
+        (0usize, false, false, 0usize, false);
     let start = payload.iter().position(|&b| b == b'[').unwrap_or(0) + 1;
     for &b in &payload[start..] {
         if closed {
@@ -696,18 +723,41 @@ mod tests {
     #[test]
     fn foreign_json_is_inferred_with_datetimes() {
         let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
-        b.push(msg(br#"{"x": 1, "at": "2020-01-01T00:00:00Z", "s": "a"}"#, 0, None));
-        b.push(msg(br#"[{"x": 2, "at": "2020-01-01T00:00:01+01:00", "s": null, "y": 1.5}]"#, 1, None));
+        b.push(msg(
+            br#"{"x": 1, "at": "2020-01-01T00:00:00Z", "s": "a"}"#,
+            0,
+            None,
+        ));
+        b.push(msg(
+            br#"[{"x": 2, "at": "2020-01-01T00:00:01+01:00", "s": null, "y": 1.5}]"#,
+            1,
+            None,
+        ));
         let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         let s = out.schema();
-        assert_eq!(s.field_with_name("x").unwrap().data_type(), &DataType::Int64);
+        assert_eq!(
+            s.field_with_name("x").unwrap().data_type(),
+            &DataType::Int64
+        );
         assert_eq!(
             s.field_with_name("at").unwrap().data_type(),
             &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         );
-        assert_eq!(s.field_with_name("y").unwrap().data_type(), &DataType::Float64);
-        assert_eq!(out.column_by_name("kafka_offset").unwrap().as_primitive::<arrow::datatypes::Int64Type>().values(), &[0, 1]);
-        let at = out.column_by_name("at").unwrap().as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(
+            s.field_with_name("y").unwrap().data_type(),
+            &DataType::Float64
+        );
+        assert_eq!(
+            out.column_by_name("kafka_offset")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values(),
+            &[0, 1]
+        );
+        let at = out
+            .column_by_name("at")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
         assert_eq!(at.value(1) - at.value(0), -3_599_000_000);
     }
 
@@ -719,13 +769,24 @@ mod tests {
         b.push(msg(&payloads[0], 0, None));
         b.push(msg(b"\x00\x01garbage", 1, None));
         b.push(msg(&payloads[0][..payloads[0].len() / 2], 2, None));
-        b.push(msg(br#"{"qty": "not a number"}"#, 3, Some(br#"[["qty","Int64"]]"#)));
+        b.push(msg(
+            br#"{"qty": "not a number"}"#,
+            3,
+            Some(br#"[["qty","Int64"]]"#),
+        ));
         b.push(msg(br#"{"qty": 4}"#, 4, Some(br#"[["qty","Int64"]]"#)));
         let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         assert_eq!(out.num_rows(), 3);
         let bad = b.take_bad();
-        assert_eq!(bad.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![1, 2, 3]);
-        assert!(bad[0].error.contains("neither Arrow IPC nor JSON"), "{}", bad[0].error);
+        assert_eq!(
+            bad.iter().map(|m| m.offset).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(
+            bad[0].error.contains("neither Arrow IPC nor JSON"),
+            "{}",
+            bad[0].error
+        );
         assert_eq!(bad[0].payload, b"\x00\x01garbage");
         let err = bad[0].clone().into_error().to_string();
         assert!(err.contains("t[0]@1"), "{err}");
@@ -734,11 +795,16 @@ mod tests {
     #[test]
     fn json_arrays_become_lines() {
         let mut out = Vec::new();
-        let rows = array_to_lines(br#" [{"a":"x,]}\"","b":[1,2]}, {"a":null}] "#, &mut out).unwrap();
+        let rows =
+            array_to_lines(br#" [{"a":"x,]}\"","b":[1,2]}, {"a":null}] "#, &mut out).unwrap();
         assert_eq!(rows, 2);
         assert_eq!(out, b"{\"a\":\"x,]}\\\"\",\"b\":[1,2]}\n{\"a\":null}\n");
         for bad in [&b"[1, 2]"[..], b"[{\"a\":1}", b"[\"s\"]", b"[{}] x"] {
-            assert!(array_to_lines(bad, &mut Vec::new()).is_err(), "{:?}", std::str::from_utf8(bad));
+            assert!(
+                array_to_lines(bad, &mut Vec::new()).is_err(),
+                "{:?}",
+                std::str::from_utf8(bad)
+            );
         }
     }
 

@@ -10,8 +10,8 @@ use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{
     DataType, Date32Type, Date64Type, Field, Float16Type, Float32Type, Float64Type, Int16Type,
     Int32Type, Int64Type, Int8Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
-    UInt32Type, UInt64Type, UInt8Type,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
 };
 use arrow::ipc::writer::StreamWriter;
 
@@ -97,8 +97,24 @@ fn column_index(schema: &Schema, name: &str, role: &str) -> Result<usize> {
 fn json_type_supported(dt: &DataType) -> bool {
     use DataType::*;
     match dt {
-        Null | Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64
-        | Float16 | Float32 | Float64 | Utf8 | LargeUtf8 | Utf8View | Date32 | Date64
+        Null
+        | Boolean
+        | Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Float16
+        | Float32
+        | Float64
+        | Utf8
+        | LargeUtf8
+        | Utf8View
+        | Date32
+        | Date64
         | Timestamp(_, _) => true,
         Dictionary(_, v) => matches!(v.as_ref(), Utf8 | LargeUtf8 | Utf8View),
         _ => false,
@@ -110,7 +126,12 @@ pub fn schema_header(schema: &Schema) -> Vec<u8> {
     let pairs: Vec<(String, String)> = schema
         .fields()
         .iter()
-        .map(|f| (f.name().clone(), json_output_type(f.data_type()).to_string()))
+        .map(|f| {
+            (
+                f.name().clone(),
+                json_output_type(f.data_type()).to_string(),
+            )
+        })
         .collect();
     serde_json::to_vec(&pairs).expect("strings serialize")
 }
@@ -139,7 +160,10 @@ impl Encoder {
                 let dt = schema.field(i).data_type();
                 if !matches!(
                     dt,
-                    DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Int64
+                    DataType::Timestamp(_, _)
+                        | DataType::Date32
+                        | DataType::Date64
+                        | DataType::Int64
                 ) {
                     return Err(Error::Schema(format!(
                         "timestamp column {name:?} has type {dt}; it must be a datetime, \
@@ -207,7 +231,11 @@ impl Encoder {
                     let indices = UInt32Array::from(rows);
                     let part = take_record_batch(batch, &indices)?;
                     let ts = timestamps.as_ref().map(|t| {
-                        indices.values().iter().map(|&i| t[i as usize]).collect::<Vec<_>>()
+                        indices
+                            .values()
+                            .iter()
+                            .map(|&i| t[i as usize])
+                            .collect::<Vec<_>>()
                     });
                     self.encode_chunks(&part, key, ts.as_deref(), sink)?;
                 }
@@ -279,14 +307,24 @@ impl Encoder {
     }
 
     /// One message of rows `start..start + len`, split in two while too large.
-    fn encode_slice(&self, chunk: &Chunk<'_>, start: usize, len: usize, sink: &mut Sink<'_>) -> Result<()> {
+    fn encode_slice(
+        &self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        len: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
         let payload = match chunk.json {
             Some(rows) => rows.array(start, len),
             None => ipc_stream(&compact_views(&chunk.batch.slice(start, len))?)?,
         };
         if payload.len() > self.options.max_message_bytes {
             if len == 1 {
-                return Err(too_large(start, payload.len(), self.options.max_message_bytes));
+                return Err(too_large(
+                    start,
+                    payload.len(),
+                    self.options.max_message_bytes,
+                ));
             }
             let half = len / 2;
             self.encode_slice(chunk, start, half, sink)?;
@@ -320,7 +358,9 @@ impl Encoder {
             }
             sink(Message {
                 payload: &buf,
-                key: keys.filter(|k| k.is_valid(row)).map(|k| k.value(row).as_bytes()),
+                key: keys
+                    .filter(|k| k.is_valid(row))
+                    .map(|k| k.value(row).as_bytes()),
                 timestamp_ms: timestamps.and_then(|t| t[row]),
                 rows: 1,
             })?;
@@ -419,8 +459,12 @@ pub fn epoch_millis(col: &dyn Array) -> Vec<Option<i64>> {
         col.as_primitive::<T>().iter().map(|v| v.map(&f)).collect()
     }
     match col.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => map::<TimestampSecondType, _>(col, |v| v * 1000),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => map::<TimestampMillisecondType, _>(col, |v| v),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            map::<TimestampSecondType, _>(col, |v| v * 1000)
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            map::<TimestampMillisecondType, _>(col, |v| v)
+        }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             map::<TimestampMicrosecondType, _>(col, |v| v.div_euclid(1000))
         }
@@ -600,7 +644,13 @@ fn write_datetime(out: &mut Vec<u8>, secs: i64, nanos: u32, time_digits: Option<
     };
     use chrono::{Datelike, Timelike};
     let _ = match time_digits {
-        None => write!(out, "\"{:04}-{:02}-{:02}\"", dt.year(), dt.month(), dt.day()),
+        None => write!(
+            out,
+            "\"{:04}-{:02}-{:02}\"",
+            dt.year(),
+            dt.month(),
+            dt.day()
+        ),
         Some(digits) => {
             let _ = write!(
                 out,
@@ -643,16 +693,17 @@ mod tests {
             Field::new("code", DataType::Utf8, true),
             Field::new("qty", DataType::Int64, true),
             Field::new("price", DataType::Float64, true),
-            Field::new(
-                "at",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                true,
-            ),
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
         ]));
         RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(StringArray::from(vec![Some("A\"é"), Some("B"), Some("A\"é"), None])),
+                Arc::new(StringArray::from(vec![
+                    Some("A\"é"),
+                    Some("B"),
+                    Some("A\"é"),
+                    None,
+                ])),
                 Arc::new(Int64Array::from(vec![Some(-3), Some(1), None, Some(7)])),
                 Arc::new(Float64Array::from(vec![1.0, f64::NAN, 2.5, 0.1])),
                 Arc::new(TimestampMicrosecondArray::from(vec![
@@ -702,7 +753,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        let text: Vec<String> = msgs.iter().map(|m| String::from_utf8(m.payload.clone()).unwrap()).collect();
+        let text: Vec<String> = msgs
+            .iter()
+            .map(|m| String::from_utf8(m.payload.clone()).unwrap())
+            .collect();
         assert_eq!(
             text[0],
             r#"{"code":"A\"é","qty":-3,"price":1.0,"at":"2009-12-01T07:45:00Z"}"#
@@ -711,7 +765,10 @@ mod tests {
             text[1],
             r#"{"code":"B","qty":1,"price":null,"at":"2009-12-01T07:45:00.123456Z"}"#
         );
-        assert_eq!(text[2], r#"{"code":"A\"é","qty":null,"price":2.5,"at":null}"#);
+        assert_eq!(
+            text[2],
+            r#"{"code":"A\"é","qty":null,"price":2.5,"at":null}"#
+        );
         assert_eq!(msgs[0].key.as_deref(), Some("A\"é".as_bytes()));
         let arrays = collect(
             &sample(),
@@ -724,7 +781,10 @@ mod tests {
         );
         let first: serde_json::Value = serde_json::from_slice(&arrays[0].payload).unwrap();
         assert_eq!(first.as_array().unwrap().len(), 2);
-        assert_eq!(arrays.iter().map(|m| m.rows).collect::<Vec<_>>(), vec![2, 1, 1]);
+        assert_eq!(
+            arrays.iter().map(|m| m.rows).collect::<Vec<_>>(),
+            vec![2, 1, 1]
+        );
         assert_eq!(msgs[3].key, None);
         assert_eq!(msgs[0].timestamp_ms, Some(1_259_653_500_000));
         assert_eq!(msgs[2].timestamp_ms, None);
@@ -758,7 +818,8 @@ mod tests {
         );
         assert_eq!(msgs.iter().map(|m| m.rows).collect::<Vec<_>>(), vec![3, 1]);
         let reader =
-            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None).unwrap();
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None)
+                .unwrap();
         let back: Vec<_> = reader.collect::<std::result::Result<_, _>>().unwrap();
         assert_eq!(back[0], batch.slice(0, 3));
     }
@@ -795,13 +856,23 @@ mod tests {
     #[test]
     fn view_slices_carry_only_their_own_bytes() {
         let long: Vec<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
-        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
         let batch = RecordBatch::try_new(
             schema,
             vec![Arc::new(StringViewArray::from_iter_values(long.iter()))],
         )
         .unwrap();
-        let msgs = collect(&batch, EncodeOptions { rows_per_message: 10, ..Default::default() });
+        let msgs = collect(
+            &batch,
+            EncodeOptions {
+                rows_per_message: 10,
+                ..Default::default()
+            },
+        );
         assert_eq!(msgs.len(), 100);
         assert!(msgs[0].payload.len() < 3_000, "{}", msgs[0].payload.len());
     }
@@ -819,7 +890,10 @@ mod tests {
         .err()
         .unwrap()
         .to_string();
-        assert!(err.contains("\"nope\"") && err.contains("\"code\""), "{err}");
+        assert!(
+            err.contains("\"nope\"") && err.contains("\"code\""),
+            "{err}"
+        );
         let err = Encoder::new(
             batch.schema(),
             EncodeOptions {
@@ -836,7 +910,8 @@ mod tests {
     #[test]
     fn schema_header_types_parse_back() {
         let schema = sample().schema();
-        let header: Vec<(String, String)> = serde_json::from_slice(&schema_header(&schema)).unwrap();
+        let header: Vec<(String, String)> =
+            serde_json::from_slice(&schema_header(&schema)).unwrap();
         for ((name, ty), field) in header.iter().zip(schema.fields()) {
             assert_eq!(name, field.name());
             assert_eq!(&DataType::from_str(ty).unwrap(), field.data_type());

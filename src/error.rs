@@ -136,8 +136,14 @@ mod python {
                         message,
                         &[
                             ("code", o(code.into_pyobject(py).unwrap().into_any())),
-                            ("retriable", o(retriable.into_pyobject(py).unwrap().to_owned().into_any())),
-                            ("fatal", o(fatal.into_pyobject(py).unwrap().to_owned().into_any())),
+                            (
+                                "retriable",
+                                o(retriable.into_pyobject(py).unwrap().to_owned().into_any()),
+                            ),
+                            (
+                                "fatal",
+                                o(fatal.into_pyobject(py).unwrap().to_owned().into_any()),
+                            ),
                         ],
                     ),
                     Error::Produce {
@@ -149,8 +155,14 @@ mod python {
                         "ProduceError",
                         message,
                         &[
-                            ("rows_failed", o(rows_failed.into_pyobject(py).unwrap().into_any())),
-                            ("rows_delivered", o(rows_delivered.into_pyobject(py).unwrap().into_any())),
+                            (
+                                "rows_failed",
+                                o(rows_failed.into_pyobject(py).unwrap().into_any()),
+                            ),
+                            (
+                                "rows_delivered",
+                                o(rows_delivered.into_pyobject(py).unwrap().into_any()),
+                            ),
                         ],
                     ),
                     Error::Consume(_) => raise(py, "ConsumeError", message, &[]),
@@ -166,7 +178,10 @@ mod python {
                         message,
                         &[
                             ("topic", o(topic.into_pyobject(py).unwrap().into_any())),
-                            ("partition", o(partition.into_pyobject(py).unwrap().into_any())),
+                            (
+                                "partition",
+                                o(partition.into_pyobject(py).unwrap().into_any()),
+                            ),
                             ("offset", o(offset.into_pyobject(py).unwrap().into_any())),
                             ("payload", o(PyBytes::new(py, &payload).into_any())),
                         ],

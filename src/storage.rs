@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tansu_sans_io::{
-    ConfigResource, ErrorCode, IsolationLevel, ListOffset, ScramMechanism,
     create_topics_request::CreatableTopic,
     delete_groups_response::DeletableGroupResult,
     delete_records_request::DeleteRecordsTopic,
@@ -28,12 +27,13 @@ use tansu_sans_io::{
     record::{deflated, inflated},
     to_timestamp,
     txn_offset_commit_response::TxnOffsetCommitResponseTopic,
+    ConfigResource, ErrorCode, IsolationLevel, ListOffset, ScramMechanism,
 };
 use tansu_storage::{
-    BrokerRegistrationRequest, GroupDetail, ListOffsetResponse, MetadataResponse, NamedGroupDetail, OffsetCommitRequest,
-    OffsetStage, ProducerIdResponse, Result, ScramCredential, Storage, StorageContainer, TopicId,
-    Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse, TxnOffsetCommitRequest,
-    UpdateError, Version,
+    BrokerRegistrationRequest, GroupDetail, ListOffsetResponse, MetadataResponse, NamedGroupDetail,
+    OffsetCommitRequest, OffsetStage, ProducerIdResponse, Result, ScramCredential, Storage,
+    StorageContainer, TopicId, Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse,
+    TxnOffsetCommitRequest, UpdateError, Version,
 };
 use url::Url;
 use uuid::Uuid;
@@ -43,8 +43,18 @@ pub struct Corrected(pub StorageContainer);
 
 impl Corrected {
     /// The first batch at or after `offset` (Tansu's own fetch order).
-    async fn first_from(&self, tp: &Topition, offset: i64, iso: IsolationLevel) -> Result<Option<deflated::Batch>> {
-        Ok(self.0.fetch(tp, offset, 0, 1, iso).await?.into_iter().next())
+    async fn first_from(
+        &self,
+        tp: &Topition,
+        offset: i64,
+        iso: IsolationLevel,
+    ) -> Result<Option<deflated::Batch>> {
+        Ok(self
+            .0
+            .fetch(tp, offset, 0, 1, iso)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The base offset of the batch holding `offset`: the largest base <= offset.
@@ -113,7 +123,10 @@ impl Storage for Corrected {
         max_bytes: u32,
         isolation: IsolationLevel,
     ) -> Result<Vec<deflated::Batch>> {
-        let batches = self.0.fetch(topition, offset, min_bytes, max_bytes, isolation).await?;
+        let batches = self
+            .0
+            .fetch(topition, offset, min_bytes, max_bytes, isolation)
+            .await?;
         if batches.first().is_some_and(|b| b.base_offset == offset) {
             return Ok(batches);
         }
@@ -121,7 +134,9 @@ impl Storage for Corrected {
         if start == offset {
             return Ok(batches);
         }
-        self.0.fetch(topition, start, min_bytes, max_bytes, isolation).await
+        self.0
+            .fetch(topition, start, min_bytes, max_bytes, isolation)
+            .await
     }
 
     async fn list_offsets(
@@ -142,10 +157,12 @@ impl Storage for Corrected {
                     },
                     None,
                 ),
-                ListOffset::Timestamp(at) => match self.offset_for_time(tp, to_timestamp(at)?).await? {
-                    Some((offset, ts)) => (offset, tansu_sans_io::to_system_time(ts).ok()),
-                    None => (-1, None),
-                },
+                ListOffset::Timestamp(at) => {
+                    match self.offset_for_time(tp, to_timestamp(at)?).await? {
+                        Some((offset, ts)) => (offset, tansu_sans_io::to_system_time(ts).ok()),
+                        None => (-1, None),
+                    }
+                }
             };
             out.push((
                 tp.clone(),
@@ -165,10 +182,16 @@ impl Storage for Corrected {
     async fn create_topic(&self, topic: CreatableTopic, validate_only: bool) -> Result<Uuid> {
         self.0.create_topic(topic, validate_only).await
     }
-    async fn incremental_alter_resource(&self, r: AlterConfigsResource) -> Result<AlterConfigsResourceResponse> {
+    async fn incremental_alter_resource(
+        &self,
+        r: AlterConfigsResource,
+    ) -> Result<AlterConfigsResourceResponse> {
         self.0.incremental_alter_resource(r).await
     }
-    async fn delete_records(&self, topics: &[DeleteRecordsTopic]) -> Result<Vec<DeleteRecordsTopicResult>> {
+    async fn delete_records(
+        &self,
+        topics: &[DeleteRecordsTopic],
+    ) -> Result<Vec<DeleteRecordsTopicResult>> {
         self.0.delete_records(topics).await
     }
     async fn delete_topic(&self, topic: &TopicId) -> Result<ErrorCode> {
@@ -177,7 +200,12 @@ impl Storage for Corrected {
     async fn brokers(&self) -> Result<Vec<DescribeClusterBroker>> {
         self.0.brokers().await
     }
-    async fn produce(&self, txn: Option<&str>, tp: &Topition, batch: deflated::Batch) -> Result<i64> {
+    async fn produce(
+        &self,
+        txn: Option<&str>,
+        tp: &Topition,
+        batch: deflated::Batch,
+    ) -> Result<i64> {
         self.0.produce(txn, tp, batch).await
     }
     async fn offset_stage(&self, tp: &Topition) -> Result<OffsetStage> {
@@ -211,12 +239,22 @@ impl Storage for Corrected {
         mechanism: ScramMechanism,
         credential: ScramCredential,
     ) -> Result<()> {
-        self.0.upsert_user_scram_credential(user, mechanism, credential).await
+        self.0
+            .upsert_user_scram_credential(user, mechanism, credential)
+            .await
     }
-    async fn delete_user_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<()> {
+    async fn delete_user_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<()> {
         self.0.delete_user_scram_credential(user, mechanism).await
     }
-    async fn user_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<Option<ScramCredential>> {
+    async fn user_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<Option<ScramCredential>> {
         self.0.user_scram_credential(user, mechanism).await
     }
     async fn describe_config(
@@ -230,7 +268,10 @@ impl Storage for Corrected {
     async fn list_groups(&self, states_filter: Option<&[String]>) -> Result<Vec<ListedGroup>> {
         self.0.list_groups(states_filter).await
     }
-    async fn delete_groups(&self, group_ids: Option<&[String]>) -> Result<Vec<DeletableGroupResult>> {
+    async fn delete_groups(
+        &self,
+        group_ids: Option<&[String]>,
+    ) -> Result<Vec<DeletableGroupResult>> {
         self.0.delete_groups(group_ids).await
     }
     async fn describe_groups(
@@ -238,7 +279,9 @@ impl Storage for Corrected {
         group_ids: Option<&[String]>,
         include_authorized_operations: bool,
     ) -> Result<Vec<NamedGroupDetail>> {
-        self.0.describe_groups(group_ids, include_authorized_operations).await
+        self.0
+            .describe_groups(group_ids, include_authorized_operations)
+            .await
     }
     async fn describe_topic_partitions(
         &self,
@@ -246,7 +289,9 @@ impl Storage for Corrected {
         partition_limit: i32,
         cursor: Option<Topition>,
     ) -> Result<Vec<DescribeTopicPartitionsResponseTopic>> {
-        self.0.describe_topic_partitions(topics, partition_limit, cursor).await
+        self.0
+            .describe_topic_partitions(topics, partition_limit, cursor)
+            .await
     }
     async fn update_group(
         &self,
@@ -264,7 +309,12 @@ impl Storage for Corrected {
         producer_epoch: Option<i16>,
     ) -> Result<ProducerIdResponse> {
         self.0
-            .init_producer(transaction_id, transaction_timeout_ms, producer_id, producer_epoch)
+            .init_producer(
+                transaction_id,
+                transaction_timeout_ms,
+                producer_id,
+                producer_epoch,
+            )
             .await
     }
     async fn txn_add_offsets(
@@ -278,10 +328,16 @@ impl Storage for Corrected {
             .txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
             .await
     }
-    async fn txn_add_partitions(&self, partitions: TxnAddPartitionsRequest) -> Result<TxnAddPartitionsResponse> {
+    async fn txn_add_partitions(
+        &self,
+        partitions: TxnAddPartitionsRequest,
+    ) -> Result<TxnAddPartitionsResponse> {
         self.0.txn_add_partitions(partitions).await
     }
-    async fn txn_offset_commit(&self, offsets: TxnOffsetCommitRequest) -> Result<Vec<TxnOffsetCommitResponseTopic>> {
+    async fn txn_offset_commit(
+        &self,
+        offsets: TxnOffsetCommitRequest,
+    ) -> Result<Vec<TxnOffsetCommitResponseTopic>> {
         self.0.txn_offset_commit(offsets).await
     }
     async fn txn_end(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from . import _tskafka
 from ._frames import Output, as_arrow_stream, check_output, convert
@@ -49,7 +49,29 @@ def load_config(config: ConfigLike, section: str | None = None) -> dict[str, str
     return _tskafka.read_ini(text, section)
 
 
-class Producer:
+class _Client:
+    """What Producer and Consumer share: a native client, closed once."""
+
+    _native: Any
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._native.closed)
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Producer(_Client):
     """Sends whole frames to Kafka.
 
     ``config`` takes any librdkafka property (``compression.type``,
@@ -72,7 +94,7 @@ class Producer:
         format: str = "arrow",
         rows_per_message: int | None = None,
         wait: bool = True,
-        timeout: float | None = 30.0,
+        timeout: float | None = None,
     ) -> SendReport:
         """Send every row of ``data`` to ``topic`` and wait for the broker's acks.
 
@@ -86,6 +108,9 @@ class Producer:
         - ``timestamp``: an event-time column used as the Kafka timestamp
           (the latest in a message, for arrow).
         - ``wait=False`` returns at once; ``flush()`` then reports.
+        - ``timeout``: seconds for the cluster to answer and acknowledge
+          everything; None waits as long as deliveries progress (each message
+          is bounded by librdkafka's ``message.timeout.ms``).
 
         Raises ``ProduceError`` (with ``rows_failed``) if any row was not delivered.
         """
@@ -113,21 +138,9 @@ class Producer:
     def in_flight(self) -> int:
         return self._native.in_flight
 
-    @property
-    def closed(self) -> bool:
-        return self._native.closed
-
     def close(self, timeout: float = 30.0) -> None:
+        """Wait up to ``timeout`` s for messages in flight, then close."""
         self._native.close(timeout)
-
-    def __enter__(self) -> Producer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return repr(self._native)
 
 
 def _millis(t: _dt.datetime | int | float) -> int:
@@ -138,7 +151,7 @@ def _millis(t: _dt.datetime | int | float) -> int:
     return int(t)
 
 
-class Consumer:
+class Consumer(_Client):
     """Reads a topic into frames.
 
     Give ``topics`` to join ``group_id`` (a fresh group if None) or
@@ -236,27 +249,11 @@ class Consumer:
         """Messages skipped with ``on_error='skip'``: (topic, partition, offset, error, payload)."""
         return self._native.bad_messages
 
-    @property
-    def closed(self) -> bool:
-        return self._native.closed
-
-    def close(self) -> None:
-        self._native.close()
-
     def __iter__(self) -> Iterator[Any]:
         while not self.closed:
             frame = self.poll_frame()
             if frame is not None:
                 yield frame
-
-    def __enter__(self) -> Consumer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return repr(self._native)
 
 
 __all__ = [

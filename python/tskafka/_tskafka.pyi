@@ -86,7 +86,7 @@ class Producer:
         format: str = "arrow",
         rows_per_message: int | None = None,
         wait: bool = True,
-        timeout: float | None = 30.0,
+        timeout: float | None = None,
     ) -> SendReport: ...
     def flush(self, timeout: float | None = None) -> SendReport: ...
     @property

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 
-use super::convert::settings_from_py;
+use super::convert::client_settings;
 use super::wait::{deadline, detached, slice, Interrupts};
 use crate::client::{self, Context};
 use crate::config::Settings;
@@ -37,7 +37,10 @@ impl Admin {
                     self.settings.bootstrap_servers().unwrap_or("?")
                 )));
             };
-            if let Ok(done) = self.runtime.block_on(async { tokio::time::timeout(wait, &mut fut).await }) {
+            if let Ok(done) = self
+                .runtime
+                .block_on(async { tokio::time::timeout(wait, &mut fut).await })
+            {
                 return done.map_err(|e| Error::kafka(what, &e));
             }
             interrupts.check()?;
@@ -46,7 +49,9 @@ impl Admin {
 
     fn options(timeout: f64) -> AdminOptions {
         let t = Duration::from_secs_f64(timeout.max(0.1));
-        AdminOptions::new().operation_timeout(Some(t)).request_timeout(Some(t))
+        AdminOptions::new()
+            .operation_timeout(Some(t))
+            .request_timeout(Some(t))
     }
 
     fn metadata_timeout(timeout: f64) -> Duration {
@@ -58,17 +63,22 @@ impl Admin {
 impl Admin {
     #[new]
     #[pyo3(signature = (bootstrap_servers=None, config=None))]
-    fn new(py: Python<'_>, bootstrap_servers: Option<String>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let mut settings = settings_from_py(config)?;
-        if let Some(b) = bootstrap_servers {
-            settings.set("bootstrap.servers", b);
-        }
+    fn new(
+        py: Python<'_>,
+        bootstrap_servers: Option<String>,
+        config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let settings = client_settings(bootstrap_servers, config)?;
         let admin = detached(py, || client::create(&settings, Context::default()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Self { settings, admin, runtime })
+        Ok(Self {
+            settings,
+            admin,
+            runtime,
+        })
     }
 
     /// Creates a topic; with `exist_ok`, an existing topic is not an error.
@@ -89,7 +99,11 @@ impl Admin {
                     "partitions ({partitions}) and replication_factor ({replication_factor}) must be >= 1"
                 )));
             }
-            let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication_factor));
+            let mut topic = NewTopic::new(
+                &name,
+                partitions,
+                TopicReplication::Fixed(replication_factor),
+            );
             for (k, v) in config.iter().flatten() {
                 topic = topic.set(k, v);
             }
@@ -102,7 +116,12 @@ impl Admin {
                 match r {
                     Ok(_) => {}
                     Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if exist_ok => {}
-                    Err((t, code)) => return Err(Error::kafka_code(format!("cannot create topic {t:?}"), code)),
+                    Err((t, code)) => {
+                        return Err(Error::kafka_code(
+                            format!("cannot create topic {t:?}"),
+                            code,
+                        ))
+                    }
                 }
             }
             // The topic is usable once metadata shows its partitions.
@@ -114,11 +133,17 @@ impl Admin {
                     .inner()
                     .fetch_metadata(Some(&name), Self::metadata_timeout(timeout))
                     .map_err(|e| Error::kafka("metadata", &e))?;
-                if md.topics().iter().any(|t| t.name() == name && !t.partitions().is_empty() && t.error().is_none()) {
+                if md
+                    .topics()
+                    .iter()
+                    .any(|t| t.name() == name && !t.partitions().is_empty() && t.error().is_none())
+                {
                     return Ok(());
                 }
                 if slice(deadline).is_none() {
-                    return Err(Error::Timeout(format!("topic {name:?} was created but is not visible after {timeout}s")));
+                    return Err(Error::Timeout(format!(
+                        "topic {name:?} was created but is not visible after {timeout}s"
+                    )));
                 }
                 std::thread::sleep(Duration::from_millis(20));
                 interrupts.check()?;
@@ -128,7 +153,13 @@ impl Admin {
 
     /// Deletes a topic; with `missing_ok`, a missing topic is not an error.
     #[pyo3(signature = (name, *, missing_ok=false, timeout=30.0))]
-    fn delete_topic(&self, py: Python<'_>, name: String, missing_ok: bool, timeout: f64) -> PyResult<()> {
+    fn delete_topic(
+        &self,
+        py: Python<'_>,
+        name: String,
+        missing_ok: bool,
+        timeout: f64,
+    ) -> PyResult<()> {
         detached(py, || {
             let results = self.block_on(
                 &format!("deleting topic {name:?}"),
@@ -140,9 +171,17 @@ impl Admin {
                     Ok(_) => {}
                     Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) if missing_ok => {}
                     Err((t, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-                        return Err(client::unknown_topic(&t, self.settings.bootstrap_servers()?))
+                        return Err(client::unknown_topic(
+                            &t,
+                            self.settings.bootstrap_servers()?,
+                        ))
                     }
-                    Err((t, code)) => return Err(Error::kafka_code(format!("cannot delete topic {t:?}"), code)),
+                    Err((t, code)) => {
+                        return Err(Error::kafka_code(
+                            format!("cannot delete topic {t:?}"),
+                            code,
+                        ))
+                    }
                 }
             }
             Ok(())
@@ -173,7 +212,12 @@ impl Admin {
 
     /// One dict per partition: partition, leader, replicas, low and high watermarks.
     #[pyo3(signature = (name, timeout=10.0))]
-    fn describe_topic(&self, py: Python<'_>, name: String, timeout: f64) -> PyResult<Vec<HashMap<String, Py<PyAny>>>> {
+    fn describe_topic(
+        &self,
+        py: Python<'_>,
+        name: String,
+        timeout: f64,
+    ) -> PyResult<Vec<HashMap<String, Py<PyAny>>>> {
         let t = Self::metadata_timeout(timeout);
         let rows = detached(py, || {
             client::partition_counts(self.admin.inner(), &self.settings, &[&name], t)?;
@@ -197,9 +241,18 @@ impl Admin {
         rows.into_iter()
             .map(|(id, leader, replicas, low, high)| {
                 let mut d: HashMap<String, Py<PyAny>> = HashMap::new();
-                d.insert("partition".into(), id.into_pyobject(py)?.into_any().unbind());
-                d.insert("leader".into(), leader.into_pyobject(py)?.into_any().unbind());
-                d.insert("replicas".into(), replicas.into_pyobject(py)?.into_any().unbind());
+                d.insert(
+                    "partition".into(),
+                    id.into_pyobject(py)?.into_any().unbind(),
+                );
+                d.insert(
+                    "leader".into(),
+                    leader.into_pyobject(py)?.into_any().unbind(),
+                );
+                d.insert(
+                    "replicas".into(),
+                    replicas.into_pyobject(py)?.into_any().unbind(),
+                );
                 d.insert("low".into(), low.into_pyobject(py)?.into_any().unbind());
                 d.insert("high".into(), high.into_pyobject(py)?.into_any().unbind());
                 Ok(d)

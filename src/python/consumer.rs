@@ -11,11 +11,11 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::convert::{frame_to_py, settings_from_py};
+use super::convert::{client_settings, frame_to_py};
 use super::wait::{deadline, detached, slice, Interrupts};
 use crate::client::{self, Context};
 use crate::config::Settings;
-use crate::decode::{BadMessage, Frame, FormatHint, FrameBuilder, MessageRef};
+use crate::decode::{BadMessage, FormatHint, Frame, FrameBuilder, MessageRef};
 use crate::encode::SCHEMA_HEADER;
 use crate::error::{Error, Result};
 
@@ -66,9 +66,11 @@ fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
         timestamp_ms: m.timestamp().to_millis(),
         key: m.key(),
         payload: m.payload(),
-        schema_header: m
-            .headers()
-            .and_then(|h| h.iter().find(|h| h.key == SCHEMA_HEADER).and_then(|h| h.value)),
+        schema_header: m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == SCHEMA_HEADER)
+                .and_then(|h| h.value)
+        }),
     }
 }
 
@@ -104,7 +106,12 @@ impl Consumer {
         inner.handed_out.extend(positions);
     }
 
-    fn next_frame(&self, inner: &mut Inner, max_rows: usize, timeout: Option<f64>) -> Result<Option<Frame>> {
+    fn next_frame(
+        &self,
+        inner: &mut Inner,
+        max_rows: usize,
+        timeout: Option<f64>,
+    ) -> Result<Option<Frame>> {
         if let Some(bad) = inner.pending_errors.pop_front() {
             return Err(bad.into_error());
         }
@@ -117,7 +124,9 @@ impl Consumer {
         let mut interrupts = Interrupts::new();
         let mut poll_error = None;
         while inner.builder.rows() < max_rows.max(1) {
-            let Some(mut wait) = slice(deadline) else { break };
+            let Some(mut wait) = slice(deadline) else {
+                break;
+            };
             let have_rows = inner.builder.rows() > 0;
             if have_rows {
                 // Return once the stream goes quiet rather than sit out the timeout.
@@ -163,7 +172,9 @@ impl Consumer {
             if let Some((code, reason)) = inner.consumer.context().errors.since(started) {
                 if matches!(
                     code,
-                    RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL
+                    RDKafkaErrorCode::AllBrokersDown
+                        | RDKafkaErrorCode::Authentication
+                        | RDKafkaErrorCode::SSL
                 ) {
                     return Err(Error::kafka_code(
                         format!(
@@ -192,7 +203,10 @@ impl Consumer {
         Ok(())
     }
 
-    fn wait_for_assignment(inner: &mut Inner, deadline: Option<Instant>) -> Result<TopicPartitionList> {
+    fn wait_for_assignment(
+        inner: &mut Inner,
+        deadline: Option<Instant>,
+    ) -> Result<TopicPartitionList> {
         let mut interrupts = Interrupts::new();
         loop {
             let assignment = inner
@@ -237,18 +251,25 @@ impl Consumer {
         json_schema: Option<&Bound<'_, PyAny>>,
         timeout: f64,
     ) -> PyResult<Self> {
-        let mut settings = settings_from_py(config)?;
-        if let Some(b) = bootstrap_servers {
-            settings.set("bootstrap.servers", b);
-        }
+        let mut settings = client_settings(bootstrap_servers, config)?;
         if let Some(g) = group_id {
             settings.set("group.id", g);
         }
         let start = parse_offset(offset)?;
         settings
             .default("group.id", &format!("tskafka-{}", uuid::Uuid::new_v4()))
-            .default("auto.offset.reset", if start == Offset::Beginning { "earliest" } else { "latest" })
-            .default("enable.auto.commit", if auto_commit { "true" } else { "false" })
+            .default(
+                "auto.offset.reset",
+                if start == Offset::Beginning {
+                    "earliest"
+                } else {
+                    "latest"
+                },
+            )
+            .default(
+                "enable.auto.commit",
+                if auto_commit { "true" } else { "false" },
+            )
             .set("enable.auto.offset.store", "false")
             // Short fetch waits and large fetches: far faster from brokers that hold
             // every fetch for the full wait (the embedded one does).
@@ -293,7 +314,12 @@ impl Consumer {
     fn subscribe(&self, py: Python<'_>, topics: Vec<String>) -> PyResult<()> {
         self.with_inner(py, |inner| {
             let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-            client::partition_counts(inner.consumer.client(), &self.settings, &names, self.timeout)?;
+            client::partition_counts(
+                inner.consumer.client(),
+                &self.settings,
+                &names,
+                self.timeout,
+            )?;
             inner
                 .consumer
                 .subscribe(&names)
@@ -328,7 +354,12 @@ impl Consumer {
     /// Up to `max_rows` rows from many messages as one pyarrow.Table,
     /// or None if nothing arrived within `timeout` seconds.
     #[pyo3(signature = (max_rows=100_000, timeout=1.0))]
-    fn poll_table(&self, py: Python<'_>, max_rows: usize, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+    fn poll_table(
+        &self,
+        py: Python<'_>,
+        max_rows: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
         let frame = self.with_inner(py, |inner| self.next_frame(inner, max_rows, timeout))?;
         frame_to_py(py, frame)
     }
@@ -340,7 +371,11 @@ impl Consumer {
             if inner.handed_out.is_empty() {
                 return Ok(());
             }
-            let mode = if asynchronous { CommitMode::Async } else { CommitMode::Sync };
+            let mode = if asynchronous {
+                CommitMode::Async
+            } else {
+                CommitMode::Sync
+            };
             inner
                 .consumer
                 .commit(&tpl_of(&inner.handed_out), mode)
@@ -359,7 +394,12 @@ impl Consumer {
             Ok(tpl
                 .elements()
                 .iter()
-                .filter_map(|e| e.offset().to_raw().filter(|o| *o >= 0).map(|o| ((e.topic().to_owned(), e.partition()), o)))
+                .filter_map(|e| {
+                    e.offset()
+                        .to_raw()
+                        .filter(|o| *o >= 0)
+                        .map(|o| ((e.topic().to_owned(), e.partition()), o))
+                })
                 .collect())
         })
     }
@@ -371,7 +411,11 @@ impl Consumer {
                 .consumer
                 .assignment()
                 .map_err(|e| Error::kafka("cannot read the assignment", &e))?;
-            Ok(tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect())
+            Ok(tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect())
         })
     }
 
@@ -395,7 +439,9 @@ impl Consumer {
             },
             (None, Some(_)) => None,
             _ => {
-                return Err(Error::Config("seek takes exactly one of offset= or timestamp=".into()).into())
+                return Err(
+                    Error::Config("seek takes exactly one of offset= or timestamp=".into()).into(),
+                )
             }
         };
         let wait = Duration::from_secs_f64(timeout.max(0.1));
@@ -404,7 +450,9 @@ impl Consumer {
             Self::unread(inner, wait)?;
             let mut chosen = TopicPartitionList::new();
             for e in assignment.elements() {
-                if topic.as_deref().is_some_and(|t| t != e.topic()) || partition.is_some_and(|p| p != e.partition()) {
+                if topic.as_deref().is_some_and(|t| t != e.topic())
+                    || partition.is_some_and(|p| p != e.partition())
+                {
                     continue;
                 }
                 let at = target.unwrap_or(Offset::Offset(timestamp_ms.unwrap_or_default()));
@@ -432,8 +480,17 @@ impl Consumer {
                 inner
                     .consumer
                     .seek(e.topic(), e.partition(), at, wait)
-                    .map_err(|err| Error::kafka(format!("cannot seek {}[{}]", e.topic(), e.partition()), &err))?;
-                moved.push((e.topic().to_owned(), e.partition(), at.to_raw().unwrap_or(-1)));
+                    .map_err(|err| {
+                        Error::kafka(
+                            format!("cannot seek {}[{}]", e.topic(), e.partition()),
+                            &err,
+                        )
+                    })?;
+                moved.push((
+                    e.topic().to_owned(),
+                    e.partition(),
+                    at.to_raw().unwrap_or(-1),
+                ));
             }
             Ok(moved)
         })
@@ -441,18 +498,33 @@ impl Consumer {
 
     /// Messages skipped with `on_error='skip'`: (topic, partition, offset, error, payload).
     #[getter]
-    fn bad_messages<'py>(&self, py: Python<'py>) -> Vec<(String, i32, i64, String, Bound<'py, PyBytes>)> {
+    fn bad_messages<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> Vec<(String, i32, i64, String, Bound<'py, PyBytes>)> {
         self.bad
             .lock()
             .unwrap()
             .iter()
-            .map(|b| (b.topic.clone(), b.partition, b.offset, b.error.clone(), PyBytes::new(py, &b.payload)))
+            .map(|b| {
+                (
+                    b.topic.clone(),
+                    b.partition,
+                    b.offset,
+                    b.error.clone(),
+                    PyBytes::new(py, &b.payload),
+                )
+            })
             .collect()
     }
 
     /// Leaves the group (committing returned rows when auto-commit is on) and closes.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let taken = self
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(inner) = taken {
             detached(py, move || {
                 drop(inner);
@@ -464,7 +536,10 @@ impl Consumer {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
     }
 
     fn __repr__(&self) -> String {

@@ -13,7 +13,7 @@ use crate::decode::Frame;
 use crate::error::{Error, Result};
 
 /// A dict of librdkafka properties; values may be str, int, float or bool.
-pub fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
+fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
     let mut settings = Settings::new();
     let Some(config) = config else {
         return Ok(settings);
@@ -21,7 +21,11 @@ pub fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
     let dict = config.cast::<PyDict>().map_err(|_| {
         Error::Config(format!(
             "config must be a dict of librdkafka properties, got {}",
-            config.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            config
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     for (k, v) in dict.iter() {
@@ -29,7 +33,12 @@ pub fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
             .extract()
             .map_err(|_| Error::Config(format!("config keys must be strings, got {k}")))?;
         let value = if v.is_instance_of::<PyBool>() {
-            if v.extract::<bool>()? { "true" } else { "false" }.to_owned()
+            if v.extract::<bool>()? {
+                "true"
+            } else {
+                "false"
+            }
+            .to_owned()
         } else {
             v.str()?.to_string()
         };
@@ -38,10 +47,26 @@ pub fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
     Ok(settings)
 }
 
+/// Settings from `config`, with `bootstrap_servers` (when given) winning.
+pub fn client_settings(
+    bootstrap_servers: Option<String>,
+    config: Option<&Bound<'_, PyAny>>,
+) -> Result<Settings> {
+    let mut settings = settings_from_py(config)?;
+    if let Some(b) = bootstrap_servers {
+        settings.set("bootstrap.servers", b);
+    }
+    Ok(settings)
+}
+
 /// Every batch of anything that speaks the Arrow PyCapsule stream interface.
 pub fn batches_from_py(data: &Bound<'_, PyAny>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     if !data.hasattr("__arrow_c_stream__")? {
-        let ty = data.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        let ty = data
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
         return Err(PyTypeError::new_err(format!(
             "cannot send a {ty}: pass a polars or pandas DataFrame, a pyarrow Table or \
              RecordBatch, or any object with __arrow_c_stream__"

@@ -19,9 +19,18 @@ pub struct LocalBroker {
 impl LocalBroker {
     #[new]
     #[pyo3(signature = (port=None, storage=None, *, timeout=30.0))]
-    fn new(py: Python<'_>, port: Option<u16>, storage: Option<String>, timeout: f64) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        port: Option<u16>,
+        storage: Option<String>,
+        timeout: f64,
+    ) -> PyResult<Self> {
         let broker = detached(py, || {
-            EmbeddedBroker::start(port, storage.as_deref(), Duration::from_secs_f64(timeout.max(0.1)))
+            EmbeddedBroker::start(
+                port,
+                storage.as_deref(),
+                Duration::from_secs_f64(timeout.max(0.1)),
+            )
         })?;
         Ok(Self {
             bootstrap: broker.bootstrap_servers(),
@@ -46,12 +55,19 @@ impl LocalBroker {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.broker.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+        self.broker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
     }
 
     /// Stops the broker; its data (in memory) is gone.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self.broker.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let taken = self
+            .broker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(mut b) = taken {
             detached(py, move || {
                 b.shutdown();

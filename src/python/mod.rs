@@ -25,9 +25,15 @@ pub mod _tskafka {
     /// The `[default]` section of a config.ini overlaid with `section`.
     #[pyfunction]
     #[pyo3(signature = (text, section=None))]
-    fn read_ini(text: &str, section: Option<&str>) -> PyResult<std::collections::BTreeMap<String, String>> {
+    fn read_ini(
+        text: &str,
+        section: Option<&str>,
+    ) -> PyResult<std::collections::BTreeMap<String, String>> {
         let settings = crate::config::Settings::from_ini(text, section)?;
-        Ok(settings.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        Ok(settings
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect())
     }
 
     #[pymodule_init]

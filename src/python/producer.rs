@@ -7,9 +7,11 @@ use arrow::array::RecordBatch;
 use pyo3::prelude::*;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 
-use super::convert::{batches_from_py, settings_from_py};
+use super::convert::{batches_from_py, client_settings};
 use super::wait::{deadline, detached, slice, Interrupts};
 use crate::client::{self, Context};
 use crate::config::Settings;
@@ -32,7 +34,12 @@ impl Tally {
     fn fail(&self, rows: u64, reason: String) {
         self.failed_rows.fetch_add(rows, Relaxed);
         self.failed_messages.fetch_add(1, Relaxed);
-        *self.errors.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(reason)
+            .or_default() += 1;
     }
 }
 
@@ -133,11 +140,22 @@ impl Producer {
     }
 
     fn partition_count(&self, inner: &Inner, topic: &str, timeout: Duration) -> Result<usize> {
-        if let Some(&n) = inner.partitions.lock().unwrap_or_else(PoisonError::into_inner).get(topic) {
+        if let Some(&n) = inner
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+        {
             return Ok(n);
         }
-        let n = client::partition_counts(inner.producer.client(), &self.settings, &[topic], timeout)?[0];
-        inner.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned(), n);
+        let n =
+            client::partition_counts(inner.producer.client(), &self.settings, &[topic], timeout)?
+                [0];
+        inner
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_owned(), n);
         Ok(n)
     }
 }
@@ -194,11 +212,12 @@ fn wait_delivered(tally: &Tally, deadline: Option<Instant>) -> Result<bool> {
 impl Producer {
     #[new]
     #[pyo3(signature = (bootstrap_servers=None, config=None))]
-    fn new(py: Python<'_>, bootstrap_servers: Option<String>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let mut settings = settings_from_py(config)?;
-        if let Some(b) = bootstrap_servers {
-            settings.set("bootstrap.servers", b);
-        }
+    fn new(
+        py: Python<'_>,
+        bootstrap_servers: Option<String>,
+        config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut settings = client_settings(bootstrap_servers, config)?;
         settings
             .default("enable.idempotence", "true")
             .default("linger.ms", "5")
@@ -217,7 +236,7 @@ impl Producer {
 
     /// Sends every row of `data` to `topic`; see the Python docstring.
     #[pyo3(signature = (topic, data, *, key=None, timestamp=None, partition=None, headers=None,
-                        format="arrow", rows_per_message=None, wait=true, timeout=30.0))]
+                        format="arrow", rows_per_message=None, wait=true, timeout=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -267,7 +286,10 @@ impl Producer {
             }
             let mut base_headers = OwnedHeaders::new();
             for (k, v) in headers.iter().flatten() {
-                base_headers = base_headers.insert(Header { key: k, value: Some(v) });
+                base_headers = base_headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
             }
             if let Some(schema) = encoder.json_schema_header() {
                 base_headers = base_headers.insert(Header {
@@ -304,13 +326,21 @@ impl Producer {
             };
             if let Err(e) = result {
                 // Whatever was queued is still tracked: flush() reports it.
-                inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).push(outstanding);
+                inner
+                    .outstanding
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(outstanding);
                 return Err(e);
             }
             if wait {
                 let done = wait_delivered(&tally, deadline);
                 if !matches!(done, Ok(true)) {
-                    inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).push(outstanding);
+                    inner
+                        .outstanding
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(outstanding);
                     done?;
                     return Err(Error::Timeout(format!(
                         "{} of {rows_sent} rows to {topic:?} were not acknowledged within {:.1}s; \
@@ -322,7 +352,11 @@ impl Producer {
                 report(&outstanding, started.elapsed().as_secs_f64())
             } else {
                 let r = report(&outstanding, started.elapsed().as_secs_f64());
-                inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).push(outstanding);
+                inner
+                    .outstanding
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(outstanding);
                 r
             }
         })
@@ -334,12 +368,25 @@ impl Producer {
         let inner = self.inner()?;
         let deadline = deadline(timeout)?;
         detached(py, || {
-            let pending: Vec<Outstanding> = std::mem::take(&mut *inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner));
-            let started = pending.iter().map(|o| o.started).min().unwrap_or_else(Instant::now);
+            let pending: Vec<Outstanding> = std::mem::take(
+                &mut *inner
+                    .outstanding
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            let started = pending
+                .iter()
+                .map(|o| o.started)
+                .min()
+                .unwrap_or_else(Instant::now);
             for o in &pending {
                 if !wait_delivered(&o.tally, deadline)? {
                     let left: u64 = pending.iter().map(|o| o.tally.pending.load(Relaxed)).sum();
-                    inner.outstanding.lock().unwrap_or_else(PoisonError::into_inner).extend(pending);
+                    inner
+                        .outstanding
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend(pending);
                     return Err(Error::Timeout(format!(
                         "{left} messages still in flight after {:.1}s; call flush() again",
                         timeout.unwrap_or_default()
@@ -350,7 +397,11 @@ impl Producer {
                 topic: {
                     let mut topics: Vec<&str> = pending.iter().map(|o| o.topic.as_str()).collect();
                     topics.dedup();
-                    if topics.len() == 1 { topics[0].to_owned() } else { String::new() }
+                    if topics.len() == 1 {
+                        topics[0].to_owned()
+                    } else {
+                        String::new()
+                    }
                 },
                 tally: Arc::new(Tally::default()),
                 rows_sent: pending.iter().map(|o| o.rows_sent).sum(),
@@ -361,10 +412,21 @@ impl Producer {
                 a.rows.fetch_add(b.rows.load(Relaxed), Relaxed);
                 a.messages.fetch_add(b.messages.load(Relaxed), Relaxed);
                 a.bytes.fetch_add(b.bytes.load(Relaxed), Relaxed);
-                a.failed_rows.fetch_add(b.failed_rows.load(Relaxed), Relaxed);
-                a.failed_messages.fetch_add(b.failed_messages.load(Relaxed), Relaxed);
-                for (k, v) in b.errors.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-                    *a.errors.lock().unwrap_or_else(PoisonError::into_inner).entry(k.clone()).or_default() += v;
+                a.failed_rows
+                    .fetch_add(b.failed_rows.load(Relaxed), Relaxed);
+                a.failed_messages
+                    .fetch_add(b.failed_messages.load(Relaxed), Relaxed);
+                for (k, v) in b
+                    .errors
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                {
+                    *a.errors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(k.clone())
+                        .or_default() += v;
                 }
             }
             report(&total, started.elapsed().as_secs_f64())
@@ -380,7 +442,12 @@ impl Producer {
     /// Flushes (up to `timeout` seconds) and closes; later calls raise ClosedError.
     #[pyo3(signature = (timeout=30.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        let Some(inner) = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        let Some(inner) = self
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
             return Ok(());
         };
         detached(py, move || {
@@ -405,7 +472,10 @@ impl Producer {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
     }
 
     fn __repr__(&self) -> String {

@@ -39,7 +39,9 @@ pub fn detached<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T> + Send
 pub fn deadline(timeout: Option<f64>) -> Result<Option<Instant>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Instant::now() + Duration::from_secs_f64(t))),
+        Some(t) if t.is_finite() && t >= 0.0 => {
+            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
+        }
         Some(t) => Err(Error::Config(format!(
             "timeout must be a number of seconds >= 0 or None, got {t}"
         ))),
