@@ -112,6 +112,9 @@ pub struct FrameBuilder {
     positions: BTreeMap<(String, i32), i64>,
     /// First offset pushed per (topic, partition) since the last take.
     firsts: BTreeMap<(String, i32), i64>,
+    /// Positions of rows held back for the next frame.
+    deferred: BTreeMap<(String, i32), i64>,
+    deferred_from: BTreeMap<(String, i32), i64>,
     topic_names: BTreeMap<String, Arc<str>>,
 }
 
@@ -127,6 +130,8 @@ impl FrameBuilder {
             rows: 0,
             positions: BTreeMap::new(),
             firsts: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            deferred_from: BTreeMap::new(),
             topic_names: BTreeMap::new(),
         }
     }
@@ -148,10 +153,29 @@ impl FrameBuilder {
         std::mem::take(&mut self.bad)
     }
 
-    /// Next offsets per partition of everything pushed since the last call.
+    /// Next offsets per partition of everything returned since the last call.
     pub fn take_positions(&mut self) -> BTreeMap<(String, i32), i64> {
         self.firsts.clear();
-        std::mem::take(&mut self.positions)
+        let deferred = std::mem::take(&mut self.deferred);
+        std::mem::replace(&mut self.positions, deferred)
+    }
+
+    /// Parts from `from` on stay for the next frame: the positions handed
+    /// out now stop at their first message, the rest wait for them.
+    fn hold_back(&mut self, from: usize) {
+        for (_, metas) in &self.parts[from..] {
+            for m in metas {
+                let tp = (m.topic.to_string(), m.partition);
+                if let Some(next) = self.positions.remove(&tp) {
+                    self.deferred.insert(tp.clone(), next);
+                }
+                let held = self.deferred_from.entry(tp).or_insert(m.offset);
+                *held = (*held).min(m.offset);
+            }
+        }
+        for (tp, first) in std::mem::take(&mut self.deferred_from) {
+            self.positions.insert(tp, first);
+        }
     }
 
     /// Drops everything collected; returns the first offset pushed per
@@ -162,6 +186,7 @@ impl FrameBuilder {
         self.bad.clear();
         self.rows = 0;
         self.positions.clear();
+        self.deferred.clear();
         std::mem::take(&mut self.firsts)
     }
 
@@ -351,17 +376,20 @@ impl FrameBuilder {
             self.rows = 0;
             return Ok(None);
         }
-        let schemas: Vec<Schema> = self
-            .parts
-            .iter()
-            .map(|(b, _)| Schema::new(b.schema().fields().clone()))
-            .collect();
-        let merged = Schema::try_merge(schemas).map_err(|e| {
-            Error::Schema(format!(
-                "messages in this poll have incompatible columns ({e}); \
-                 read them with smaller max_rows or fix the producer"
-            ))
-        })?;
+        // Union the columns of consecutive parts; a part whose columns clash
+        // (one name, two types) starts the next frame.
+        let mut merged = Schema::new(self.parts[0].0.schema().fields().clone());
+        let mut take = 1;
+        for (b, _) in &self.parts[1..] {
+            match Schema::try_merge([merged.clone(), Schema::new(b.schema().fields().clone())]) {
+                Ok(m) => merged = m,
+                Err(_) => break,
+            }
+            take += 1;
+        }
+        if take < self.parts.len() {
+            self.hold_back(take);
+        }
         let mut fields: Vec<_> = merged
             .fields()
             .iter()
@@ -372,8 +400,9 @@ impl FrameBuilder {
             fields.extend(metadata_fields().into_iter().map(Arc::new));
         }
         let schema = Arc::new(Schema::new(fields));
-        let parts = std::mem::take(&mut self.parts);
-        self.rows = 0;
+        let rest = self.parts.split_off(take);
+        let parts = std::mem::replace(&mut self.parts, rest);
+        self.rows = self.parts.iter().map(|(b, _)| b.num_rows()).sum();
         let batches = parts
             .iter()
             .map(|(b, metas)| {
@@ -809,12 +838,21 @@ mod tests {
     }
 
     #[test]
-    fn incompatible_columns_are_a_clear_error() {
+    fn a_type_change_starts_a_new_frame_and_columns_union() {
         let mut b = FrameBuilder::new(FormatHint::Json, false, None);
         b.push(msg(br#"{"a": 1}"#, 0, Some(br#"[["a","Int64"]]"#)));
         b.push(msg(br#"{"a": "x"}"#, 1, Some(br#"[["a","Utf8"]]"#)));
-        let err = b.take_frame().unwrap_err().to_string();
-        assert!(err.contains("incompatible"), "{err}");
+        b.push(msg(br#"{"a": "y"}"#, 2, Some(br#"[["a","Utf8"]]"#)));
+        let tp = ("t".to_owned(), 0);
+        let first = b.take_frame().unwrap().unwrap();
+        assert_eq!(first.schema.field(0).data_type(), &DataType::Int64);
+        assert_eq!(first.num_rows(), 1);
+        assert_eq!(b.take_positions().get(&tp), Some(&1));
+        let second = b.take_frame().unwrap().unwrap();
+        assert_eq!(second.schema.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(second.num_rows(), 2);
+        assert_eq!(b.take_positions().get(&tp), Some(&3));
+        assert!(b.take_frame().unwrap().is_none());
         let mut b = FrameBuilder::new(FormatHint::Json, false, None);
         b.push(msg(br#"{"a": 1}"#, 0, Some(br#"[["a","Int64"]]"#)));
         b.push(msg(br#"{"b": "x"}"#, 1, Some(br#"[["b","Utf8"]]"#)));

@@ -157,3 +157,34 @@ def test_file_storage_keeps_data_across_restarts(tmp_path):
         assert "kept" in tk.Admin(broker.bootstrap_servers).list_topics()
         with tk.Consumer(broker.bootstrap_servers, topics=["kept"], offset="earliest") as c:
             assert read_all(c, 300).sort("row").equals(retail_frame(300))
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"])
+def test_tls_and_sasl_are_compiled_in(mechanism):
+    # librdkafka refuses these settings at creation when built without TLS or SASL.
+    config = {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": mechanism,
+        "sasl.username": "key",
+        "sasl.password": "s3cr3t-sentinel",
+    }
+    if mechanism == "OAUTHBEARER":
+        config = {"security.protocol": "SASL_SSL", "sasl.mechanisms": mechanism}
+    p = tk.Producer("127.0.0.1:9", config)
+    assert "s3cr3t-sentinel" not in repr(p)
+    p.close(timeout=0)
+
+
+def test_confluent_config_ini(tmp_path):
+    ini = tmp_path / "config.ini"
+    ini.write_text(
+        "[default]\nbootstrap.servers=127.0.0.1:9\nsecurity.protocol=SASL_SSL\n"
+        "sasl.mechanisms=PLAIN\nsasl.username=key\nsasl.password=s3cr3t-sentinel\n"
+        "[consumer]\ngroup.id=from-ini\nauto.offset.reset=earliest\n"
+    )
+    assert tk.load_config(ini, "consumer")["group.id"] == "from-ini"
+    assert "group.id" not in tk.load_config(ini, "producer")
+    p = tk.Producer(config=ini)
+    assert "127.0.0.1:9" in repr(p) and "s3cr3t-sentinel" not in repr(p)
+    with pytest.raises(tk.ConfigError, match="cannot read config file"):
+        tk.Producer(config=tmp_path / "missing.ini")

@@ -120,6 +120,24 @@ pub struct Producer {
     inner: Mutex<Option<Arc<Inner>>>,
 }
 
+impl Inner {
+    /// Messages and rows sent but not yet acknowledged or failed.
+    fn pending(&self) -> (u64, u64) {
+        let outstanding = self
+            .outstanding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        outstanding.iter().fold((0, 0), |(m, r), o| {
+            let t = &o.tally;
+            let done = t.rows.load(Relaxed) + t.failed_rows.load(Relaxed);
+            (
+                m + t.pending.load(Relaxed),
+                r + o.rows_sent.saturating_sub(done),
+            )
+        })
+    }
+}
+
 impl Producer {
     fn inner(&self) -> Result<Arc<Inner>> {
         self.inner
@@ -435,11 +453,12 @@ impl Producer {
 
     /// Messages queued or in flight.
     #[getter]
-    fn in_flight(&self) -> PyResult<i32> {
-        Ok(self.inner()?.producer.in_flight_count())
+    fn in_flight(&self) -> PyResult<u64> {
+        Ok(self.inner()?.pending().0)
     }
 
-    /// Flushes (up to `timeout` seconds) and closes; later calls raise ClosedError.
+    /// Waits up to `timeout` seconds for messages in flight, then closes;
+    /// rows still undelivered then raise ProduceError. Later calls raise ClosedError.
     #[pyo3(signature = (timeout=30.0))]
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let Some(inner) = self
@@ -453,16 +472,18 @@ impl Producer {
         detached(py, move || {
             let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
             let mut interrupts = Interrupts::new();
-            while inner.producer.in_flight_count() > 0 && Instant::now() < deadline {
-                let _ = inner.producer.flush(Duration::from_millis(100));
+            while inner.pending().0 > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
                 interrupts.check()?;
             }
-            let left = inner.producer.in_flight_count();
+            let (messages, rows) = inner.pending();
             drop(inner);
-            if left > 0 {
+            if messages > 0 {
                 return Err(Error::Produce {
-                    message: format!("closed with {left} messages not delivered after {timeout}s"),
-                    rows_failed: 0,
+                    message: format!(
+                        "closed after {timeout}s with {rows} rows ({messages} messages) not delivered"
+                    ),
+                    rows_failed: rows,
                     rows_delivered: 0,
                 });
             }
