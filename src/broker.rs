@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 pub struct EmbeddedBroker {
     runtime: Option<tokio::runtime::Runtime>,
     port: u16,
-    storage: Url,
 }
 
 fn free_port() -> Result<u16> {
@@ -124,7 +123,7 @@ impl EmbeddedBroker {
             .enable_all()
             .build()
             .map_err(|e| Error::Broker(format!("cannot start the broker's runtime: {e}")))?;
-        let task = runtime.spawn(serve(port, storage.clone()));
+        let task = runtime.spawn(serve(port, storage));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + timeout;
         loop {
@@ -153,7 +152,6 @@ impl EmbeddedBroker {
         Ok(Self {
             runtime: Some(runtime),
             port,
-            storage,
         })
     }
 
@@ -163,14 +161,6 @@ impl EmbeddedBroker {
 
     pub fn bootstrap_servers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn storage(&self) -> &str {
-        self.storage.as_str()
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.runtime.is_some()
     }
 
     /// Stops serving and closes the listening socket; data in memory is gone.

@@ -22,8 +22,6 @@ pub enum Error {
         rows_failed: u64,
         rows_delivered: u64,
     },
-    #[error("{0}")]
-    Consume(String),
     #[error("cannot decode message at {topic}[{partition}]@{offset}: {reason}")]
     Decode {
         topic: String,
@@ -165,7 +163,6 @@ mod python {
                             ),
                         ],
                     ),
-                    Error::Consume(_) => raise(py, "ConsumeError", message, &[]),
                     Error::Decode {
                         topic,
                         partition,
