@@ -133,3 +133,28 @@ pub fn unreachable(
         fatal: false,
     }
 }
+
+/// The topic's `retention.ms` as the cluster reports it; None when it is not
+/// reported, unlimited, or cannot be read (the caller then assumes no limit).
+pub fn retention_ms(settings: &Settings, topic: &str, timeout: Duration) -> Option<i64> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<Context> = create(settings, Context::default()).ok()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok()?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let results = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                timeout,
+                admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options),
+            )
+            .await
+        })
+        .ok()?
+        .ok()?;
+    let resource = results.into_iter().next()?.ok()?;
+    let value = resource.get("retention.ms")?.value.as_deref()?.parse::<i64>().ok()?;
+    (value >= 0).then_some(value)
+}

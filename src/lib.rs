@@ -5,9 +5,11 @@
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod csv_reader;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod replay;
 mod storage;
 
 #[cfg(feature = "python")]

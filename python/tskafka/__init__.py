@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Self
 
 from . import _tskafka
+from ._csv import iter_csv, read_csv
 from ._frames import Output, as_arrow_stream, check_output, convert
 from ._tskafka import Admin, LocalBroker, SendReport
 from .exceptions import (
@@ -256,6 +257,8 @@ class Consumer(_Client):
                 yield frame
 
 
+from ._replay import Replay, ReplayProgress, replay  # noqa: E402
+
 __all__ = [
     "Admin",
     "BrokerError",
@@ -272,5 +275,10 @@ __all__ = [
     "SendReport",
     "TimeoutError",
     "TsKafkaError",
+    "Replay",
+    "ReplayProgress",
+    "iter_csv",
     "load_config",
+    "read_csv",
+    "replay",
 ]

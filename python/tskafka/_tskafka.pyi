@@ -5,8 +5,10 @@ import pyarrow as pa
 __all__ = [
     "Admin",
     "Consumer",
+    "CsvFile",
     "LocalBroker",
     "Producer",
+    "Replay",
     "SendReport",
     "read_ini",
     "__version__",
@@ -131,3 +133,71 @@ class Consumer:
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
+
+@final
+class CsvFile:
+    def __new__(
+        cls,
+        path: str,
+        *,
+        time_column: str | None = None,
+        time_format: str | None = None,
+        encoding: str = "auto",
+        dtypes: dict[str, str] | None = None,
+        on_bad_rows: str = "error",
+        chunk_rows: int = 65536,
+        delimiter: str = ",",
+    ) -> CsvFile: ...
+    @property
+    def schema(self) -> pa.Schema: ...
+    def __iter__(self) -> CsvFile: ...
+    def __next__(self) -> pa.RecordBatch: ...
+    @property
+    def bad_rows(self) -> list[tuple[int, str]]: ...
+    @property
+    def rows_skipped(self) -> int: ...
+    @property
+    def rows_read(self) -> int: ...
+
+@final
+class Replay:
+    def __new__(
+        cls,
+        topic: str,
+        source: Any,
+        bootstrap_servers: str | None = None,
+        config: dict[str, Any] | None = None,
+        *,
+        time_column: str | None = None,
+        speed: float | None = ...,
+        every: float | None = None,
+        window: float = 0.0,
+        rows_per_message: int | None = None,
+        key: str | list[str] | None = None,
+        timestamp: str = "auto",
+        format: str = "arrow",
+        headers: dict[str, bytes] | None = None,
+        encoding: str = "auto",
+        time_format: str | None = None,
+        dtypes: dict[str, str] | None = None,
+        on_bad_rows: str = "error",
+        chunk_rows: int = 65536,
+        delimiter: str = ",",
+        timeout: float = 30.0,
+    ) -> Replay: ...
+    @property
+    def kafka_timestamps(self) -> str: ...
+    @property
+    def time_zone(self) -> str | None: ...
+    @property
+    def warnings(self) -> list[str]: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def bad_rows(self) -> list[tuple[int, str]]: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def request_stop(self, timeout: float = 10.0) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def check(self) -> None: ...
+    def progress(self) -> dict[str, Any]: ...

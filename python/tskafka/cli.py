@@ -1,48 +1,214 @@
-"""The ``tskafka`` command line."""
+"""The ``tskafka`` command line: an embedded broker, replay, consume, topics, demos."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import sys
 import time
+from typing import Any
 
-from . import Admin, Consumer, LocalBroker, Producer, TsKafkaError, datasets
+from . import Admin, Consumer, LocalBroker, TsKafkaError, datasets, load_config, replay
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
 
 
-def _demo(args: argparse.Namespace) -> int:
-    with LocalBroker() as broker:
-        print(f"embedded broker at {broker.bootstrap_servers}")
-        Admin(broker.bootstrap_servers).create_topic("transactions", partitions=3)
-        retail = datasets.online_retail(rows=args.rows)
-        print(f"synthetic Online Retail II log: {retail.height:,} rows")
-        with Producer(broker.bootstrap_servers, {"compression.type": "zstd"}) as producer:
-            report = producer.send("transactions", retail, key="StockCode", timestamp="InvoiceDate")
-        print(
-            f"sent {report.rows:,} rows in {report.messages:,} messages "
-            f"({report.rows_per_second:,.0f} rows/s)"
-        )
-        frames = []
-        started = time.perf_counter()
-        with Consumer(broker.bootstrap_servers, topics=["transactions"], offset="earliest") as c:
-            rows = 0
-            while rows < report.rows:
-                frame = c.poll_frame(max_rows=500_000, timeout=5.0)
-                if frame is None:
-                    break
-                frames.append(frame)
-                rows += frame.height
-        took = time.perf_counter() - started
-        print(f"read back {rows:,} rows in {took:.2f}s (group join included)")
-        import polars as pl
+class UsageError(Exception):
+    """Bad arguments found after parsing (exit code 2)."""
 
-        top = datasets.revenue_by_stock_code(pl.concat(frames), top=args.top)
-        print(f"\nrevenue by StockCode (top {args.top}):")
-        print(top)
-        return 0 if rows == report.rows else 1
+
+def _config(args: argparse.Namespace, section: str) -> dict[str, Any]:
+    """Client properties from --config, with --bootstrap (or TSKAFKA_BOOTSTRAP) on top."""
+    config = dict(load_config(args.config, section) or {}) if args.config else {}
+    bootstrap = args.bootstrap or os.environ.get("TSKAFKA_BOOTSTRAP")
+    if bootstrap:
+        config["bootstrap.servers"] = bootstrap
+    config.setdefault("bootstrap.servers", DEFAULT_BOOTSTRAP)
+    return config
+
+
+def _line_count(path: str) -> int | None:
+    """Data rows of a CSV file (newlines minus the header), for the progress bar."""
+    try:
+        n = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                n += chunk.count(b"\n")
+        return max(n - 1, 0)
+    except OSError:
+        return None
+
+
+def _bar(done: int, total: int | None, width: int = 28) -> str:
+    if not total:
+        return ""
+    filled = min(width, done * width // total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}% "
+
+
+def _source_rows(path: str) -> int | None:
+    if path.lower().endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return _line_count(path)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.file):
+        raise UsageError(f"no such file: {args.file}")
+    if args.every is not None:
+        speed = None
+    elif args.speed is None:
+        speed = 1.0 if args.time_column else None
+    elif args.speed.lower() in ("max", "none"):
+        speed = None
+    else:
+        try:
+            speed = float(args.speed)
+        except ValueError:
+            raise UsageError(f"--speed must be a number or 'max', got {args.speed!r}") from None
+        if args.time_column is None:
+            raise UsageError("--speed needs --time-column (or pass --speed max, or --every S)")
+    total = _source_rows(args.file)
+    r = replay(
+        args.file,
+        args.topic,
+        config=_config(args, "producer"),
+        time_column=args.time_column,
+        speed=speed,
+        every=args.every,
+        rows_per_message=args.rows_per_message,
+        key=args.key,
+        format=args.format,
+        encoding=args.encoding,
+        time_format=args.time_format,
+        on_bad_rows="skip" if args.skip_bad_rows else "error",
+        timeout=args.timeout,
+    )
+    interactive = sys.stderr.isatty() and not args.quiet
+    last = 0.0
+    try:
+        while not r.progress.done:
+            time.sleep(0.1)
+            if time.monotonic() - last >= (0.2 if interactive else 5.0) and not args.quiet:
+                last = time.monotonic()
+                p = r.progress
+                status = (
+                    f"{_bar(p.rows_sent, total)}{p.rows_sent:,} rows sent, "
+                    f"{p.rows_delivered:,} delivered"
+                    + (f", event time {p.event_time}" if p.event_time else "")
+                    + (f", lag {p.lag:.2f}s" if p.lag >= 0.01 else "")
+                )
+                print(
+                    ("\r" if interactive else "") + status.ljust(100),
+                    end="" if interactive else "\n",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        p = r.wait()
+    except KeyboardInterrupt:
+        p = r.stop()
+        print(f"\nstopped: {p.rows_delivered:,} rows delivered", file=sys.stderr)
+        return 130
+    if interactive:
+        print(file=sys.stderr)
+    skipped = f", {p.rows_skipped:,} bad rows skipped" if p.rows_skipped else ""
+    print(
+        f"replayed {p.rows_delivered:,} rows in {p.messages:,} messages to {args.topic!r} "
+        f"in {p.elapsed:.2f}s ({p.rows_per_second:,.0f} rows/s{skipped})"
+    )
+    for number, why in r.bad_rows[:5]:
+        print(f"  skipped line {number}: {why}", file=sys.stderr)
+    return 0
+
+
+def _consume(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    rows = 0
+    idle_since = time.monotonic()
+    writer = None
+    with Consumer(
+        config=_config(args, "consumer"),
+        topics=args.topics,
+        group_id=args.group,
+        offset="earliest" if args.from_beginning else "latest",
+        timeout=args.timeout,
+    ) as consumer:
+        try:
+            with pl.Config(tbl_rows=args.show, tbl_cols=12, fmt_str_lengths=30):
+                while args.max_rows is None or rows < args.max_rows:
+                    frame = consumer.poll_frame(max_rows=args.batch_rows, timeout=0.5)
+                    if frame is None:
+                        if args.idle_timeout and time.monotonic() - idle_since > args.idle_timeout:
+                            break
+                        continue
+                    idle_since = time.monotonic()
+                    if args.max_rows is not None:
+                        frame = frame.head(args.max_rows - rows)
+                    rows += frame.height
+                    received = dt.datetime.now().strftime("%H:%M:%S.%f")[:-3]
+                    if not args.quiet:
+                        print(f"[{received}] {frame.height:,} rows (total {rows:,})")
+                        print(frame.head(args.show), flush=True)
+                    if args.out:
+                        writer = _append(args.out, frame, writer)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if writer is not None:
+                writer.close()
+    print(f"consumed {rows:,} rows", file=sys.stderr)
+    return 0
+
+
+def _append(path: str, frame: Any, writer: Any) -> Any:
+    """Append a frame to a CSV or Parquet file (opened on first use)."""
+    table = frame.to_arrow()
+    if path.lower().endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+        return writer
+    import pyarrow.csv as pacsv
+
+    if writer is None:
+        writer = pacsv.CSVWriter(path, table.schema)
+    writer.write_table(table)
+    return writer
+
+
+def _topics(args: argparse.Namespace) -> int:
+    admin = Admin(config=_config(args, "admin"))
+    if args.action == "list":
+        for name in admin.list_topics(timeout=args.timeout):
+            print(name)
+    elif args.action == "create":
+        if not args.name:
+            raise UsageError("tskafka topics create NAME [--partitions N]")
+        for name in args.name:
+            admin.create_topic(name, partitions=args.partitions, exist_ok=args.exist_ok, timeout=args.timeout)
+            print(f"created {name} ({args.partitions} partitions)")
+    elif args.action == "delete":
+        if not args.name:
+            raise UsageError("tskafka topics delete NAME")
+        for name in args.name:
+            admin.delete_topic(name, missing_ok=args.missing_ok, timeout=args.timeout)
+            print(f"deleted {name}")
+    elif args.action == "describe":
+        if not args.name:
+            raise UsageError("tskafka topics describe NAME")
+        for name in args.name:
+            print(admin.describe_topic(name, timeout=args.timeout))
+    return 0
 
 
 def _broker(args: argparse.Namespace) -> int:
-    with LocalBroker(port=args.port) as broker:
+    with LocalBroker(port=args.port, storage=args.storage) as broker:
         print(f"tskafka broker listening on {broker.bootstrap_servers} (Ctrl+C stops)", flush=True)
         try:
             while True:
@@ -52,22 +218,111 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _dataset(args: argparse.Namespace) -> int:
+    if args.name == "retail":
+        frame = datasets.online_retail(rows=args.rows or datasets.RETAIL_ROWS, seed=args.seed)
+    elif args.name == "sensors":
+        frame = datasets.sensors(rows=args.rows or 1_000, seed=args.seed)
+    else:
+        frame = datasets.irregular_series(rows=args.rows or 1_000, seed=args.seed)
+    datasets.save(frame, args.out)
+    print(f"wrote {frame.height:,} rows to {args.out}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    if args.dataset == "sensors":
+        return demo.sensors(rows=args.rows or 60, speed=args.speed or 20.0)
+    return demo.retail(rows=args.rows or datasets.RETAIL_ROWS, top=args.top, speed=args.speed)
+
+
+def _add_client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bootstrap",
+        "-b",
+        help=f"bootstrap servers host:port (default: $TSKAFKA_BOOTSTRAP, the config's, or {DEFAULT_BOOTSTRAP})",
+    )
+    p.add_argument("--config", "-c", help="config.ini (Confluent layout) or librdkafka properties")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the cluster")
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tskafka", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="send the retail log through an embedded broker")
-    demo.add_argument("--rows", type=int, default=datasets.RETAIL_ROWS)
-    demo.add_argument("--top", type=int, default=10)
+
+    demo = sub.add_parser("demo", help="replay a dataset through an embedded broker and watch it")
+    demo.add_argument("dataset", nargs="?", choices=["retail", "sensors"], default="retail")
+    demo.add_argument("--rows", type=int, help="rows to generate")
+    demo.add_argument("--top", type=int, default=10, help="stock codes shown (retail)")
+    demo.add_argument("--speed", type=float, help="replay speed (default: flat out for retail, 20x for sensors)")
     demo.set_defaults(run=_demo)
+
     broker = sub.add_parser("broker", help="run the embedded broker in the foreground")
     broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--storage", help="SQLite file keeping topics across restarts (default: memory)")
     broker.set_defaults(run=_broker)
-    args = parser.parse_args(argv)
+
+    rp = sub.add_parser("replay", help="replay a CSV or Parquet file into a topic")
+    rp.add_argument("file")
+    rp.add_argument("topic")
+    rp.add_argument("--time-column", "-t", help="event-time column")
+    rp.add_argument("--speed", "-s", help="10 = ten times faster than recorded; 'max' = flat out (default 1 with --time-column, else max)")
+    rp.add_argument("--every", type=float, help="fixed interval: one message every S seconds")
+    rp.add_argument("--rows-per-message", type=int)
+    rp.add_argument("--key", "-k", action="append", help="key column (repeat for several)")
+    rp.add_argument("--format", choices=["arrow", "json"], default="arrow")
+    rp.add_argument("--encoding", default="auto", help="auto, utf-8 or latin-1")
+    rp.add_argument("--time-format", help="strftime format or epoch_s/epoch_ms/epoch_us/epoch_ns")
+    rp.add_argument("--skip-bad-rows", action="store_true", help="skip and count rows that do not parse")
+    rp.add_argument("--quiet", "-q", action="store_true")
+    _add_client_options(rp)
+    rp.set_defaults(run=_replay)
+
+    co = sub.add_parser("consume", help="print what arrives on topics, batch by batch")
+    co.add_argument("topics", nargs="+")
+    co.add_argument("--from-beginning", action="store_true")
+    co.add_argument("--group", "-g", help="consumer group (default: a fresh one)")
+    co.add_argument("--max-rows", type=int, help="stop after this many rows")
+    co.add_argument("--idle-timeout", type=float, help="stop after this many seconds without data")
+    co.add_argument("--batch-rows", type=int, default=100_000)
+    co.add_argument("--show", type=int, default=5, help="rows printed per batch")
+    co.add_argument("--out", help="also append the rows to this CSV or Parquet file")
+    co.add_argument("--quiet", "-q", action="store_true")
+    _add_client_options(co)
+    co.set_defaults(run=_consume)
+
+    tp = sub.add_parser("topics", help="list, create, delete or describe topics")
+    tp.add_argument("action", nargs="?", choices=["list", "create", "delete", "describe"], default="list")
+    tp.add_argument("name", nargs="*")
+    tp.add_argument("--partitions", "-p", type=int, default=1)
+    tp.add_argument("--exist-ok", action="store_true")
+    tp.add_argument("--missing-ok", action="store_true")
+    _add_client_options(tp)
+    tp.set_defaults(run=_topics)
+
+    ds = sub.add_parser("dataset", help="write a dataset to CSV or Parquet")
+    ds.add_argument("name", choices=["retail", "sensors", "values"])
+    ds.add_argument("out", help="file.csv or file.parquet")
+    ds.add_argument("--rows", type=int)
+    ds.add_argument("--seed", type=int, default=0)
+    ds.set_defaults(run=_dataset)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except UsageError as e:
+        print(f"tskafka {args.command}: {e}", file=sys.stderr)
+        return 2
     except TsKafkaError as e:
-        print(f"tskafka: {e}", file=sys.stderr)
+        print(f"tskafka {args.command}: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -81,29 +81,62 @@ def online_retail(path: str | None = None, rows: int = RETAIL_ROWS, seed: int = 
     quantity = np.minimum(rng.geometric(0.25, rows), 480).astype(np.int64)
     quantity = np.where(cancelled[invoice_of_row], -quantity, quantity)
     timestamps = inv_time[invoice_of_row] + int(_START.replace(tzinfo=dt.UTC).timestamp() * 1e6)
+    # Strings are built once per stock code / invoice and gathered per row.
+    per_code = pl.DataFrame({"StockCode": codes, "Description": descriptions, "Price": prices})
+    per_invoice = pl.DataFrame(
+        {
+            "Invoice": invoice,
+            "Customer ID": pl.Series(customer).fill_nan(None).cast(pl.Int64),
+            "Country": country,
+        }
+    )
+    code_rows = per_code[code_idx]
+    invoice_rows = per_invoice[invoice_of_row]
     return pl.DataFrame(
         {
-            "Invoice": invoice[invoice_of_row],
-            "StockCode": codes[code_idx],
-            "Description": descriptions[code_idx],
+            "Invoice": invoice_rows["Invoice"],
+            "StockCode": code_rows["StockCode"],
+            "Description": code_rows["Description"],
             "Quantity": quantity,
             "InvoiceDate": pl.Series(timestamps).cast(pl.Datetime("us")),
-            "Price": prices[code_idx],
-            "Customer ID": pl.Series(customer[invoice_of_row]).fill_nan(None).cast(pl.Int64),
-            "Country": country[invoice_of_row],
+            "Price": code_rows["Price"],
+            "Customer ID": invoice_rows["Customer ID"],
+            "Country": invoice_rows["Country"],
         }
     )
 
 
+_RETAIL_DTYPES = {
+    "Invoice": "str",
+    "StockCode": "str",
+    "Description": "str",
+    "Quantity": "int64",
+    "Price": "float64",
+    "Customer ID": "float64",
+    "Country": "str",
+}
+
+
 def _read_retail(path: str) -> pl.DataFrame:
-    df = pl.read_csv(
-        path,
-        encoding="utf8-lossy",
-        schema_overrides={"Invoice": pl.Utf8, "StockCode": pl.Utf8, "Customer ID": pl.Float64},
-    )
+    """The real file: the UCI CSV (not UTF-8: read as Latin-1 where needed) or the XLSX."""
+    if str(path).lower().endswith((".xlsx", ".xls")):
+        try:
+            sheets = pl.read_excel(path, sheet_id=0)
+        except ModuleNotFoundError as e:
+            from .exceptions import ConfigError
+
+            raise ConfigError(
+                f"reading {path!r} needs an Excel reader ({e.name}): pip install fastexcel, "
+                "or pass the CSV version"
+            ) from None
+        df = pl.concat(list(sheets.values()), how="vertical_relaxed")
+        df = df.with_columns(pl.col("Invoice").cast(pl.Utf8), pl.col("StockCode").cast(pl.Utf8))
+    else:
+        from ._csv import read_csv
+
+        df = read_csv(path, time_column="InvoiceDate", dtypes=_RETAIL_DTYPES)
     return df.with_columns(
-        pl.col("InvoiceDate").str.to_datetime(strict=False),
-        pl.col("Customer ID").cast(pl.Int64),
+        pl.col("InvoiceDate").cast(pl.Datetime("us")), pl.col("Customer ID").cast(pl.Int64)
     )
 
 
@@ -124,6 +157,39 @@ def sensors(
             "temp2": rng.integers(10, 30, rows),
         }
     )
+
+
+def irregular_series(
+    rows: int = 1_000,
+    max_gap: float = 5.0,
+    start: dt.datetime | None = None,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """The ``timestamp,value`` series of the replay tutorials: a random walk
+    sampled at irregular gaps of 0.1 to ``max_gap`` seconds."""
+    rng = np.random.default_rng(seed)
+    t0 = start or dt.datetime(2024, 1, 1)
+    gaps = np.round(rng.uniform(0.1, max_gap, rows) * 1e6).astype(np.int64)
+    gaps[0] = 0
+    return pl.DataFrame(
+        {
+            "timestamp": pl.Series(np.cumsum(gaps)).cast(pl.Duration("us")) + t0,
+            "value": np.round(50 + np.cumsum(rng.normal(0, 1, rows)), 3),
+        }
+    )
+
+
+def save(frame: pl.DataFrame, path: str) -> None:
+    """Write a dataset to ``.csv`` or ``.parquet`` (the replay command reads both)."""
+    lower = str(path).lower()
+    if lower.endswith((".parquet", ".pq")):
+        frame.write_parquet(path)
+    elif lower.endswith(".csv"):
+        frame.write_csv(path, datetime_format="%Y-%m-%d %H:%M:%S%.f")
+    else:
+        from .exceptions import ConfigError
+
+        raise ConfigError(f"cannot write {path!r}: use a .csv or .parquet file name")
 
 
 def revenue_by_stock_code(frame: Any, top: int = 10) -> pl.DataFrame:

@@ -3,8 +3,10 @@
 mod admin;
 mod consumer;
 mod convert;
+mod csv_file;
 mod local_broker;
 mod producer;
+mod replay;
 mod wait;
 
 use pyo3::prelude::*;
@@ -16,9 +18,13 @@ pub mod _tskafka {
     #[pymodule_export]
     use super::consumer::Consumer;
     #[pymodule_export]
+    use super::csv_file::CsvFile;
+    #[pymodule_export]
     use super::local_broker::LocalBroker;
     #[pymodule_export]
     use super::producer::{Producer, SendReport};
+    #[pymodule_export]
+    use super::replay::Replay;
 
     use super::*;
 

@@ -21,17 +21,17 @@ use crate::error::{Error, Result};
 /// Delivery counts of one `send`, updated from librdkafka's delivery callbacks.
 #[derive(Default)]
 pub struct Tally {
-    pending: AtomicU64,
-    rows: AtomicU64,
-    messages: AtomicU64,
-    bytes: AtomicU64,
-    failed_rows: AtomicU64,
-    failed_messages: AtomicU64,
+    pub(super) pending: AtomicU64,
+    pub(super) rows: AtomicU64,
+    pub(super) messages: AtomicU64,
+    pub(super) bytes: AtomicU64,
+    pub(super) failed_rows: AtomicU64,
+    pub(super) failed_messages: AtomicU64,
     errors: Mutex<HashMap<String, u64>>,
 }
 
 impl Tally {
-    fn fail(&self, rows: u64, reason: String) {
+    pub(super) fn fail(&self, rows: u64, reason: String) {
         self.failed_rows.fetch_add(rows, Relaxed);
         self.failed_messages.fetch_add(1, Relaxed);
         *self
@@ -101,11 +101,11 @@ impl SendReport {
     }
 }
 
-struct Outstanding {
-    topic: String,
-    tally: Arc<Tally>,
-    rows_sent: u64,
-    started: Instant,
+pub(super) struct Outstanding {
+    pub(super) topic: String,
+    pub(super) tally: Arc<Tally>,
+    pub(super) rows_sent: u64,
+    pub(super) started: Instant,
 }
 
 struct Inner {
@@ -178,7 +178,7 @@ impl Producer {
     }
 }
 
-fn report(o: &Outstanding, seconds: f64) -> Result<SendReport> {
+pub(super) fn report(o: &Outstanding, seconds: f64) -> Result<SendReport> {
     let t = &o.tally;
     let failed = t.failed_rows.load(Relaxed);
     let rows = t.rows.load(Relaxed);
@@ -331,7 +331,7 @@ impl Producer {
                         with_headers.then_some(&base_headers),
                         &tally,
                         &mut rows_sent,
-                        &mut interrupts,
+                        &mut || interrupts.check(),
                     )?;
                 }
                 Ok(())
@@ -508,8 +508,10 @@ impl Producer {
     }
 }
 
+/// Queues every message of `batch`, retrying while the local queue is full;
+/// `check` runs between messages and stops the send when it fails.
 #[allow(clippy::too_many_arguments)]
-fn send_batch(
+pub(super) fn send_batch(
     producer: &ThreadedProducer<Context>,
     encoder: &Encoder,
     batch: &RecordBatch,
@@ -518,7 +520,7 @@ fn send_batch(
     headers: Option<&OwnedHeaders>,
     tally: &Arc<Tally>,
     rows_sent: &mut u64,
-    interrupts: &mut Interrupts,
+    check: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     encoder.encode(batch, &mut |m| {
         let rows = m.rows as u64;
@@ -551,7 +553,7 @@ fn send_batch(
                     // The local queue is full: let librdkafka drain it, then retry.
                     record = r;
                     producer.poll(Duration::from_millis(1));
-                    interrupts.check().inspect_err(|_| {
+                    check().inspect_err(|_| {
                         tally.pending.fetch_sub(1, Relaxed);
                         *rows_sent -= rows;
                     })?;
@@ -563,6 +565,6 @@ fn send_batch(
                 }
             }
         }
-        interrupts.check()
+        check()
     })
 }

@@ -1,0 +1,826 @@
+//! CSV files -> Arrow record batches, a chunk at a time, so a file larger
+//! than memory streams through in constant space.
+//!
+//! Fields are split with the `csv` crate, decoded as UTF-8 or Latin-1, then
+//! typed per column: types are inferred from the first chunk (integers,
+//! floats, booleans, datetimes in the common forms, else strings) unless
+//! given. A row that does not fit is an error naming its line, or is skipped
+//! and counted.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch,
+    RecordBatchReader, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use chrono::format::{parse, Item, Parsed, StrftimeItems};
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 where a field is valid UTF-8, Latin-1 where it is not.
+    Auto,
+    Utf8,
+    Latin1,
+}
+
+impl FromStr for Encoding {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "auto" => Ok(Encoding::Auto),
+            "utf-8" | "utf8" => Ok(Encoding::Utf8),
+            "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" => Ok(Encoding::Latin1),
+            other => Err(Error::Config(format!(
+                "unknown encoding {other:?}: use 'auto' (UTF-8, falling back to Latin-1 per \
+                 field), 'utf-8' or 'latin-1'"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub encoding: Encoding,
+    /// Column whose values are datetimes (parsed even when they look numeric: epochs).
+    pub time_column: Option<String>,
+    /// strftime format, or `epoch_s`/`epoch_ms`/`epoch_us`/`epoch_ns`, for the time column.
+    pub time_format: Option<String>,
+    /// Column types given by the user (the rest are inferred).
+    pub dtypes: HashMap<String, DataType>,
+    pub chunk_rows: usize,
+    pub skip_bad_rows: bool,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            delimiter: b',',
+            encoding: Encoding::Auto,
+            time_column: None,
+            time_format: None,
+            dtypes: HashMap::new(),
+            chunk_rows: 65_536,
+            skip_bad_rows: false,
+        }
+    }
+}
+
+/// A dtype name as users write it (polars / pyarrow / numpy spellings).
+pub fn parse_dtype(name: &str) -> Result<DataType> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "str" | "string" | "utf8" | "large_string" | "object" => DataType::Utf8,
+        "int" | "int64" | "i64" => DataType::Int64,
+        "float" | "float64" | "f64" | "double" => DataType::Float64,
+        "bool" | "boolean" => DataType::Boolean,
+        "datetime" | "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "date" | "date32" => DataType::Date32,
+        other => {
+            return Err(Error::Config(format!(
+                "unsupported CSV column type {other:?}: use one of str, int64, float64, bool, \
+                 datetime, date"
+            )))
+        }
+    })
+}
+
+/// A skipped row: its line in the file (1-based, the header is line 1) and why.
+#[derive(Clone, Debug)]
+pub struct BadRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// How many skipped rows are kept with their reasons (all are counted).
+const KEEP_BAD_ROWS: usize = 100;
+
+#[derive(Clone, Debug)]
+enum Time {
+    /// strftime items; `zoned` when the text carries an offset (values become UTC).
+    Format {
+        text: String,
+        items: Vec<Item<'static>>,
+        zoned: bool,
+        date_only: bool,
+    },
+    /// Integer or float epoch in this many units per second.
+    Epoch(i64),
+}
+
+#[derive(Clone, Debug)]
+enum Plan {
+    Text,
+    Int,
+    Float,
+    Bool,
+    Time(Time),
+    /// A numeric column named as the time column: epoch with the unit from its magnitude.
+    EpochAuto,
+}
+
+/// Formats tried, in order, for datetimes given without a format.
+const AUTO_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%d %H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%S%.f%:z",
+    "%Y-%m-%d %H:%M:%S%.f%:z",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y-%m-%d",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+];
+
+fn time_format(text: &str) -> Result<Time> {
+    let lower = text.to_ascii_lowercase();
+    let per_second = match lower.as_str() {
+        "epoch_s" | "epoch" | "s" => Some(1),
+        "epoch_ms" | "ms" => Some(1_000),
+        "epoch_us" | "us" => Some(1_000_000),
+        "epoch_ns" | "ns" => Some(1_000_000_000),
+        _ => None,
+    };
+    if let Some(n) = per_second {
+        return Ok(Time::Epoch(n));
+    }
+    let items: Vec<Item<'static>> = StrftimeItems::new(text)
+        .map(|i| i.to_owned())
+        .collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return Err(Error::Config(format!(
+            "time_format {text:?} is not a valid strftime format (e.g. '%m/%d/%Y %H:%M'), \
+             nor epoch_s/epoch_ms/epoch_us/epoch_ns"
+        )));
+    }
+    let zoned = text.contains("%z") || text.contains("%:z") || text.contains("%#z") || text.ends_with('Z');
+    let date_only = !["%H", "%I", "%M", "%S", "%T", "%R", "%s"]
+        .iter()
+        .any(|t| text.contains(t));
+    Ok(Time::Format {
+        text: text.to_owned(),
+        items,
+        zoned,
+        date_only,
+    })
+}
+
+impl Time {
+    /// Microseconds since the epoch (UTC for zoned values), or days for date-only formats.
+    fn parse(&self, s: &str) -> Option<i64> {
+        let s = s.trim();
+        match self {
+            Time::Epoch(per_second) => {
+                if let Ok(v) = s.parse::<i64>() {
+                    Some(scale_epoch(v, *per_second))
+                } else {
+                    let v = s.parse::<f64>().ok()?;
+                    v.is_finite()
+                        .then(|| (v * 1e6 / *per_second as f64).round() as i64)
+                }
+            }
+            Time::Format {
+                items,
+                zoned,
+                date_only,
+                text,
+                ..
+            } => {
+                let mut parsed = Parsed::new();
+                parse(&mut parsed, s, items.iter()).ok()?;
+                if *date_only {
+                    let d = parsed.to_naive_date().ok()?;
+                    return Some(days(d));
+                }
+                let micros = if *zoned {
+                    if text.ends_with('Z') {
+                        parsed.to_naive_datetime_with_offset(0).ok()?.and_utc()
+                    } else {
+                        parsed.to_datetime().ok()?.to_utc()
+                    }
+                    .timestamp_micros()
+                } else {
+                    parsed
+                        .to_naive_datetime_with_offset(0)
+                        .ok()?
+                        .and_utc()
+                        .timestamp_micros()
+                };
+                Some(micros)
+            }
+        }
+    }
+
+    fn data_type(&self) -> DataType {
+        match self {
+            Time::Format {
+                date_only: true, ..
+            } => DataType::Date32,
+            Time::Format { zoned: true, .. } => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
+            _ => DataType::Timestamp(TimeUnit::Microsecond, None),
+        }
+    }
+}
+
+fn days(d: NaiveDate) -> i64 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days()
+}
+
+fn scale_epoch(v: i64, per_second: i64) -> i64 {
+    match per_second {
+        1 => v.saturating_mul(1_000_000),
+        1_000 => v.saturating_mul(1_000),
+        1_000_000 => v,
+        _ => v / 1_000,
+    }
+}
+
+/// Units per second of an epoch, guessed from its magnitude.
+fn epoch_unit(v: f64) -> i64 {
+    match v.abs() {
+        x if x < 1e11 => 1,
+        x if x < 1e14 => 1_000,
+        x if x < 1e17 => 1_000_000,
+        _ => 1_000_000_000,
+    }
+}
+
+/// The first format every sampled value parses with.
+fn detect_time(values: &StringArray) -> Option<Time> {
+    let first = values.iter().flatten().next()?;
+    'formats: for text in AUTO_FORMATS {
+        let t = time_format(text).ok()?;
+        if t.parse(first).is_none() {
+            continue;
+        }
+        for v in values.iter().flatten().take(10_000) {
+            if t.parse(v).is_none() {
+                continue 'formats;
+            }
+        }
+        return Some(t);
+    }
+    None
+}
+
+fn all_parse<T>(values: &StringArray, f: impl Fn(&str) -> Option<T>) -> bool {
+    values.null_count() < values.len() && values.iter().flatten().all(|v| f(v.trim()).is_some())
+}
+
+fn infer(values: &StringArray, is_time: bool) -> Plan {
+    if all_parse(values, |v| v.parse::<i64>().ok()) {
+        return if is_time { Plan::EpochAuto } else { Plan::Int };
+    }
+    if all_parse(values, |v| v.parse::<f64>().ok()) {
+        return if is_time { Plan::EpochAuto } else { Plan::Float };
+    }
+    if !is_time
+        && all_parse(values, |v| match v.to_ascii_lowercase().as_str() {
+            "true" | "false" => Some(()),
+            _ => None,
+        })
+    {
+        return Plan::Bool;
+    }
+    match detect_time(values) {
+        Some(t) => Plan::Time(t),
+        None => Plan::Text,
+    }
+}
+
+fn plan_for(dtype: &DataType) -> Result<Plan> {
+    Ok(match dtype {
+        DataType::Utf8 => Plan::Text,
+        DataType::Int64 => Plan::Int,
+        DataType::Float64 => Plan::Float,
+        DataType::Boolean => Plan::Bool,
+        DataType::Date32 => Plan::Time(time_format("%Y-%m-%d")?),
+        DataType::Timestamp(_, _) => Plan::EpochAuto,
+        other => return Err(Error::Config(format!("unsupported CSV column type {other}"))),
+    })
+}
+
+fn describe(plan: &Plan) -> String {
+    match plan {
+        Plan::Text => "text".into(),
+        Plan::Int => "an integer".into(),
+        Plan::Float => "a number".into(),
+        Plan::Bool => "true/false".into(),
+        Plan::Time(Time::Format { text, .. }) => format!("a datetime in the form {text:?}"),
+        Plan::Time(Time::Epoch(_)) | Plan::EpochAuto => "an epoch timestamp".into(),
+    }
+}
+
+/// One chunk of raw fields: a string column per CSV column, and each row's line.
+struct Chunk {
+    columns: Vec<StringArray>,
+    lines: Vec<u64>,
+}
+
+pub struct CsvReader {
+    name: String,
+    records: ::csv::Reader<Box<dyn Read + Send>>,
+    options: CsvOptions,
+    header: Vec<String>,
+    plans: Vec<Plan>,
+    /// Where a column's plan came from, for error messages.
+    inferred: Vec<bool>,
+    schema: SchemaRef,
+    first: Option<Chunk>,
+    record: ::csv::ByteRecord,
+    done: bool,
+    pub bad_rows: Vec<BadRow>,
+    pub rows_skipped: u64,
+    pub rows_read: u64,
+}
+
+impl CsvReader {
+    pub fn open(path: &str, options: CsvOptions) -> Result<Self> {
+        let file = File::open(path).map_err(|e| {
+            Error::Config(format!("cannot open CSV file {path:?}: {e}"))
+        })?;
+        Self::new(path.to_owned(), Box::new(std::io::BufReader::with_capacity(1 << 20, file)), options)
+    }
+
+    pub fn new(name: String, input: Box<dyn Read + Send>, options: CsvOptions) -> Result<Self> {
+        if options.chunk_rows == 0 {
+            return Err(Error::Config("chunk_rows must be >= 1".into()));
+        }
+        let mut records = ::csv::ReaderBuilder::new()
+            .delimiter(options.delimiter)
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(input);
+        let raw = records
+            .byte_headers()
+            .map_err(|e| Error::Schema(format!("cannot read the header line of {name}: {e}")))?
+            .clone();
+        if raw.is_empty() || (raw.len() == 1 && raw[0].is_empty()) {
+            return Err(Error::Schema(format!(
+                "{name} is empty: expected a header line naming the columns"
+            )));
+        }
+        let header: Vec<String> = raw
+            .iter()
+            .map(|f| decode_field(f, options.encoding).map(|s| s.trim().to_owned()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::Schema(format!(
+                    "the header line of {name} is not valid UTF-8: pass encoding='latin-1'"
+                ))
+            })?;
+        for (i, h) in header.iter().enumerate() {
+            if header[..i].contains(h) {
+                return Err(Error::Schema(format!("{name} has two columns named {h:?}")));
+            }
+        }
+        for name_given in options.dtypes.keys().chain(options.time_column.iter()) {
+            if !header.contains(name_given) {
+                return Err(Error::Schema(format!(
+                    "column {name_given:?} is not in {name}; its columns are {header:?}"
+                )));
+            }
+        }
+        let mut reader = Self {
+            name,
+            records,
+            plans: Vec::new(),
+            inferred: Vec::new(),
+            schema: Arc::new(Schema::empty()),
+            first: None,
+            record: ::csv::ByteRecord::new(),
+            done: false,
+            bad_rows: Vec::new(),
+            rows_skipped: 0,
+            rows_read: 0,
+            header,
+            options,
+        };
+        let first = reader.read_chunk()?;
+        reader.plan(&first)?;
+        reader.first = Some(first);
+        Ok(reader)
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.header
+    }
+
+    pub fn schema_ref(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn plan(&mut self, chunk: &Chunk) -> Result<()> {
+        let time_plan = match &self.options.time_format {
+            Some(f) => Some(Plan::Time(time_format(f)?)),
+            None => None,
+        };
+        let mut fields = Vec::new();
+        for (i, name) in self.header.iter().enumerate() {
+            let is_time = self.options.time_column.as_deref() == Some(name.as_str());
+            let (plan, inferred) = if let Some(t) = self.options.dtypes.get(name) {
+                let plan = match (is_time, &time_plan, t) {
+                    (true, Some(p), DataType::Timestamp(..) | DataType::Date32) => p.clone(),
+                    _ => plan_for(t)?,
+                };
+                (plan, false)
+            } else if let (true, Some(p)) = (is_time, &time_plan) {
+                (p.clone(), false)
+            } else {
+                (infer(&chunk.columns[i], is_time), true)
+            };
+            let plan = match plan {
+                Plan::Text if is_time => {
+                    return Err(Error::Schema(format!(
+                        "time column {name:?} of {} holds values like {:?} that are not datetimes \
+                         in a known form: pass time_format (e.g. '%d.%m.%Y %H:%M')",
+                        self.name,
+                        chunk.columns[i].iter().flatten().next().unwrap_or("")
+                    )))
+                }
+                Plan::EpochAuto => {
+                    let first = chunk.columns[i]
+                        .iter()
+                        .flatten()
+                        .find_map(|v| v.trim().parse::<f64>().ok());
+                    Plan::Time(Time::Epoch(first.map_or(1_000_000, epoch_unit)))
+                }
+                p => p,
+            };
+            let dtype = match &plan {
+                Plan::Text => DataType::Utf8,
+                Plan::Int => DataType::Int64,
+                Plan::Float => DataType::Float64,
+                Plan::Bool => DataType::Boolean,
+                Plan::Time(t) => t.data_type(),
+                Plan::EpochAuto => unreachable!(),
+            };
+            fields.push(Field::new(name, dtype, true));
+            self.plans.push(plan);
+            self.inferred.push(inferred);
+        }
+        self.schema = Arc::new(Schema::new(fields));
+        Ok(())
+    }
+
+    fn bad(&mut self, line: u64, reason: String) -> Result<()> {
+        if !self.options.skip_bad_rows {
+            return Err(Error::Schema(format!(
+                "line {line} of {}: {reason}; fix the file or pass on_bad_rows='skip' to skip \
+                 such rows",
+                self.name
+            )));
+        }
+        self.rows_skipped += 1;
+        if self.bad_rows.len() < KEEP_BAD_ROWS {
+            self.bad_rows.push(BadRow { line, reason });
+        }
+        Ok(())
+    }
+
+    /// Up to `chunk_rows` rows of raw fields.
+    fn read_chunk(&mut self) -> Result<Chunk> {
+        let width = self.header.len();
+        let mut builders: Vec<StringBuilder> = (0..width)
+            .map(|_| StringBuilder::with_capacity(self.options.chunk_rows, self.options.chunk_rows * 8))
+            .collect();
+        let mut lines = Vec::with_capacity(self.options.chunk_rows.min(1 << 16));
+        let mut record = std::mem::take(&mut self.record);
+        while lines.len() < self.options.chunk_rows {
+            let more = match self.records.read_byte_record(&mut record) {
+                Ok(more) => more,
+                Err(e) => {
+                    return Err(Error::Schema(format!("cannot read {}: {e}", self.name)));
+                }
+            };
+            if !more {
+                self.done = true;
+                break;
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() == 1 && record[0].is_empty() {
+                continue; // blank line
+            }
+            if record.len() != width {
+                let reason = format!("{} fields where the header has {width}", record.len());
+                self.bad(line, reason)?;
+                continue;
+            }
+            let mut fields = Vec::with_capacity(width);
+            let mut bad = None;
+            for (i, f) in record.iter().enumerate() {
+                match decode_field(f, self.options.encoding) {
+                    Some(s) => fields.push(s),
+                    None => {
+                        bad = Some(format!(
+                            "column {:?} is not valid UTF-8: pass encoding='latin-1' (or 'auto')",
+                            self.header[i]
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some(reason) = bad {
+                self.bad(line, reason)?;
+                continue;
+            }
+            for (b, f) in builders.iter_mut().zip(&fields) {
+                if f.is_empty() {
+                    b.append_null();
+                } else {
+                    b.append_value(f);
+                }
+            }
+            lines.push(line);
+        }
+        self.record = record;
+        Ok(Chunk {
+            columns: builders.iter_mut().map(|b| b.finish()).collect(),
+            lines,
+        })
+    }
+
+    /// Types one chunk; rows that do not fit are reported or dropped.
+    fn convert(&mut self, chunk: Chunk) -> Result<RecordBatch> {
+        let rows = chunk.lines.len();
+        let mut keep = vec![true; rows];
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.plans.len());
+        let mut failures: Vec<(usize, usize)> = Vec::new();
+        for (c, (values, plan)) in chunk.columns.iter().zip(&self.plans).enumerate() {
+            let array: ArrayRef = match plan {
+                Plan::Text => Arc::new(values.clone()),
+                Plan::Int => {
+                    let a: Int64Array = values
+                        .iter()
+                        .map(|v| v.and_then(|v| v.trim().parse::<i64>().ok()))
+                        .collect();
+                    Arc::new(a)
+                }
+                Plan::Float => {
+                    let a: Float64Array = values
+                        .iter()
+                        .map(|v| v.and_then(|v| v.trim().parse::<f64>().ok()))
+                        .collect();
+                    Arc::new(a)
+                }
+                Plan::Bool => {
+                    let a: BooleanArray = values
+                        .iter()
+                        .map(|v| {
+                            v.and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
+                                "true" | "1" | "yes" => Some(true),
+                                "false" | "0" | "no" => Some(false),
+                                _ => None,
+                            })
+                        })
+                        .collect();
+                    Arc::new(a)
+                }
+                Plan::Time(t) => {
+                    let parsed = values.iter().map(|v| v.and_then(|v| t.parse(v)));
+                    match t.data_type() {
+                        DataType::Date32 => {
+                            Arc::new(parsed.map(|d| d.map(|d| d as i32)).collect::<Date32Array>())
+                        }
+                        DataType::Timestamp(_, tz) => Arc::new(
+                            parsed
+                                .collect::<TimestampMicrosecondArray>()
+                                .with_timezone_opt(tz),
+                        ),
+                        _ => unreachable!(),
+                    }
+                }
+                Plan::EpochAuto => unreachable!(),
+            };
+            if array.null_count() != values.null_count() {
+                for r in 0..rows {
+                    if array.is_null(r) && values.is_valid(r) && keep[r] {
+                        keep[r] = false;
+                        failures.push((r, c));
+                    }
+                }
+            }
+            columns.push(array);
+        }
+        failures.sort_unstable();
+        for &(r, c) in &failures {
+            let value = chunk.columns[c].value(r);
+            let how = if self.inferred[c] {
+                format!(
+                    " (type inferred from the first {} rows: pass dtypes={{{:?}: 'str'}} to read \
+                     it as text)",
+                    self.options.chunk_rows, self.header[c]
+                )
+            } else {
+                String::new()
+            };
+            let reason = format!(
+                "{value:?} in column {:?} is not {}{how}",
+                self.header[c],
+                describe(&self.plans[c])
+            );
+            self.bad(chunk.lines[r], reason)?;
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        let batch = if failures.is_empty() {
+            batch
+        } else {
+            filter_record_batch(&batch, &BooleanArray::from(keep))?
+        };
+        self.rows_read += batch.num_rows() as u64;
+        Ok(batch)
+    }
+
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            let chunk = match self.first.take() {
+                Some(c) => c,
+                None if self.done => return Ok(None),
+                None => self.read_chunk()?,
+            };
+            if chunk.lines.is_empty() {
+                if self.done {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let batch = self.convert(chunk)?;
+            if batch.num_rows() > 0 {
+                return Ok(Some(batch));
+            }
+        }
+    }
+}
+
+/// A field as text in `encoding`; None when it is not valid UTF-8 and must be.
+fn decode_field(bytes: &[u8], encoding: Encoding) -> Option<std::borrow::Cow<'_, str>> {
+    match encoding {
+        Encoding::Utf8 => std::str::from_utf8(bytes).ok().map(Into::into),
+        Encoding::Latin1 if bytes.is_ascii() => std::str::from_utf8(bytes).ok().map(Into::into),
+        Encoding::Latin1 => Some(latin1(bytes).into()),
+        Encoding::Auto => Some(match std::str::from_utf8(bytes) {
+            Ok(s) => s.into(),
+            Err(_) => latin1(bytes).into(),
+        }),
+    }
+}
+
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
+}
+
+impl Iterator for CsvReader {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch()
+            .map_err(|e| ArrowError::ExternalError(Box::new(e)))
+            .transpose()
+    }
+}
+
+impl RecordBatchReader for CsvReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
+
+    fn read(text: &[u8], options: CsvOptions) -> Result<(CsvReader, Vec<RecordBatch>)> {
+        let mut r = CsvReader::new("test.csv".into(), Box::new(std::io::Cursor::new(text.to_vec())), options)?;
+        let mut out = Vec::new();
+        while let Some(b) = r.next_batch()? {
+            out.push(b);
+        }
+        Ok((r, out))
+    }
+
+    #[test]
+    fn infers_types_and_datetimes() {
+        let csv = b"Invoice,Quantity,InvoiceDate,Price,Customer ID\n\
+489434,12,2009-12-01 07:45:00,6.95,13085.0\n\
+C489449,-12,12/1/2010 8:26,2.1,\n";
+        // Mixed datetime forms in one column are not one format: text.
+        let (_, b) = read(csv, CsvOptions::default()).unwrap();
+        let s = b[0].schema();
+        assert_eq!(s.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(s.field(1).data_type(), &DataType::Int64);
+        assert_eq!(s.field(2).data_type(), &DataType::Utf8);
+        assert_eq!(s.field(3).data_type(), &DataType::Float64);
+        assert_eq!(s.field(4).data_type(), &DataType::Float64);
+        assert!(b[0].column(4).is_null(1));
+
+        let csv = b"t,v\n12/1/2010 8:26,1\n12/13/2010 18:05,2\n";
+        let (_, b) = read(csv, CsvOptions::default()).unwrap();
+        let t = b[0].column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(t.value(0), 1_291_191_960_000_000);
+        assert_eq!(t.value(1), 1_292_263_500_000_000);
+    }
+
+    #[test]
+    fn zoned_and_epoch_times() {
+        let csv = b"t,v\n2024-01-01T10:00:00+02:00,1\n2024-01-01T08:00:01Z,2\n";
+        let options = CsvOptions {
+            time_column: Some("t".into()),
+            time_format: Some("%Y-%m-%dT%H:%M:%S%#z".into()),
+            ..Default::default()
+        };
+        let (_, b) = read(csv, options).unwrap();
+        let t = b[0].column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(t.value(1) - t.value(0), 1_000_000);
+        let options = CsvOptions {
+            time_column: Some("t".into()),
+            time_format: Some("%d.%m.%Y".into()),
+            ..Default::default()
+        };
+        let err = read(csv, options).err().unwrap().to_string();
+        assert!(err.contains("line 2") && err.contains("%d.%m.%Y"), "{err}");
+
+        let csv = b"t,v\n2024-01-01T10:00:00+02:00,1\n2024-01-01T08:00:01+00:00,2\n";
+        let (_, b) = read(csv, CsvOptions::default()).unwrap();
+        let t = b[0].column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(t.timezone(), Some("UTC"));
+        assert_eq!(t.value(1) - t.value(0), 1_000_000);
+
+        let csv = b"ts,v\n1700000000000,1\n1700000000500,2\n";
+        let options = CsvOptions {
+            time_column: Some("ts".into()),
+            ..Default::default()
+        };
+        let (_, b) = read(csv, options).unwrap();
+        let t = b[0].column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(t.value(0), 1_700_000_000_000_000);
+        assert_eq!(t.value(1) - t.value(0), 500_000);
+    }
+
+    #[test]
+    fn bad_rows_name_their_line_or_are_skipped() {
+        let csv = b"a,b\n1,x\n2,y\n3\n4,z\nfive,w\n";
+        let err = read(csv, CsvOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("line 4") && err.contains("1 fields"), "{err}");
+
+        let options = CsvOptions {
+            skip_bad_rows: true,
+            chunk_rows: 2,
+            ..Default::default()
+        };
+        let (r, b) = read(csv, options).unwrap();
+        let rows: usize = b.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 3);
+        assert_eq!(r.rows_skipped, 2);
+        assert_eq!(r.bad_rows[0].line, 4);
+        assert_eq!(r.bad_rows[1].line, 6);
+        assert!(r.bad_rows[1].reason.contains("\"five\""), "{:?}", r.bad_rows);
+    }
+
+    #[test]
+    fn latin1_and_strict_utf8() {
+        let csv = b"name,v\ncaf\xe9,1\n";
+        let (_, b) = read(csv, CsvOptions::default()).unwrap();
+        assert_eq!(b[0].column(0).as_string::<i32>().value(0), "café");
+        let options = CsvOptions {
+            encoding: Encoding::Utf8,
+            ..Default::default()
+        };
+        let err = read(csv, options).err().unwrap().to_string();
+        assert!(err.contains("line 2") && err.contains("latin-1"), "{err}");
+    }
+
+    #[test]
+    fn empty_and_missing_columns() {
+        let err = read(b"", CsvOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("empty"), "{err}");
+        let (_, b) = read(b"a,b\n", CsvOptions::default()).unwrap();
+        assert!(b.is_empty());
+        let options = CsvOptions {
+            time_column: Some("when".into()),
+            ..Default::default()
+        };
+        let err = read(b"a,b\n1,2\n", options).err().unwrap().to_string();
+        assert!(err.contains("\"when\"") && err.contains("[\"a\", \"b\"]"), "{err}");
+    }
+}

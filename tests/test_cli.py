@@ -1,0 +1,131 @@
+"""The command line end to end, each command in its own process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+
+from tskafka import datasets
+
+
+def tskafka(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tskafka", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TSKAFKA_BOOTSTRAP": ""},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def broker_process():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tskafka", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"127.0.0.1:{port}" in line, (line, proc.stderr.read() if proc.poll() else "")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(timeout=10) == 0
+        finally:
+            proc.kill()
+
+
+def test_broker_replay_consume_across_processes(broker_process, tmp_path):
+    bootstrap = broker_process
+    source = tmp_path / "sensors.csv"
+    readings = datasets.sensors(rows=300, period=2.0)
+    datasets.save(readings, str(source))
+
+    made = tskafka("topics", "create", "readings", "--partitions", "2", "-b", bootstrap)
+    assert made.returncode == 0, made.stderr
+    listed = tskafka("topics", "-b", bootstrap)
+    assert "readings" in listed.stdout.split()
+
+    out = tmp_path / "received.csv"
+    consumer = subprocess.Popen(
+        [
+            sys.executable, "-m", "tskafka", "consume", "readings", "-b", bootstrap,
+            "--from-beginning", "--max-rows", "300", "--out", str(out), "--group", "cli-test",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # 600 s of readings at 400x: about 1.5 s.
+    sent = tskafka(
+        "replay", str(source), "readings", "-b", bootstrap,
+        "--time-column", "timestamp", "--speed", "400", "--key", "temp1",
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "replayed 300 rows" in sent.stdout
+    stdout, stderr = consumer.communicate(timeout=60)
+    assert consumer.returncode == 0, stderr
+    assert "consumed 300 rows" in stderr
+    assert "rows (total" in stdout  # each batch is printed with its receive time
+    back = pl.read_csv(out, try_parse_dates=True).sort("timestamp")
+    assert back.select(readings.columns).equals(readings)
+
+    gone = tskafka("topics", "delete", "readings", "-b", bootstrap)
+    assert gone.returncode == 0, gone.stderr
+    assert "readings" not in tskafka("topics", "-b", bootstrap).stdout.split()
+
+
+def test_clear_messages_and_exit_codes(tmp_path):
+    missing = tskafka("replay", str(tmp_path / "nope.csv"), "t", "--speed", "max")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    bad = tskafka("replay", "--nope")
+    assert bad.returncode == 2
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    no_time = tskafka("replay", str(path), "t", "--speed", "10")
+    assert no_time.returncode == 2 and "--time-column" in no_time.stderr
+    started = time.monotonic()
+    down = tskafka("topics", "-b", f"127.0.0.1:{free_port()}", "--timeout", "2")
+    assert down.returncode == 1
+    assert "could not reach" in down.stderr or "reach" in down.stderr, down.stderr
+    assert time.monotonic() - started < 20
+    cfg = tmp_path / "config.ini"
+    cfg.write_text("[default]\nbootstrap.servers=127.0.0.1:1\nsasl.password=SENTINEL-SECRET\n")
+    bad_cfg = tskafka("topics", "--config", str(cfg), "--timeout", "1")
+    assert bad_cfg.returncode == 1
+    assert "SENTINEL-SECRET" not in bad_cfg.stderr + bad_cfg.stdout
+
+
+def test_dataset_command_writes_files(tmp_path):
+    out = tmp_path / "retail.parquet"
+    done = tskafka("dataset", "retail", str(out), "--rows", "1000")
+    assert done.returncode == 0, done.stderr
+    assert pl.read_parquet(out).equals(datasets.online_retail(rows=1000))
+
+
+@pytest.mark.parametrize("which", ["retail", "sensors"])
+def test_demo_runs(which):
+    args = ["demo", which, "--rows", "20000" if which == "retail" else "30"]
+    done = tskafka(*args, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    if which == "retail":
+        assert "revenue by StockCode" in done.stdout and "consumed 20,000" in done.stdout
+    else:
+        assert "30 readings consumed" in done.stdout

@@ -1,0 +1,211 @@
+"""Replay: schedule, pause/resume/stop, sources, and what goes wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import polars as pl
+import pytest
+from conftest import read_all, retail_frame
+
+import tskafka as tk
+from tskafka import datasets
+
+
+def consumed(bootstrap: str, topic: str, rows: int, timeout: float = 20.0) -> pl.DataFrame:
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest", metadata=True) as c:
+        return read_all(c, rows, timeout)
+
+
+def test_event_time_schedule_is_kept_without_drift(bootstrap, new_topic):
+    topic = new_topic(1)
+    series = datasets.irregular_series(rows=60, max_gap=2.0, seed=3)
+    speed = 25.0
+    r = tk.replay(series, topic, bootstrap, time_column="timestamp", speed=speed, timestamp="send")
+    assert r.kafka_timestamps == "send"
+    report = r.wait(timeout=30)
+    assert (report.state, report.rows_delivered, report.rows_failed) == ("done", 60, 0)
+    back = consumed(bootstrap, topic, 60).sort("kafka_offset")
+    assert back["timestamp"].to_list() == series["timestamp"].to_list()
+    # Each row is its own tick: one message per row, sent (CreateTime) on schedule.
+    sent_ms = back["kafka_timestamp"].dt.epoch("ms").to_numpy()
+    planned_ms = (series["timestamp"].dt.epoch("us").to_numpy() / 1000) / speed
+    error = (sent_ms - sent_ms[0]) - (planned_ms - planned_ms[0])
+    span = planned_ms[-1] - planned_ms[0]
+    assert span > 2_000
+    # Within a few ms of the schedule, and no drift: the last is as close as the first.
+    assert abs(error).max() < 40, error
+    assert abs(error[-1]) < 40, error
+    assert float(pl.Series(abs(error)).median()) < 10, error
+
+
+def test_rows_sharing_a_tick_or_window_go_in_one_message(bootstrap, new_topic):
+    base = dt.datetime(2024, 1, 1)
+    seconds = [0, 0, 0, 1, 1, 2, 2.3, 2.6, 5]
+    frame = pl.DataFrame(
+        {"t": [base + dt.timedelta(seconds=s) for s in seconds], "v": range(len(seconds))}
+    )
+    topic = new_topic(1)
+    tk.replay(frame, topic, bootstrap, time_column="t", speed=100).wait(timeout=20)
+    back = consumed(bootstrap, topic, len(seconds))
+    sizes = back.group_by("kafka_offset").len().sort("kafka_offset")["len"].to_list()
+    assert sizes == [3, 2, 1, 1, 1, 1]
+
+    topic = new_topic(1)
+    tk.replay(frame, topic, bootstrap, time_column="t", speed=100, window=1.0).wait(timeout=20)
+    back = consumed(bootstrap, topic, len(seconds))
+    sizes = back.group_by("kafka_offset").len().sort("kafka_offset")["len"].to_list()
+    assert sizes == [5, 3, 1]
+    assert back.sort("v")["v"].to_list() == list(range(len(seconds)))
+
+
+def test_fixed_interval(bootstrap, new_topic):
+    topic = new_topic(1)
+    frame = pl.DataFrame({"v": range(50)})
+    started = time.monotonic()
+    report = tk.replay(frame, topic, bootstrap, every=0.05, rows_per_message=10).wait(timeout=20)
+    took = time.monotonic() - started
+    assert (report.rows_delivered, report.messages) == (50, 5)
+    assert 0.19 <= took < 2.0
+    back = consumed(bootstrap, topic, 50).sort("kafka_offset")
+    gaps = back["kafka_timestamp"].unique().sort().diff().drop_nulls().dt.total_milliseconds()
+    assert all(35 <= g <= 80 for g in gaps), gaps.to_list()
+
+
+def test_as_fast_as_possible_delivers_every_row(bootstrap, new_topic):
+    topic = new_topic(3)
+    df = retail_frame(20_000)
+    report = tk.replay(df, topic, bootstrap, time_column="InvoiceDate", speed=None, key="StockCode").wait()
+    assert (report.state, report.rows_delivered) == ("done", 20_000)
+    assert report.event_time == df["InvoiceDate"].max()
+    back = consumed(bootstrap, topic, 20_000).sort("row")
+    assert back.drop(pl.selectors.starts_with("kafka_")).equals(df)
+    # Event times became the messages' Kafka timestamps (the latest of each message).
+    per_message = back.group_by("kafka_partition", "kafka_offset").agg(
+        pl.col("InvoiceDate").max(), pl.col("kafka_timestamp").first()
+    )
+    assert (
+        per_message["InvoiceDate"].dt.epoch("ms") == per_message["kafka_timestamp"].dt.epoch("ms")
+    ).all()
+
+
+def test_pause_resume_and_stop(bootstrap, new_topic):
+    topic = new_topic(1)
+    readings = datasets.sensors(rows=400, period=1.0)  # 400 s of readings
+    r = tk.replay(readings, topic, bootstrap, time_column="timestamp", speed=200)  # 2 s
+    time.sleep(0.3)
+    r.pause()
+    time.sleep(0.1)
+    assert r.progress.state == "paused"
+    held = r.progress.rows_sent
+    time.sleep(0.4)
+    assert r.progress.rows_sent == held
+    assert 20 < held < 400
+    r.resume()
+    time.sleep(0.3)
+    assert r.progress.rows_sent > held
+    # The schedule shifted by the pause: no burst to catch up after resuming.
+    assert r.progress.max_lag < 0.05
+    started = time.monotonic()
+    report = r.stop()
+    assert time.monotonic() - started < 1.0
+    assert report.state == "stopped"
+    assert report.rows_delivered == report.rows_sent < 400
+    back = consumed(bootstrap, topic, report.rows_delivered)
+    assert back["timestamp"].to_list() == readings["timestamp"][: report.rows_delivered].to_list()
+
+
+def test_leaving_the_with_block_stops(bootstrap, new_topic):
+    topic = new_topic(1)
+    readings = datasets.sensors(rows=100, period=60.0)
+    started = time.monotonic()
+    with tk.replay(readings, topic, bootstrap, time_column="timestamp", speed=1) as r:
+        time.sleep(0.2)
+    assert time.monotonic() - started < 1.5
+    assert r.progress.state == "stopped"
+    assert r.progress.rows_delivered == 1  # the first reading is due at once
+
+
+def test_replay_errors_are_clear(bootstrap, new_topic, tmp_path):
+    topic = new_topic(1)
+    df = retail_frame(10)
+    with pytest.raises(tk.ConfigError, match="time_column"):
+        tk.replay(df, topic, bootstrap, speed=10)
+    with pytest.raises(tk.SchemaError, match=r"'when'|\"when\""):
+        tk.replay(df, topic, bootstrap, time_column="when", speed=10)
+    with pytest.raises(tk.SchemaError, match="not a datetime"):
+        tk.replay(df, topic, bootstrap, time_column="Quantity", speed=10)
+    with pytest.raises(tk.ConfigError, match="speed must be > 0"):
+        tk.replay(df, topic, bootstrap, time_column="InvoiceDate", speed=0)
+    with pytest.raises(tk.KafkaError, match="does not exist"):
+        tk.replay(df, "no-such-topic", bootstrap, speed=None)
+    with pytest.raises(tk.ConfigError, match="does not exist"):
+        tk.replay(tmp_path / "missing.csv", topic, bootstrap, speed=None)
+    started = time.monotonic()
+    with pytest.raises(tk.KafkaError, match="could not reach"):
+        tk.replay(df, topic, "127.0.0.1:1", speed=None, timeout=2)
+    assert time.monotonic() - started < 10
+
+
+def test_csv_replay_bad_row_names_its_line_or_is_skipped(bootstrap, new_topic, tmp_path):
+    path = tmp_path / "readings.csv"
+    lines = ["timestamp,temp1"] + [f"2024-01-01 00:00:{i:02d},{20 + i}" for i in range(30)]
+    lines[17] = "2024-01-01 00:00:16,hot"
+    path.write_text("\n".join(lines) + "\n")
+    topic = new_topic(1)
+    r = tk.replay(path, topic, bootstrap, time_column="timestamp", speed=None, chunk_rows=8)
+    with pytest.raises(tk.SchemaError, match=r"line 18 of .*readings.csv.*'hot'|line 18 .*\"hot\""):
+        r.wait(timeout=20)
+    # The rows before the bad chunk were sent and delivered, and are counted.
+    assert r.progress.state == "failed"
+    assert r.progress.rows_delivered == 16
+
+    topic = new_topic(1)
+    r = tk.replay(
+        path, topic, bootstrap, time_column="timestamp", speed=None,
+        dtypes={"temp1": int}, on_bad_rows="skip",
+    )
+    report = r.wait(timeout=20)
+    assert (report.rows_delivered, report.rows_skipped) == (29, 1)
+    assert r.bad_rows[0][0] == 18 and "hot" in r.bad_rows[0][1]
+
+
+def test_csv_and_parquet_files_replay(bootstrap, new_topic, tmp_path):
+    readings = datasets.sensors(rows=500, period=1.0)
+    for name in ("r.csv", "r.parquet"):
+        path = tmp_path / name
+        datasets.save(readings, str(path))
+        topic = new_topic(1)
+        report = tk.replay(path, topic, bootstrap, time_column="timestamp", speed=None).wait()
+        assert report.rows_delivered == 500
+        back = consumed(bootstrap, topic, 500).sort("kafka_offset")
+        assert back.select(readings.columns).equals(readings), name
+
+
+def test_historic_event_times_vs_retention(bootstrap, admin, tmp_path):
+    name = f"test-retention-{time.monotonic_ns()}"
+    admin.create_topic(name, partitions=1, config={"retention.ms": str(7 * 86_400_000)})
+    try:
+        df = retail_frame(100)  # December 2009
+        with pytest.warns(UserWarning, match="retention"):
+            r = tk.replay(df, name, bootstrap, time_column="InvoiceDate", speed=None)
+        assert r.kafka_timestamps == "send"
+        r.wait()
+        back = consumed(bootstrap, name, 100)
+        assert (back["kafka_timestamp"].dt.year() >= 2025).all()
+        with pytest.warns(UserWarning, match="may delete"):
+            r = tk.replay(df, name, bootstrap, time_column="InvoiceDate", speed=None, timestamp="event")
+        assert r.kafka_timestamps == "event"
+        r.wait()
+    finally:
+        admin.delete_topic(name, missing_ok=True)
+    # No retention reported (the embedded broker keeps everything): event times are used.
+    plain = f"{name}-plain"
+    admin.create_topic(plain, partitions=1)
+    try:
+        r = tk.replay(retail_frame(10), plain, bootstrap, time_column="InvoiceDate", speed=None)
+        assert r.kafka_timestamps == "event"
+        r.wait()
+    finally:
+        admin.delete_topic(plain, missing_ok=True)
