@@ -209,3 +209,52 @@ def test_historic_event_times_vs_retention(bootstrap, admin, tmp_path):
         r.wait()
     finally:
         admin.delete_topic(plain, missing_ok=True)
+
+
+SCRIPT = """
+import sys, time, tskafka as tk
+from tskafka import datasets
+bootstrap, topic, mode = sys.argv[1:]
+r = tk.replay(datasets.sensors(rows=1000, period=60.0), topic, bootstrap,
+              time_column="timestamp", speed=1)
+print("started", flush=True)
+if mode == "wait":
+    try:
+        r.wait()
+    except KeyboardInterrupt:
+        at = time.time()
+        print("interrupted", r.progress.state, r.progress.rows_delivered, at, flush=True)
+        sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize("mode", ["exit", "wait"])
+def test_interpreter_exit_and_ctrl_c_stop_a_running_replay(bootstrap, new_topic, mode):
+    import signal
+    import subprocess
+    import sys
+
+    topic = new_topic(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, bootstrap, topic, mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    signalled = time.time()
+    if mode == "wait":
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    took = time.monotonic() - sent
+    assert proc.returncode == 0, err
+    assert took < 5, took
+    if mode == "wait":
+        # Ctrl+C reached wait() and stopped the replay: the first reading was delivered.
+        assert out.split()[:3] == ["interrupted", "stopped", "1"], out + err
+        # KeyboardInterrupt reached Python promptly, with the replay already stopped.
+        assert float(out.split()[3]) - signalled < 0.5, out
+    back = consumed(bootstrap, topic, 1)
+    assert back.height == 1
