@@ -3,9 +3,13 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use rama::Service;
+use rama::{Context, Layer as _, Service};
 use tansu_broker::coordinator::group::administrator::Controller;
-use tansu_broker::service::services;
+use tansu_broker::service::{auth, coordinator, storage as storage_routes};
+use tansu_sans_io::{Body, Frame};
+use tansu_service::{
+    BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
+};
 use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer};
 use url::Url;
 
@@ -53,6 +57,31 @@ fn storage_url(storage: Option<&str>) -> Result<Url> {
 
 const CLUSTER: &str = "tskafka";
 
+/// Answers ApiVersions without its optional tagged fields (features, ZK
+/// migration): librdkafka before 2.1, as in Debian's kcat, misreads them and
+/// cannot connect. Kafka clients treat absent fields as their defaults.
+#[derive(Clone)]
+struct PlainApiVersions<S>(S);
+
+impl<S> Service<(), Frame> for PlainApiVersions<S>
+where
+    S: Service<(), Frame, Response = Frame>,
+{
+    type Response = Frame;
+    type Error = S::Error;
+
+    async fn serve(&self, ctx: Context<()>, req: Frame) -> std::result::Result<Frame, S::Error> {
+        let mut frame = self.0.serve(ctx, req).await?;
+        if let Body::ApiVersionsResponse(r) = &mut frame.body {
+            r.supported_features = None;
+            r.finalized_features_epoch = None;
+            r.finalized_features = None;
+            r.zk_migration_ready = None;
+        }
+        Ok(frame)
+    }
+}
+
 /// Accepts Kafka connections on 127.0.0.1:`port` until the runtime stops.
 async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
     let url = Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
@@ -76,6 +105,12 @@ async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
         .await
         .map_err(|e| format!("{e:?}"))?;
     let groups = Controller::with_storage(storage.clone()).map_err(|e| format!("{e:?}"))?;
+    // tansu_broker::service::services, with ApiVersions answered plainly.
+    let routes = storage_routes::services(FrameRouteService::builder(), storage.clone())
+        .and_then(|b| coordinator::services(b, groups))
+        .and_then(auth::services)
+        .and_then(|b| b.build().map_err(Into::into))
+        .map_err(|e| format!("{e:?}"))?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
@@ -85,8 +120,12 @@ async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let service = services(CLUSTER, groups.clone(), storage.clone(), None)
-                    .map_err(|e| format!("{e:?}"))?;
+                let service = (
+                    TcpContextLayer::new(TcpContext::default().cluster_id(Some(CLUSTER.into()))),
+                    TcpBytesLayer::default(),
+                    BytesFrameLayer::default(),
+                )
+                    .into_layer(PlainApiVersions(routes.clone()));
                 tokio::spawn(async move {
                     // A client hanging up ends its connection; nothing to report.
                     let _ = service.serve(rama::Context::default(), stream).await;
@@ -174,5 +213,37 @@ impl EmbeddedBroker {
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tansu_sans_io::{ApiVersionsRequest, Header};
+
+    #[test]
+    fn api_versions_v3_has_no_tagged_fields() {
+        let routes = FrameRouteService::<(), tansu_service::Error>::builder()
+            .build()
+            .unwrap();
+        let req = Frame {
+            size: 0,
+            header: Header::Request {
+                api_key: 18,
+                api_version: 3,
+                correlation_id: 7,
+                client_id: None,
+            },
+            body: Body::ApiVersionsRequest(ApiVersionsRequest::default()),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let frame = rt
+            .block_on(PlainApiVersions(routes).serve(Context::default(), req))
+            .unwrap();
+        let bytes = Frame::response(frame.header, frame.body, 18, 3).unwrap();
+        // throttle_time_ms, then a zero count of top-level tagged fields
+        assert_eq!(bytes[bytes.len() - 5..], [0, 0, 0, 0, 0]);
     }
 }
