@@ -48,6 +48,36 @@ pub struct Consumer {
     bad: Mutex<VecDeque<BadMessage>>,
 }
 
+/// How long `close()` waits for librdkafka to leave the group and shut down.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Drops the librdkafka consumer on its own thread; the receiver hears when it is done.
+fn close_in_background(inner: Inner) -> std::sync::mpsc::Receiver<()> {
+    let (done, closed) = std::sync::mpsc::channel();
+    // If no thread can be started, spawn drops the closure: the consumer closes right here.
+    let _ = std::thread::Builder::new()
+        .name("tskafka-consumer-close".into())
+        .spawn(move || {
+            drop(inner);
+            let _ = done.send(());
+        });
+    closed
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // Never block the thread (holding the GIL) that drops an unclosed consumer.
+        if let Some(inner) = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            close_in_background(inner);
+        }
+    }
+}
+
 fn parse_offset(offset: &str) -> Result<Offset> {
     match offset {
         "earliest" | "beginning" | "smallest" => Ok(Offset::Beginning),
@@ -526,8 +556,18 @@ impl Consumer {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(inner) = taken {
+            let closed = close_in_background(inner);
             detached(py, move || {
-                drop(inner);
+                // librdkafka's close can wait a long time for brokers that are
+                // gone; after CLOSE_WAIT it finishes on its own thread.
+                let deadline = Instant::now() + CLOSE_WAIT;
+                let mut interrupts = Interrupts::new();
+                while Instant::now() < deadline {
+                    match closed.recv_timeout(Duration::from_millis(20)) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => interrupts.check()?,
+                        _ => break,
+                    }
+                }
                 Ok(())
             })?;
         }

@@ -5,6 +5,7 @@ mod consumer;
 mod convert;
 mod csv_file;
 mod local_broker;
+mod mock_cluster;
 mod producer;
 mod replay;
 mod wait;
@@ -21,6 +22,8 @@ pub mod _tskafka {
     use super::csv_file::CsvFile;
     #[pymodule_export]
     use super::local_broker::LocalBroker;
+    #[pymodule_export]
+    use super::mock_cluster::MockCluster;
     #[pymodule_export]
     use super::producer::{Producer, SendReport};
     #[pymodule_export]
