@@ -58,11 +58,16 @@ impl Corrected {
     }
 
     /// The base offset of the batch holding `offset`: the largest base <= offset.
-    async fn batch_start(&self, tp: &Topition, offset: i64, iso: IsolationLevel) -> Result<i64> {
-        if let Some(b) = self.first_from(tp, offset, iso).await? {
-            if b.base_offset <= offset {
-                return Ok(offset);
-            }
+    /// `first` is the first batch that Tansu fetched from `offset`.
+    async fn batch_start(
+        &self,
+        tp: &Topition,
+        offset: i64,
+        iso: IsolationLevel,
+        first: Option<&deflated::Batch>,
+    ) -> Result<i64> {
+        if first.is_some_and(|b| b.base_offset <= offset) {
+            return Ok(offset);
         }
         let stage = self.0.offset_stage(tp).await?;
         if offset >= stage.high_watermark() || offset < stage.log_start() {
@@ -130,7 +135,9 @@ impl Storage for Corrected {
         if batches.first().is_some_and(|b| b.base_offset == offset) {
             return Ok(batches);
         }
-        let start = self.batch_start(topition, offset, isolation).await?;
+        let start = self
+            .batch_start(topition, offset, isolation, batches.first())
+            .await?;
         if start == offset {
             return Ok(batches);
         }
