@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from . import _tskafka
 from ._csv import iter_csv, read_csv
-from ._frames import Output, as_arrow_stream, check_output, convert
+from ._frames import Output, as_arrow_stream, check_output, convert, native_headers, native_key
 from ._tskafka import Admin, LocalBroker, SendReport
 from .exceptions import (
     BrokerError,
@@ -115,16 +115,13 @@ class Producer(_Client):
 
         Raises ``ProduceError`` (with ``rows_failed``) if any row was not delivered.
         """
-        hdrs = None
-        if headers is not None:
-            hdrs = {k: v.encode() if isinstance(v, str) else bytes(v) for k, v in headers.items()}
         return self._native.send(
             topic,
             as_arrow_stream(data),
-            key=key if key is None or isinstance(key, str) else list(key),
+            key=native_key(key),
             timestamp=timestamp,
             partition=partition,
-            headers=hdrs,
+            headers=native_headers(headers),
             format=format,
             rows_per_message=rows_per_message,
             wait=wait,

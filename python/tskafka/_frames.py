@@ -28,6 +28,18 @@ def as_arrow_stream(data: Any) -> Any:
     )
 
 
+def native_headers(headers: Any) -> dict[str, bytes] | None:
+    """Message headers as the native side takes them (str values UTF-8 encoded)."""
+    if headers is None:
+        return None
+    return {k: v.encode() if isinstance(v, str) else bytes(v) for k, v in headers.items()}
+
+
+def native_key(key: Any) -> str | list[str] | None:
+    """A key column name, or a list of them."""
+    return key if key is None or isinstance(key, str) else list(key)
+
+
 def convert(table: pa.Table | None, output: Output) -> Any:
     if table is None:
         return None

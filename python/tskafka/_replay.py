@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from . import _tskafka
 from ._csv import _dtype_name
-from ._frames import as_arrow_stream
+from ._frames import as_arrow_stream, native_headers, native_key
 from .exceptions import ConfigError
 
 _running: set[Replay] = set()
@@ -210,11 +210,6 @@ def replay(
     ``key``, ``format``, ``headers`` and ``config`` are as in
     :meth:`Producer.send` and :class:`Producer`.
     """
-    native_headers = None
-    if headers is not None:
-        native_headers = {
-            k: v.encode() if isinstance(v, str) else bytes(v) for k, v in headers.items()
-        }
     from . import load_config
 
     delimiter = "\t" if isinstance(source, str) and source.lower().endswith(".tsv") else ","
@@ -228,10 +223,10 @@ def replay(
         every=every,
         window=window,
         rows_per_message=rows_per_message,
-        key=key if key is None or isinstance(key, str) else list(key),
+        key=native_key(key),
         timestamp=timestamp,
         format=format,
-        headers=native_headers,
+        headers=native_headers(headers),
         encoding=encoding,
         time_format=time_format,
         dtypes=None if dtypes is None else {k: _dtype_name(v) for k, v in dtypes.items()},

@@ -147,15 +147,6 @@ impl Producer {
             .ok_or(Error::Closed("this Producer"))
     }
 
-    fn max_message_bytes(&self) -> usize {
-        let limit = self
-            .settings
-            .get("message.max.bytes")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(1_000_000);
-        // Room for the record's key, headers and framing.
-        limit.saturating_sub(limit / 50).max(1024)
-    }
 
     fn partition_count(&self, inner: &Inner, topic: &str, timeout: Duration) -> Result<usize> {
         if let Some(&n) = inner
@@ -176,6 +167,37 @@ impl Producer {
             .insert(topic.to_owned(), n);
         Ok(n)
     }
+}
+
+/// The largest payload to encode under the client's `message.max.bytes`.
+pub(super) fn max_message_bytes(settings: &Settings) -> usize {
+    let limit = settings
+        .get("message.max.bytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1_000_000);
+    // Room for the record's key, headers and framing.
+    limit.saturating_sub(limit / 50).max(1024)
+}
+
+/// The user's headers plus, for JSON, the column types; None when there are none.
+pub(super) fn message_headers(
+    headers: Option<&HashMap<String, Vec<u8>>>,
+    encoder: &Encoder,
+) -> Option<OwnedHeaders> {
+    let mut all = OwnedHeaders::new();
+    for (k, v) in headers.into_iter().flatten() {
+        all = all.insert(Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    if let Some(schema) = encoder.json_schema_header() {
+        all = all.insert(Header {
+            key: SCHEMA_HEADER,
+            value: Some(schema),
+        });
+    }
+    (all.count() > 0).then_some(all)
 }
 
 pub(super) fn report(o: &Outstanding, seconds: f64) -> Result<SendReport> {
@@ -285,7 +307,7 @@ impl Producer {
             }),
             key_columns,
             timestamp_column: timestamp,
-            max_message_bytes: self.max_message_bytes(),
+            max_message_bytes: max_message_bytes(&self.settings),
         };
         let (schema, batches) = batches_from_py(data)?;
         let inner = self.inner()?;
@@ -302,20 +324,7 @@ impl Producer {
                     )));
                 }
             }
-            let mut base_headers = OwnedHeaders::new();
-            for (k, v) in headers.iter().flatten() {
-                base_headers = base_headers.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
-            if let Some(schema) = encoder.json_schema_header() {
-                base_headers = base_headers.insert(Header {
-                    key: SCHEMA_HEADER,
-                    value: Some(schema),
-                });
-            }
-            let with_headers = base_headers.count() > 0;
+            let base_headers = message_headers(headers.as_ref(), &encoder);
             let started = Instant::now();
             let tally = Arc::new(Tally::default());
             let mut rows_sent = 0u64;
@@ -328,7 +337,7 @@ impl Producer {
                         batch,
                         &topic,
                         partition,
-                        with_headers.then_some(&base_headers),
+                        base_headers.as_ref(),
                         &tally,
                         &mut rows_sent,
                         &mut || interrupts.check(),

@@ -14,16 +14,16 @@ use arrow::pyarrow::FromPyArrow;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 use super::convert::client_settings;
-use super::producer::{report, send_batch, Outstanding, Tally};
+use super::producer::{max_message_bytes, message_headers, report, send_batch, Outstanding, Tally};
 use super::wait::{deadline, detached, slice, Interrupts};
 use crate::client::{self, Context};
 use super::csv_file::csv_options;
 use crate::csv_reader::{BadRow, CsvReader};
-use crate::encode::{EncodeOptions, Encoder, Format, SCHEMA_HEADER};
+use crate::encode::{EncodeOptions, Encoder, Format};
 use crate::error::{Error, Result};
 use crate::replay::{event_micros, groups, Clock, Pace};
 
@@ -405,13 +405,7 @@ impl Replay {
                 source.get_type().name()?
             )));
         };
-        let max_message_bytes = {
-            let limit = settings
-                .get("message.max.bytes")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(1_000_000);
-            limit.saturating_sub(limit / 50).max(1024)
-        };
+        let max_message_bytes = max_message_bytes(&settings);
         let metadata_timeout = Duration::from_secs_f64(timeout.clamp(0.1, 300.0));
         let topic_name = topic.clone();
         let prepared = detached(py, move || {
@@ -504,20 +498,7 @@ impl Replay {
                 max_message_bytes,
             };
             let encoder = Encoder::new(schema, options)?;
-            let mut base = OwnedHeaders::new();
-            for (k, v) in headers.iter().flatten() {
-                base = base.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
-            if let Some(schema) = encoder.json_schema_header() {
-                base = base.insert(Header {
-                    key: SCHEMA_HEADER,
-                    value: Some(schema),
-                });
-            }
-            let headers = (base.count() > 0).then_some(base);
+            let headers = message_headers(headers.as_ref(), &encoder);
             Ok((
                 Job {
                     producer,
