@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Self
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, Self
 
 from . import _tskafka
 from ._frames import Output, as_arrow_stream, check_output, convert
 from ._tskafka import Admin, LocalBroker, SendReport
+from .aggregate import RunningAggregate
+from .background import BackgroundConsumer, BackgroundStatus
 from .exceptions import (
     BrokerError,
     ClosedError,
@@ -180,6 +182,7 @@ class Consumer(_Client):
         timeout: float = 10.0,
     ) -> None:
         self.output = check_output(output)
+        self._background: BackgroundConsumer | None = None
         self._native = _tskafka.Consumer(
             bootstrap_servers,
             load_config(config, "consumer"),
@@ -214,7 +217,44 @@ class Consumer(_Client):
     def poll_frame(self, max_rows: int = 100_000, timeout: float | None = 1.0) -> Any:
         """Up to ``max_rows`` rows (from as many messages as arrive within
         ``timeout`` seconds) as one frame, or None if nothing arrived."""
+        bg = self._background
+        if bg is not None:
+            if bg.running:
+                raise ConsumeError(
+                    "this consumer is reading in the background: stop() it, or drain() it"
+                )
+            if bg.status.unconsumed_rows:
+                # Rows a stopped background reader read but nobody took come first.
+                return bg.drain(max_rows)
         return convert(self._native.poll_table(max_rows, timeout), self.output)
+
+    def start(
+        self,
+        on_frame: Callable[[Any], object] | None = None,
+        *,
+        max_rows: int = 100_000,
+        buffer_rows: int | None = None,
+        when_full: Literal["wait", "drop"] = "wait",
+    ) -> BackgroundConsumer:
+        """Read on a native thread from now on: see ``BackgroundConsumer``."""
+        return BackgroundConsumer(
+            self, on_frame, max_rows=max_rows, buffer_rows=buffer_rows, when_full=when_full
+        )
+
+    @property
+    def background(self) -> BackgroundConsumer | None:
+        """The last background reader started on this consumer."""
+        return self._background
+
+    def close(self) -> None:
+        """Stop a background reader (raising its error, if it failed and no
+        ``stop()`` or ``join()`` has), leave the group (committing returned rows when auto-commit is on) and close."""
+        bg = self._background
+        try:
+            if bg is not None:
+                bg._close()
+        finally:
+            self._native.close()
 
     def commit(self, asynchronous: bool = False) -> None:
         """Commit the offsets of every row returned so far."""
@@ -258,6 +298,8 @@ class Consumer(_Client):
 
 __all__ = [
     "Admin",
+    "BackgroundConsumer",
+    "BackgroundStatus",
     "BrokerError",
     "ClosedError",
     "ConfigError",
@@ -268,6 +310,7 @@ __all__ = [
     "LocalBroker",
     "ProduceError",
     "Producer",
+    "RunningAggregate",
     "SchemaError",
     "SendReport",
     "TimeoutError",
