@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 
 import numpy as np
 import polars as pl
 import pytest
+import tskafka as tk
 from conftest import retail_frame
 from polars.testing import assert_frame_equal
-
-import tskafka as tk
 from tskafka import datasets
 
 REVENUE = pl.col("Quantity") * pl.col("Price")
@@ -22,7 +22,7 @@ def random_batches(df: pl.DataFrame, seed: int) -> list[pl.DataFrame]:
     rng = np.random.default_rng(seed)
     cuts = np.sort(rng.integers(0, df.height + 1, rng.integers(1, 40)))
     edges = [0, *cuts.tolist(), df.height]
-    return [df.slice(a, b - a) for a, b in zip(edges, edges[1:], strict=False)]
+    return [df.slice(a, b - a) for a, b in itertools.pairwise(edges)]
 
 
 def fold(agg: tk.RunningAggregate, df: pl.DataFrame, seed: int) -> tk.RunningAggregate:
@@ -95,9 +95,7 @@ def test_any_frame_type_and_the_empty_result():
     assert len(running) == 0 and running.rows == 0
 
 
-@pytest.mark.parametrize(
-    "expr", [pl.col("v").n_unique(), pl.col("v").median(), pl.col("v").std()]
-)
+@pytest.mark.parametrize("expr", [pl.col("v").n_unique(), pl.col("v").median(), pl.col("v").std()])
 def test_what_cannot_be_kept_is_refused_with_the_alternatives(expr):
     with pytest.raises(tk.ConfigError, match="sum, count, len, mean"):
         tk.RunningAggregate(by="k", aggs={"x": expr})
@@ -108,12 +106,14 @@ def test_fed_by_a_background_consumer(bootstrap, topic):
     tk.Producer(bootstrap).send(topic, df, key="StockCode", rows_per_message=200)
     minute = pl.col("InvoiceDate").dt.truncate("1h")
     running = tk.RunningAggregate(by=["StockCode", minute], aggs={"revenue": REVENUE})
-    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
-        with c.start(running, max_rows=700):
-            deadline = time.monotonic() + 20
-            while running.rows < 5_000:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+    with (
+        tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c,
+        c.start(running, max_rows=700),
+    ):
+        deadline = time.monotonic() + 20
+        while running.rows < 5_000:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
     assert running.batches > 1
     expected = df.group_by("StockCode", minute).agg(REVENUE.sum().alias("revenue"))
     assert_frame_equal(

@@ -12,9 +12,8 @@ import uuid
 
 import polars as pl
 import pytest
-from conftest import read_all
-
 import tskafka as tk
+from conftest import read_all
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
@@ -124,9 +123,8 @@ def test_decode_error_is_kept_and_raised(bootstrap, new_topic):
 def test_exit_of_a_with_block_stops_and_raises(bootstrap, topic):
     tk.Producer(bootstrap).send(topic, numbered(0, 10))
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
-        with pytest.raises(ZeroDivisionError):
-            with c.start(lambda f: 1 / 0) as bg:
-                wait_for(lambda: not bg.running, what="the failure")
+        with pytest.raises(ZeroDivisionError), c.start(lambda f: 1 / 0) as bg:
+            wait_for(lambda: not bg.running, what="the failure")
         assert bg.status.state == "failed"
 
 
@@ -300,6 +298,7 @@ def test_interpreter_exits_with_a_running_background_consumer(mode):
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(EXIT_SCRIPT), mode],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,9 +7,8 @@ import time
 import numpy as np
 import polars as pl
 import pytest
-from conftest import retail_frame
-
 import tskafka as tk
+from conftest import retail_frame
 from tskafka import datasets
 
 go = pytest.importorskip("plotly.graph_objects")
@@ -81,7 +80,9 @@ def test_redraws_are_throttled_however_fast_rows_come():
 
 def test_bar_chart_shows_the_running_top_n():
     df = datasets.online_retail(rows=20_000)
-    revenue = tk.RunningAggregate(by="StockCode", aggs={"revenue": pl.col("Quantity") * pl.col("Price")})
+    revenue = tk.RunningAggregate(
+        by="StockCode", aggs={"revenue": pl.col("Quantity") * pl.col("Price")}
+    )
     chart = live.BarChart(revenue, top=10)
     for b in np.array_split(np.arange(df.height), 37):
         chart.update(df[b.tolist()])
@@ -101,14 +102,18 @@ def test_charts_fed_by_a_background_consumer(bootstrap, topic):
     df = retail_frame(3_000).with_columns(pl.col("Price").alias("price"))
     tk.Producer(bootstrap).send(topic, df, partition=0, rows_per_message=100)
     line = live.LineChart("InvoiceDate", "price", last=20)
-    revenue = tk.RunningAggregate(by="StockCode", aggs={"revenue": pl.col("Quantity") * pl.col("Price")})
+    revenue = tk.RunningAggregate(
+        by="StockCode", aggs={"revenue": pl.col("Quantity") * pl.col("Price")}
+    )
     bars = live.BarChart(revenue, top=3)
-    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
-        with c.start(live.tee(line, bars), max_rows=250):
-            deadline = time.monotonic() + 20
-            while revenue.rows < 3_000:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+    with (
+        tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c,
+        c.start(live.tee(line, bars), max_rows=250),
+    ):
+        deadline = time.monotonic() + 20
+        while revenue.rows < 3_000:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
     line.stop()
     bars.stop()
     assert list(line.figure.data[0].y) == df.tail(20)["price"].to_list()

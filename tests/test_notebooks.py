@@ -27,10 +27,7 @@ def test_notebook_runs(path: Path, tmp_path: Path):
     client.execute()  # raises CellExecutionError, naming the cell, on any error
     assert time.monotonic() - started < SECONDS
     texts = [
-        o.get("text", "")
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     ]
     if path.stem in ("retail", "sensors"):
         assert "everything stopped\n" in texts

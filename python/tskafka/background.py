@@ -23,7 +23,7 @@ def _stop_all() -> None:
     for bg in list(_running):
         try:
             bg._native.stop(timeout=2.0, raise_error=False)
-        except BaseException:  # noqa: BLE001 - shutting down: nothing to report to
+        except BaseException:  # noqa: BLE001, S110 - shutting down: nothing to report to
             pass
 
 

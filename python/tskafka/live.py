@@ -90,9 +90,7 @@ class _LiveFigure:
         """Start redrawing (``update`` does this on its first batch)."""
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="tskafka-live", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name="tskafka-live", daemon=True)
             self._thread.start()
         return self
 
@@ -120,7 +118,7 @@ class _LiveFigure:
             started = time.monotonic()
             try:
                 self.draw()
-            except BaseException as e:  # kept and raised to the caller of update/stop
+            except BaseException as e:  # noqa: BLE001 - kept, raised by update() and stop()
                 self._error = e
                 return
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
@@ -175,7 +173,11 @@ class LineChart(_LiveFigure):
 
     def _take(self, frame: pl.DataFrame) -> None:
         part = frame.select(self.x, *self.y)
-        window = part if self.window.is_empty() else pl.concat([self.window, part], how="vertical_relaxed")
+        window = (
+            part
+            if self.window.is_empty()
+            else pl.concat([self.window, part], how="vertical_relaxed")
+        )
         self.window = window.sort(self.x, maintain_order=True).tail(self.last)
 
     def _draw(self) -> None:
@@ -226,9 +228,13 @@ class BarChart(_LiveFigure):
         result = self.aggregate.result(top=self.top, sort=self.value, descending=True)
         keys = self.aggregate.key_names
         if keys:
-            labels = result.select(
-                pl.concat_str([pl.col(k).cast(pl.Utf8) for k in keys], separator=" / ")
-            ).to_series().to_list()
+            labels = (
+                result.select(
+                    pl.concat_str([pl.col(k).cast(pl.Utf8) for k in keys], separator=" / ")
+                )
+                .to_series()
+                .to_list()
+            )
         else:
             labels = [self.value]
         values = result[self.value].to_list()
