@@ -274,27 +274,42 @@ def test_a_slow_callback_slows_reading_not_memory(bootstrap, new_topic):
 
 
 EXIT_SCRIPT = """
-import sys, time, polars as pl, tskafka as tk
+import sys, threading, time, polars as pl, tskafka as tk
 broker = tk.LocalBroker()
 tk.Admin(broker.bootstrap_servers).create_topic("t", partitions=2)
 p = tk.Producer(broker.bootstrap_servers)
-p.send("t", pl.DataFrame({"i": range(10_000)}), rows_per_message=100)
+p.send("t", pl.DataFrame({"i": range(10_000), "j": range(10_000)}), rows_per_message=100)
 c = tk.Consumer(broker.bootstrap_servers, topics=["t"], offset="earliest")
 mode = sys.argv[1]
-if mode == "slow-callback":
-    bg = c.start(lambda f: time.sleep(0.3), max_rows=100)
-elif mode == "buffer-full":
+called = threading.Event()
+pause = {"callback": 0.0, "slow-callback": 0.3, "stuck-callback": 60.0}.get(mode, 0.0)
+
+def callback(frame):
+    called.set()
+    time.sleep(pause)
+
+if mode == "buffer-full":
     bg = c.start(buffer_rows=100)
+    while bg.status.buffered_rows == 0:
+        time.sleep(0.01)
+elif mode == "live-chart":
+    from tskafka import live
+    bg = c.start(live.LineChart("i", "j", last=10), max_rows=100)
+    while bg.status.frames == 0:
+        time.sleep(0.01)
 else:
-    bg = c.start(lambda f: None)
-while bg.status.frames == 0 and bg.status.buffered_rows == 0:
-    time.sleep(0.01)
+    bg = c.start(callback, max_rows=100)
+    called.wait()
 print("exiting", bg.status.state, flush=True)
 """
 
 
-@pytest.mark.parametrize("mode", ["callback", "slow-callback", "buffer-full"])
+@pytest.mark.parametrize(
+    "mode", ["callback", "slow-callback", "stuck-callback", "buffer-full", "live-chart"]
+)
 def test_interpreter_exits_with_a_running_background_consumer(mode):
+    if mode == "live-chart":
+        pytest.importorskip("plotly")
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(EXIT_SCRIPT), mode],
@@ -308,3 +323,19 @@ def test_interpreter_exits_with_a_running_background_consumer(mode):
     assert "exiting running" in done.stdout
     assert "Traceback" not in done.stderr and "panicked" not in done.stderr, done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_seek_drops_rows_read_ahead_and_polling_resumes_there(bootstrap, new_topic):
+    topic = new_topic(1)
+    tk.Producer(bootstrap).send(topic, numbered(0, 300), rows_per_message=100)
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        bg = c.start(buffer_rows=10_000, max_rows=100)
+        wait_for(lambda: bg.status.buffered_rows == 300, what="300 buffered rows")
+        with pytest.raises(tk.ConsumeError, match="background"):
+            c.seek(0)
+        bg.stop()
+        with pytest.raises(tk.ConsumeError, match="drain"):
+            c.seek(0, partition=0)
+        c.seek(2)  # offsets count messages of 100 rows
+        assert bg.status.buffered_rows == 0
+        assert read_all(c, 100)["i"].to_list() == list(range(200, 300))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import threading as _threading
+import weakref as _weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Self
 
@@ -16,7 +18,7 @@ from . import _tskafka
 from ._frames import Output, as_arrow_stream, check_output, convert
 from ._tskafka import Admin, LocalBroker, SendReport
 from .aggregate import RunningAggregate
-from .background import BackgroundConsumer, BackgroundStatus
+from .background import BackgroundConsumer, BackgroundStatus, _stop_all
 from .exceptions import (
     BrokerError,
     ClosedError,
@@ -208,6 +210,8 @@ class Consumer(_Client):
             self._native.close()
             raise
 
+        _open_consumers.add(self)
+
     def subscribe(self, topics: Sequence[str]) -> None:
         self._native.subscribe([topics] if isinstance(topics, str) else list(topics))
 
@@ -217,16 +221,20 @@ class Consumer(_Client):
     def poll_frame(self, max_rows: int = 100_000, timeout: float | None = 1.0) -> Any:
         """Up to ``max_rows`` rows (from as many messages as arrive within
         ``timeout`` seconds) as one frame, or None if nothing arrived."""
-        bg = self._background
+        bg = self._idle()
         if bg is not None:
-            if bg.running:
-                raise ConsumeError(
-                    "this consumer is reading in the background: stop() it, or drain() it"
-                )
             if bg.status.unconsumed_rows:
                 # Rows a stopped background reader read but nobody took come first.
                 return bg.drain(max_rows)
         return convert(self._native.poll_table(max_rows, timeout), self.output)
+
+    def _idle(self) -> BackgroundConsumer | None:
+        bg = self._background
+        if bg is not None and bg.running:
+            raise ConsumeError(
+                "this consumer is reading in the background: stop() it first"
+            )
+        return bg
 
     def start(
         self,
@@ -280,6 +288,15 @@ class Consumer(_Client):
         at or after ``timestamp`` (a datetime, naive meaning UTC, or epoch ms).
         Returns ``[(topic, partition, offset)]`` moved to (-1: the end)."""
         ts = None if timestamp is None else _millis(timestamp)
+        bg = self._idle()
+        if bg is not None and bg.status.unconsumed_rows:
+            if topic is not None or partition is not None:
+                raise ConsumeError(
+                    f"{bg.status.unconsumed_rows} rows read in the background are not "
+                    "drained yet: drain() them before moving some partitions"
+                )
+            # Moving every partition: rows read ahead from before the seek go.
+            bg._handle.clear()
         return self._native.seek(
             offset=offset, timestamp_ms=ts, topic=topic, partition=partition, timeout=timeout
         )
@@ -295,6 +312,23 @@ class Consumer(_Client):
             if frame is not None:
                 yield frame
 
+
+_open_consumers: _weakref.WeakSet[Consumer] = _weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Close consumers before the interpreter tears down module globals: left
+    to finalization, one may outlive a LocalBroker in the same process and
+    wait out its group session trying to leave."""
+    _stop_all()
+    for consumer in list(_open_consumers):
+        try:
+            consumer._native.close()
+        except BaseException:  # noqa: BLE001, S110 - exiting: nothing to report to
+            pass
+
+
+_threading._register_atexit(_close_at_exit)  # type: ignore[attr-defined]
 
 __all__ = [
     "Admin",

@@ -518,6 +518,17 @@ impl Background {
         frame_to_py(py, frame)
     }
 
+    /// Drops every buffered row without consuming it (before a seek); returns how many.
+    fn clear(&self) -> usize {
+        let mut state = self.shared.state();
+        let rows = state.buffer.rows;
+        state.buffer.frames.clear();
+        state.buffer.rows = 0;
+        drop(state);
+        self.shared.changed.notify_all();
+        rows
+    }
+
     fn __repr__(&self) -> String {
         let state = self.shared.state();
         let phase = match state.phase {
