@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Self
+import threading as _threading
+import weakref as _weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, Self
 
 from . import _tskafka
 from ._csv import iter_csv, read_csv
 from ._frames import Output, as_arrow_stream, check_output, convert, native_headers, native_key
 from ._tskafka import Admin, LocalBroker, SendReport
+from .aggregate import RunningAggregate
+from .background import BackgroundConsumer, BackgroundStatus, _stop_all
 from .exceptions import (
     BrokerError,
     ClosedError,
@@ -178,6 +182,7 @@ class Consumer(_Client):
         timeout: float = 10.0,
     ) -> None:
         self.output = check_output(output)
+        self._background: BackgroundConsumer | None = None
         self._native = _tskafka.Consumer(
             bootstrap_servers,
             load_config(config, "consumer"),
@@ -203,6 +208,8 @@ class Consumer(_Client):
             self._native.close()
             raise
 
+        _open_consumers.add(self)
+
     def subscribe(self, topics: Sequence[str]) -> None:
         self._native.subscribe([topics] if isinstance(topics, str) else list(topics))
 
@@ -212,7 +219,48 @@ class Consumer(_Client):
     def poll_frame(self, max_rows: int = 100_000, timeout: float | None = 1.0) -> Any:
         """Up to ``max_rows`` rows (from as many messages as arrive within
         ``timeout`` seconds) as one frame, or None if nothing arrived."""
+        bg = self._idle()
+        if bg is not None:
+            if bg.status.unconsumed_rows:
+                # Rows a stopped background reader read but nobody took come first.
+                return bg.drain(max_rows)
         return convert(self._native.poll_table(max_rows, timeout), self.output)
+
+    def _idle(self) -> BackgroundConsumer | None:
+        bg = self._background
+        if bg is not None and bg.running:
+            raise ConsumeError(
+                "this consumer is reading in the background: stop() it first"
+            )
+        return bg
+
+    def start(
+        self,
+        on_frame: Callable[[Any], object] | None = None,
+        *,
+        max_rows: int = 100_000,
+        buffer_rows: int | None = None,
+        when_full: Literal["wait", "drop"] = "wait",
+    ) -> BackgroundConsumer:
+        """Read on a native thread from now on: see ``BackgroundConsumer``."""
+        return BackgroundConsumer(
+            self, on_frame, max_rows=max_rows, buffer_rows=buffer_rows, when_full=when_full
+        )
+
+    @property
+    def background(self) -> BackgroundConsumer | None:
+        """The last background reader started on this consumer."""
+        return self._background
+
+    def close(self) -> None:
+        """Stop a background reader (raising its error, if it failed and no
+        ``stop()`` or ``join()`` has), leave the group (committing returned rows when auto-commit is on) and close."""
+        bg = self._background
+        try:
+            if bg is not None:
+                bg._close()
+        finally:
+            self._native.close()
 
     def commit(self, asynchronous: bool = False) -> None:
         """Commit the offsets of every row returned so far."""
@@ -238,6 +286,15 @@ class Consumer(_Client):
         at or after ``timestamp`` (a datetime, naive meaning UTC, or epoch ms).
         Returns ``[(topic, partition, offset)]`` moved to (-1: the end)."""
         ts = None if timestamp is None else _millis(timestamp)
+        bg = self._idle()
+        if bg is not None and bg.status.unconsumed_rows:
+            if topic is not None or partition is not None:
+                raise ConsumeError(
+                    f"{bg.status.unconsumed_rows} rows read in the background are not "
+                    "drained yet: drain() them before moving some partitions"
+                )
+            # Moving every partition: rows read ahead from before the seek go.
+            bg._handle.clear()
         return self._native.seek(
             offset=offset, timestamp_ms=ts, topic=topic, partition=partition, timeout=timeout
         )
@@ -254,10 +311,29 @@ class Consumer(_Client):
                 yield frame
 
 
+_open_consumers: _weakref.WeakSet[Consumer] = _weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Close consumers before the interpreter tears down module globals: left
+    to finalization, one may outlive a LocalBroker in the same process and
+    wait out its group session trying to leave."""
+    _stop_all()
+    for consumer in list(_open_consumers):
+        try:
+            consumer._native.close()
+        except BaseException:  # noqa: BLE001, S110 - exiting: nothing to report to
+            pass
+
+
+_threading._register_atexit(_close_at_exit)  # type: ignore[attr-defined]
+
 from ._replay import Replay, ReplayProgress, replay  # noqa: E402
 
 __all__ = [
     "Admin",
+    "BackgroundConsumer",
+    "BackgroundStatus",
     "BrokerError",
     "ClosedError",
     "ConfigError",
@@ -268,6 +344,7 @@ __all__ = [
     "LocalBroker",
     "ProduceError",
     "Producer",
+    "RunningAggregate",
     "SchemaError",
     "SendReport",
     "TimeoutError",

@@ -1,9 +1,11 @@
+from collections.abc import Callable
 from typing import Any, final
 
 import pyarrow as pa
 
 __all__ = [
     "Admin",
+    "Background",
     "Consumer",
     "CsvFile",
     "LocalBroker",
@@ -218,3 +220,25 @@ class MockCluster:
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
+
+@final
+class Background:
+    def __new__(
+        cls,
+        consumer: Consumer,
+        callback: Callable[[pa.Table], object] | None = None,
+        *,
+        max_rows: int = 100000,
+        buffer_rows: int = 0,
+        drop_oldest: bool = False,
+        previous: Background | None = None,
+    ) -> Background: ...
+    def stop(self, timeout: float | None = None, raise_error: bool = True) -> bool: ...
+    def join(self, timeout: float | None = None) -> bool: ...
+    @property
+    def status(self) -> dict[str, Any]: ...
+    @property
+    def running(self) -> bool: ...
+    def latest(self, n: int) -> pa.Table | None: ...
+    def drain(self, max_rows: int | None = None) -> pa.Table | None: ...
+    def clear(self) -> int: ...

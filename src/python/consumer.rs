@@ -19,7 +19,7 @@ use crate::decode::{BadMessage, FormatHint, Frame, FrameBuilder, MessageRef};
 use crate::encode::SCHEMA_HEADER;
 use crate::error::{Error, Result};
 
-type Positions = BTreeMap<(String, i32), i64>;
+pub(super) type Positions = BTreeMap<(String, i32), i64>;
 
 /// With rows in hand, `poll_frame` returns after this long without a new message.
 const QUIET: Duration = Duration::from_millis(50);
@@ -142,16 +142,29 @@ impl Consumer {
         max_rows: usize,
         timeout: Option<f64>,
     ) -> Result<Option<Frame>> {
+        let read = self.read(inner, max_rows, timeout, &mut Interrupts::new())?;
+        Ok(read.map(|(frame, positions)| {
+            self.hand_out(inner, positions);
+            frame
+        }))
+    }
+
+    /// One frame and the positions it reaches, not yet counted as consumed.
+    fn read(
+        &self,
+        inner: &mut Inner,
+        max_rows: usize,
+        timeout: Option<f64>,
+        interrupts: &mut Interrupts,
+    ) -> Result<Option<(Frame, Positions)>> {
         if let Some(bad) = inner.pending_errors.pop_front() {
             return Err(bad.into_error());
         }
-        if let Some((frame, positions)) = inner.pending_frame.take() {
-            self.hand_out(inner, positions);
-            return Ok(Some(frame));
+        if let Some(pending) = inner.pending_frame.take() {
+            return Ok(Some(pending));
         }
         let deadline = deadline(timeout)?;
         let started = Instant::now();
-        let mut interrupts = Interrupts::new();
         let mut poll_error = None;
         while inner.builder.rows() < max_rows.max(1) {
             let Some(mut wait) = slice(deadline) else {
@@ -194,8 +207,9 @@ impl Consumer {
             }
             return Err(first.into_error());
         }
-        self.hand_out(inner, positions);
-        if frame.is_none() {
+        let Some(frame) = frame else {
+            // Only skipped messages: nothing to hand over, so they are consumed now.
+            self.hand_out(inner, positions);
             if let Some(e) = poll_error {
                 return Err(e);
             }
@@ -216,8 +230,39 @@ impl Consumer {
                     ));
                 }
             }
+            return Ok(None);
+        };
+        Ok(Some((frame, positions)))
+    }
+
+    /// For a background reader: one frame read without the GIL and without
+    /// signal checks (it runs off the main thread), not yet consumed.
+    pub(super) fn read_unattached(
+        &self,
+        max_rows: usize,
+        timeout: f64,
+    ) -> Result<Option<(Frame, Positions)>> {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = guard.as_mut().ok_or(Error::Closed("this Consumer"))?;
+        self.read(inner, max_rows, Some(timeout), &mut Interrupts::off())
+    }
+
+    /// Returns a frame nobody took: the next read hands it out again.
+    pub(super) fn put_back(&self, frame: Frame, positions: Positions) {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(inner) = guard.as_mut() {
+            if inner.pending_frame.is_none() {
+                inner.pending_frame = Some((frame, positions));
+            }
         }
-        Ok(frame)
+    }
+
+    /// Counts rows read by [`Self::read_unattached`] as consumed.
+    pub(super) fn consume(&self, positions: Positions) -> Result<()> {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = guard.as_mut().ok_or(Error::Closed("this Consumer"))?;
+        self.hand_out(inner, positions);
+        Ok(())
     }
 
     /// Puts back everything read but not yet returned, so a seek starts clean.

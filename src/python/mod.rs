@@ -1,6 +1,7 @@
 //! The Python face of the core: thin #[pyclass] wrappers.
 
 mod admin;
+mod background;
 mod consumer;
 mod convert;
 mod csv_file;
@@ -16,6 +17,8 @@ use pyo3::prelude::*;
 pub mod _tskafka {
     #[pymodule_export]
     use super::admin::Admin;
+    #[pymodule_export]
+    use super::background::Background;
     #[pymodule_export]
     use super::consumer::Consumer;
     #[pymodule_export]

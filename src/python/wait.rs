@@ -13,17 +13,27 @@ pub const WAKE_EVERY: Duration = Duration::from_millis(100);
 /// Checks Python's signal handlers at most every [`WAKE_EVERY`].
 pub struct Interrupts {
     last: Instant,
+    enabled: bool,
 }
 
 impl Interrupts {
     pub fn new() -> Self {
         Self {
             last: Instant::now(),
+            enabled: true,
+        }
+    }
+
+    /// For native threads, which never attach just to look for signals.
+    pub fn off() -> Self {
+        Self {
+            last: Instant::now(),
+            enabled: false,
         }
     }
 
     pub fn check(&mut self) -> Result<()> {
-        if self.last.elapsed() >= WAKE_EVERY {
+        if self.enabled && self.last.elapsed() >= WAKE_EVERY {
             self.last = Instant::now();
             Python::attach(|py| py.check_signals())?;
         }
