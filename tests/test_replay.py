@@ -217,6 +217,8 @@ from tskafka import datasets
 bootstrap, topic, mode = sys.argv[1:]
 r = tk.replay(datasets.sensors(rows=1000, period=60.0), topic, bootstrap,
               time_column="timestamp", speed=1)
+while r.progress.rows_sent < 1:
+    time.sleep(0.01)
 print("started", flush=True)
 if mode == "wait":
     try:
@@ -242,7 +244,7 @@ def test_interpreter_exit_and_ctrl_c_stop_a_running_replay(bootstrap, new_topic,
         text=True,
     )
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(0.5)
+    time.sleep(0.2)
     sent = time.monotonic()
     signalled = time.time()
     if mode == "wait":
