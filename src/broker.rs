@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use rama::{Context, Layer as _, Service};
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_broker::service::{auth, coordinator, storage as storage_routes};
-use tansu_sans_io::{Body, Frame};
+use tansu_sans_io::{Body, FetchRequest, Frame};
 use tansu_service::{
     BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
 };
-use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer};
+use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer, TopicId, Topition};
 use url::Url;
 
 use crate::storage::Corrected;
@@ -57,21 +57,37 @@ fn storage_url(storage: Option<&str>) -> Result<Url> {
 
 const CLUSTER: &str = "tskafka";
 
-/// Answers ApiVersions without its optional tagged fields (features, ZK
-/// migration): librdkafka before 2.1, as in Debian's kcat, misreads them and
-/// cannot connect. Kafka clients treat absent fields as their defaults.
+/// Tansu's routes with two answers changed: ApiVersions comes without its
+/// optional tagged fields (features, ZK migration), which librdkafka before
+/// 2.1, as in Debian's kcat, misreads (clients take absent fields as their
+/// defaults); and a fetch is answered at once when data is ready, where
+/// Tansu waits out `max_wait_ms` on every fetch (each 5 MiB answer cost a
+/// consumer a full wait).
 #[derive(Clone)]
-struct PlainApiVersions<S>(S);
+struct Adjusted<S> {
+    routes: S,
+    storage: Corrected,
+}
 
-impl<S> Service<(), Frame> for PlainApiVersions<S>
+impl<S> Service<(), Frame> for Adjusted<S>
 where
     S: Service<(), Frame, Response = Frame>,
 {
     type Response = Frame;
     type Error = S::Error;
 
-    async fn serve(&self, ctx: Context<()>, req: Frame) -> std::result::Result<Frame, S::Error> {
-        let mut frame = self.0.serve(ctx, req).await?;
+    async fn serve(
+        &self,
+        ctx: Context<()>,
+        mut req: Frame,
+    ) -> std::result::Result<Frame, S::Error> {
+        if let Body::FetchRequest(fetch) = &mut req.body {
+            // A larger min_bytes asks to wait for more data: left to Tansu.
+            if fetch.max_wait_ms > 0 && fetch.min_bytes <= 1 && self.data_ready(fetch).await {
+                fetch.max_wait_ms = 0;
+            }
+        }
+        let mut frame = self.routes.serve(ctx, req).await?;
         if let Body::ApiVersionsResponse(r) = &mut frame.body {
             r.supported_features = None;
             r.finalized_features_epoch = None;
@@ -82,8 +98,40 @@ where
     }
 }
 
-/// Accepts Kafka connections on 127.0.0.1:`port` until the runtime stops.
-async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
+impl<S> Adjusted<S> {
+    /// Whether any partition of `fetch` holds records at or after its offset.
+    async fn data_ready(&self, fetch: &FetchRequest) -> bool {
+        let committed = fetch.isolation_level == Some(1);
+        for topic in fetch.topics.iter().flatten() {
+            if topic.topic.is_none() && topic.topic_id.is_none() {
+                continue;
+            }
+            let Ok(metadata) = self.storage.metadata(Some(&[TopicId::from(topic)])).await else {
+                continue;
+            };
+            let Some(name) = metadata.topics().first().and_then(|t| t.name.clone()) else {
+                continue;
+            };
+            for p in topic.partitions.iter().flatten() {
+                let tp = Topition::new(name.clone(), p.partition);
+                if let Ok(stage) = self.storage.offset_stage(&tp).await {
+                    let end = if committed {
+                        stage.last_stable()
+                    } else {
+                        stage.high_watermark()
+                    };
+                    if p.fetch_offset < end {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Tansu's storage behind `storage`, corrected, with this broker registered.
+async fn open_storage(port: u16, storage: Url) -> std::result::Result<Corrected, String> {
     let url = Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
     let storage = StorageContainer::builder()
         .cluster_id(CLUSTER)
@@ -104,8 +152,14 @@ async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
         })
         .await
         .map_err(|e| format!("{e:?}"))?;
+    Ok(storage)
+}
+
+/// Accepts Kafka connections on 127.0.0.1:`port` until the runtime stops.
+async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
+    let storage = open_storage(port, storage).await?;
     let groups = Controller::with_storage(storage.clone()).map_err(|e| format!("{e:?}"))?;
-    // tansu_broker::service::services, with ApiVersions answered plainly.
+    // tansu_broker::service::services, with the answers of `Adjusted`.
     let routes = storage_routes::services(FrameRouteService::builder(), storage.clone())
         .and_then(|b| coordinator::services(b, groups))
         .and_then(auth::services)
@@ -125,7 +179,10 @@ async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
                     TcpBytesLayer::default(),
                     BytesFrameLayer::default(),
                 )
-                    .into_layer(PlainApiVersions(routes.clone()));
+                    .into_layer(Adjusted {
+                        routes: routes.clone(),
+                        storage: storage.clone(),
+                    });
                 tokio::spawn(async move {
                     // A client hanging up ends its connection; nothing to report.
                     let _ = service.serve(rama::Context::default(), stream).await;
@@ -223,6 +280,13 @@ mod tests {
 
     #[test]
     fn api_versions_v3_has_no_tagged_fields() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let storage = rt
+            .block_on(open_storage(0, storage_url(None).unwrap()))
+            .unwrap();
         let routes = FrameRouteService::<(), tansu_service::Error>::builder()
             .build()
             .unwrap();
@@ -236,11 +300,8 @@ mod tests {
             },
             body: Body::ApiVersionsRequest(ApiVersionsRequest::default()),
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let frame = rt
-            .block_on(PlainApiVersions(routes).serve(Context::default(), req))
+            .block_on(Adjusted { routes, storage }.serve(Context::default(), req))
             .unwrap();
         let bytes = Frame::response(frame.header, frame.body, 18, 3).unwrap();
         // throttle_time_ms, then a zero count of top-level tagged fields

@@ -5,13 +5,15 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, LargeStringArray,
+    RecordBatch, StringArray, StringViewArray, UInt32Array, UInt64Array,
+};
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Field, Float16Type, Float32Type, Float64Type, Int16Type,
-    Int32Type, Int64Type, Int8Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
-    UInt64Type, UInt8Type,
+    DataType, Date32Type, Date64Type, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use arrow::ipc::writer::StreamWriter;
 
@@ -513,36 +515,49 @@ pub fn ipc_stream(batch: &RecordBatch) -> Result<Vec<u8>> {
 /// Writes one column's value of a row as `"name":value`.
 struct JsonColumn {
     name: Vec<u8>,
-    array: ArrayRef,
-    kind: JsonKind,
+    values: JsonValues,
 }
 
-enum JsonKind {
+/// A column cast once to the few types the writer knows, so a row is a
+/// match and a read, with no downcast per value.
+enum JsonValues {
     Null,
-    Bool,
-    Int,
-    UInt,
-    Float,
-    Str,
-    Date32,
-    Date64,
-    Timestamp(TimeUnit),
+    Bool(BooleanArray),
+    Int(Int64Array),
+    UInt(UInt64Array),
+    Float(Float64Array),
+    Utf8(StringArray),
+    LargeUtf8(LargeStringArray),
+    View(StringViewArray),
+    /// Days since the epoch.
+    Date(Int64Array),
+    /// Counts of `unit` since the epoch.
+    Timestamp(Int64Array, TimeUnit),
 }
 
 impl JsonColumn {
     fn new(field: &Field, col: &ArrayRef) -> Result<Self> {
         use DataType::*;
-        let (array, kind) = match col.data_type() {
-            Null => (col.clone(), JsonKind::Null),
-            Boolean => (col.clone(), JsonKind::Bool),
-            Int8 | Int16 | Int32 | Int64 => (col.clone(), JsonKind::Int),
-            UInt8 | UInt16 | UInt32 | UInt64 => (col.clone(), JsonKind::UInt),
-            Float16 | Float32 | Float64 => (col.clone(), JsonKind::Float),
-            Utf8 | LargeUtf8 | Utf8View => (col.clone(), JsonKind::Str),
-            Dictionary(_, _) => (cast(col, &Utf8)?, JsonKind::Str),
-            Date32 => (col.clone(), JsonKind::Date32),
-            Date64 => (col.clone(), JsonKind::Date64),
-            Timestamp(unit, _) => (col.clone(), JsonKind::Timestamp(*unit)),
+        let to = |dt: DataType| cast(col, &dt);
+        let values = match col.data_type() {
+            Null => JsonValues::Null,
+            Boolean => JsonValues::Bool(col.as_boolean().clone()),
+            Int8 | Int16 | Int32 | Int64 => JsonValues::Int(to(Int64)?.as_primitive().clone()),
+            UInt8 | UInt16 | UInt32 | UInt64 => {
+                JsonValues::UInt(to(UInt64)?.as_primitive().clone())
+            }
+            Float16 | Float32 | Float64 => JsonValues::Float(to(Float64)?.as_primitive().clone()),
+            Utf8 => JsonValues::Utf8(col.as_string().clone()),
+            LargeUtf8 => JsonValues::LargeUtf8(col.as_string().clone()),
+            Utf8View => JsonValues::View(col.as_string_view().clone()),
+            Dictionary(_, _) => JsonValues::Utf8(to(Utf8)?.as_string().clone()),
+            Date32 => JsonValues::Date(to(Int32)?.as_primitive::<Int32Type>().unary(i64::from)),
+            Date64 => JsonValues::Date(
+                to(Int64)?
+                    .as_primitive::<Int64Type>()
+                    .unary(|ms| ms.div_euclid(86_400_000)),
+            ),
+            Timestamp(unit, _) => JsonValues::Timestamp(to(Int64)?.as_primitive().clone(), *unit),
             other => {
                 return Err(Error::Schema(format!(
                     "column {:?} has type {other}, which the json format cannot carry; supported: {JSON_TYPES}",
@@ -552,92 +567,156 @@ impl JsonColumn {
         };
         let mut name = serde_json::to_vec(field.name()).expect("strings serialize");
         name.push(b':');
-        Ok(Self { name, array, kind })
+        Ok(Self { name, values })
     }
 
     fn write(&self, row: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.name);
-        let a = self.array.as_ref();
-        if a.is_null(row) {
-            out.extend_from_slice(b"null");
-            return;
-        }
-        match self.kind {
-            JsonKind::Null => out.extend_from_slice(b"null"),
-            JsonKind::Bool => {
-                let v = a.as_boolean().value(row);
-                out.extend_from_slice(if v { b"true" } else { b"false" });
+        let null = |out: &mut Vec<u8>| out.extend_from_slice(b"null");
+        match &self.values {
+            JsonValues::Null => null(out),
+            JsonValues::Bool(a) if a.is_valid(row) => {
+                out.extend_from_slice(if a.value(row) { b"true" } else { b"false" })
             }
-            JsonKind::Int => {
-                let v: i64 = match a.data_type() {
-                    DataType::Int8 => a.as_primitive::<Int8Type>().value(row).into(),
-                    DataType::Int16 => a.as_primitive::<Int16Type>().value(row).into(),
-                    DataType::Int32 => a.as_primitive::<Int32Type>().value(row).into(),
-                    _ => a.as_primitive::<Int64Type>().value(row),
-                };
-                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            JsonValues::Int(a) if a.is_valid(row) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes())
             }
-            JsonKind::UInt => {
-                let v: u64 = match a.data_type() {
-                    DataType::UInt8 => a.as_primitive::<UInt8Type>().value(row).into(),
-                    DataType::UInt16 => a.as_primitive::<UInt16Type>().value(row).into(),
-                    DataType::UInt32 => a.as_primitive::<UInt32Type>().value(row).into(),
-                    _ => a.as_primitive::<UInt64Type>().value(row),
-                };
-                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            JsonValues::UInt(a) if a.is_valid(row) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes())
             }
-            JsonKind::Float => {
-                let v: f64 = match a.data_type() {
-                    DataType::Float16 => a.as_primitive::<Float16Type>().value(row).to_f64(),
-                    DataType::Float32 => a.as_primitive::<Float32Type>().value(row) as f64,
-                    _ => a.as_primitive::<Float64Type>().value(row),
-                };
-                if v.is_finite() {
-                    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
-                } else {
-                    out.extend_from_slice(b"null");
-                }
+            JsonValues::Float(a) if a.is_valid(row) && a.value(row).is_finite() => {
+                write_f64(out, a.value(row))
             }
-            JsonKind::Str => {
-                let s = match a.data_type() {
-                    DataType::Utf8 => a.as_string::<i32>().value(row),
-                    DataType::LargeUtf8 => a.as_string::<i64>().value(row),
-                    _ => a.as_string_view().value(row),
-                };
-                serde_json::to_writer(&mut *out, s).expect("vec write");
+            JsonValues::Utf8(a) if a.is_valid(row) => write_str(out, a.value(row)),
+            JsonValues::LargeUtf8(a) if a.is_valid(row) => write_str(out, a.value(row)),
+            JsonValues::View(a) if a.is_valid(row) => write_str(out, a.value(row)),
+            JsonValues::Date(a) if a.is_valid(row) => {
+                write_datetime(out, a.value(row) * 86_400, 0, None)
             }
-            JsonKind::Date32 => {
-                let days = a.as_primitive::<Date32Type>().value(row) as i64;
-                write_datetime(out, days * 86_400, 0, None);
-            }
-            JsonKind::Date64 => {
-                let ms = a.as_primitive::<Date64Type>().value(row);
-                write_datetime(out, ms.div_euclid(86_400_000) * 86_400, 0, None);
-            }
-            JsonKind::Timestamp(unit) => {
+            JsonValues::Timestamp(a, unit) if a.is_valid(row) => {
+                let v = a.value(row);
                 let (secs, nanos, digits) = match unit {
-                    TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().value(row), 0, 0),
+                    TimeUnit::Second => (v, 0, 0),
                     TimeUnit::Millisecond => {
-                        let v = a.as_primitive::<TimestampMillisecondType>().value(row);
                         (v.div_euclid(1000), v.rem_euclid(1000) * 1_000_000, 3)
                     }
                     TimeUnit::Microsecond => {
-                        let v = a.as_primitive::<TimestampMicrosecondType>().value(row);
                         (v.div_euclid(1_000_000), v.rem_euclid(1_000_000) * 1000, 6)
                     }
                     TimeUnit::Nanosecond => {
-                        let v = a.as_primitive::<TimestampNanosecondType>().value(row);
                         (v.div_euclid(1_000_000_000), v.rem_euclid(1_000_000_000), 9)
                     }
                 };
                 write_datetime(out, secs, nanos as u32, Some(digits));
             }
+            _ => null(out),
         }
     }
 }
 
+/// The shortest text that reads back as finite `v`, as ryu writes it; values
+/// with up to 4 decimals (prices, ids) are written from their integer digits.
+fn write_f64(out: &mut Vec<u8>, v: f64) {
+    // Below 2^33, ulp(v) < 1e-6: one decimal with <= 4 places at most reads as v.
+    if v != 0.0 && v.abs() < 8e9 {
+        let mut scale = 1.0;
+        for places in 0..=4 {
+            let m = (v * scale).round();
+            if m / scale == v {
+                if m < 0.0 {
+                    out.push(b'-');
+                }
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(m.abs() as u64).as_bytes();
+                if places == 0 {
+                    out.extend_from_slice(digits);
+                    out.extend_from_slice(b".0");
+                } else if digits.len() > places {
+                    let (int, frac) = digits.split_at(digits.len() - places);
+                    out.extend_from_slice(int);
+                    out.push(b'.');
+                    out.extend_from_slice(frac);
+                } else {
+                    out.extend_from_slice(b"0.");
+                    out.extend(std::iter::repeat_n(b'0', places - digits.len()));
+                    out.extend_from_slice(digits);
+                }
+                return;
+            }
+            scale *= 10.0;
+        }
+    }
+    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("vec write");
+}
+
 /// Writes `"YYYY-MM-DD"` (time `None`) or `"YYYY-MM-DDTHH:MM:SS[.fff]Z"`.
 fn write_datetime(out: &mut Vec<u8>, secs: i64, nanos: u32, time_digits: Option<u32>) {
+    let days = secs.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return write_datetime_chrono(out, secs, nanos, time_digits);
+    }
+    let mut b = [0u8; 32];
+    b[0] = b'"';
+    two(&mut b[1..], (year / 100) as u32);
+    two(&mut b[3..], (year % 100) as u32);
+    b[5] = b'-';
+    two(&mut b[6..], month);
+    b[8] = b'-';
+    two(&mut b[9..], day);
+    let Some(digits) = time_digits else {
+        b[11] = b'"';
+        out.extend_from_slice(&b[..12]);
+        return;
+    };
+    let t = secs.rem_euclid(86_400) as u32;
+    b[11] = b'T';
+    two(&mut b[12..], t / 3600);
+    b[14] = b':';
+    two(&mut b[15..], t / 60 % 60);
+    b[17] = b':';
+    two(&mut b[18..], t % 60);
+    let mut end = 20;
+    if nanos > 0 {
+        let digits = digits.max(1);
+        let mut frac = nanos / 10u32.pow(9 - digits);
+        b[end] = b'.';
+        for i in (0..digits as usize).rev() {
+            b[end + 1 + i] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        end += 1 + digits as usize;
+    }
+    b[end..end + 2].copy_from_slice(b"Z\"");
+    out.extend_from_slice(&b[..end + 2]);
+}
+
+fn two(b: &mut [u8], v: u32) {
+    b[0] = b'0' + (v / 10) as u8;
+    b[1] = b'0' + (v % 10) as u8;
+}
+
+/// (year, month, day) of a count of days since 1970-01-01 (proleptic
+/// Gregorian; Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// [`write_datetime`] for years outside 0..=9999.
+fn write_datetime_chrono(out: &mut Vec<u8>, secs: i64, nanos: u32, time_digits: Option<u32>) {
     let Some(dt) = chrono::DateTime::from_timestamp(secs, nanos) else {
         out.extend_from_slice(b"null");
         return;
@@ -739,6 +818,91 @@ mod tests {
         })
         .unwrap();
         out
+    }
+
+    #[test]
+    fn floats_are_written_as_ryu_writes_them() {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            seed >> 11
+        };
+        let mut cases = vec![
+            0.0,
+            -0.0,
+            0.1,
+            0.2 + 0.1,
+            1.0,
+            -1.0,
+            2.55,
+            1e-4,
+            1.5e-4,
+            1e-5,
+            0.0625,
+            12346.0,
+            7.999_999_999e9,
+            8e9,
+            1e15,
+            1e16,
+            123_456_789.123_4,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ];
+        for _ in 0..200_000 {
+            let r = next();
+            let places = (r % 7) as i32;
+            let int = (next() % 10u64.pow(1 + (r % 11) as u32)) as f64;
+            let v = int / 10f64.powi(places);
+            cases.push(if r & 8 == 0 { v } else { -v });
+            cases.push(f64::from_bits((next() << 11) | (next() % 2048)));
+        }
+        for v in cases.into_iter().filter(|v| v.is_finite()) {
+            let mut ours = Vec::new();
+            write_f64(&mut ours, v);
+            assert_eq!(
+                std::str::from_utf8(&ours).unwrap(),
+                ryu::Buffer::new().format_finite(v),
+                "{v:e}"
+            );
+        }
+    }
+
+    #[test]
+    fn datetimes_are_written_as_chrono_writes_them() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 11) as i64
+        };
+        let mut cases = vec![
+            0,
+            -1,
+            86_399,
+            86_400,
+            951_782_400,
+            -62_167_219_200,
+            253_402_300_799,
+        ];
+        cases.extend((0..20_000).map(|_| next() % 253_402_300_800 - 62_167_219_200));
+        for secs in cases {
+            let nanos = (next() % 1_000_000_000) as u32;
+            for (n, digits) in [
+                (0, None),
+                (0, Some(0)),
+                (nanos / 1_000_000 * 1_000_000, Some(3)),
+                (nanos / 1000 * 1000, Some(6)),
+                (nanos, Some(9)),
+            ] {
+                let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                write_datetime(&mut fast, secs, n, digits);
+                write_datetime_chrono(&mut slow, secs, n, digits);
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(slow).unwrap(),
+                    "{secs} {n} {digits:?}"
+                );
+            }
+        }
     }
 
     #[test]
