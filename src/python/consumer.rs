@@ -347,9 +347,11 @@ impl Consumer {
             )
             .set("enable.auto.offset.store", "false")
             // Short fetch waits and large fetches: far faster from brokers that hold
-            // every fetch for the full wait (the embedded one does).
+            // every fetch for the full wait (Tansu does).
             .default("fetch.wait.max.ms", "5")
             .default("max.partition.fetch.bytes", "16777216")
+            // A full local queue pauses fetching for this long (librdkafka: 1 s).
+            .default("fetch.queue.backoff.ms", "10")
             .default("enable.partition.eof", "false")
             .default("client.id", "tskafka");
         let skip_bad = match on_error {
