@@ -308,14 +308,24 @@ fn infer(values: &StringArray, is_time: bool) -> Plan {
     }
 }
 
-fn plan_for(dtype: &DataType) -> Result<Plan> {
+/// How to read a column the user gave a type for; datetimes in the form
+/// its first values have (numbers: an epoch).
+fn plan_for(dtype: &DataType, values: &StringArray) -> Result<Plan> {
+    let detected = || match detect_time(values) {
+        Some(t) => Ok(Plan::Time(t)),
+        None if all_parse(values, |v| v.parse::<f64>().ok()) => Ok(Plan::EpochAuto),
+        None => time_format("%Y-%m-%d %H:%M:%S%.f").map(Plan::Time),
+    };
     Ok(match dtype {
         DataType::Utf8 => Plan::Text,
         DataType::Int64 => Plan::Int,
         DataType::Float64 => Plan::Float,
         DataType::Boolean => Plan::Bool,
-        DataType::Date32 => Plan::Time(time_format("%Y-%m-%d")?),
-        DataType::Timestamp(_, _) => Plan::EpochAuto,
+        DataType::Date32 => match detect_time(values) {
+            Some(t @ Time::Format { date_only: true, .. }) => Plan::Time(t),
+            _ => Plan::Time(time_format("%Y-%m-%d")?),
+        },
+        DataType::Timestamp(_, _) => detected()?,
         other => return Err(Error::Config(format!("unsupported CSV column type {other}"))),
     })
 }
@@ -441,7 +451,7 @@ impl CsvReader {
             let (plan, inferred) = if let Some(t) = self.options.dtypes.get(name) {
                 let plan = match (is_time, &time_plan, t) {
                     (true, Some(p), DataType::Timestamp(..) | DataType::Date32) => p.clone(),
-                    _ => plan_for(t)?,
+                    _ => plan_for(t, &chunk.columns[i])?,
                 };
                 (plan, false)
             } else if let (true, Some(p)) = (is_time, &time_plan) {
@@ -808,6 +818,28 @@ C489449,-12,12/1/2010 8:26,2.1,\n";
         };
         let err = read(csv, options).err().unwrap().to_string();
         assert!(err.contains("line 2") && err.contains("latin-1"), "{err}");
+    }
+
+    #[test]
+    fn given_datetime_types_detect_their_form() {
+        let csv = b"a,b,c\n12/1/2010 8:26,2010-12-01,1700000000\n";
+        let dtypes = [
+            ("a".to_owned(), DataType::Timestamp(TimeUnit::Microsecond, None)),
+            ("b".to_owned(), DataType::Date32),
+            ("c".to_owned(), DataType::Timestamp(TimeUnit::Microsecond, None)),
+        ]
+        .into_iter()
+        .collect();
+        let options = CsvOptions {
+            dtypes,
+            ..Default::default()
+        };
+        let (_, b) = read(csv, options).unwrap();
+        let a = b[0].column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(a.value(0), 1_291_191_960_000_000);
+        assert_eq!(b[0].column(1).as_primitive::<arrow::datatypes::Date32Type>().value(0), 14_944);
+        let c = b[0].column(2).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(c.value(0), 1_700_000_000_000_000);
     }
 
     #[test]

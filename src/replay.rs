@@ -155,10 +155,8 @@ mod tests {
         // Out of order: earlier than the first row, due at once.
         assert_eq!(c.event_offset(1_000_000), Duration::ZERO);
         c.set_paused(Duration::from_millis(500));
-        assert_eq!(
-            c.at(c.event_offset(25_000_000)),
-            start + Duration::from_millis(2_500)
-        );
+        let offset = c.event_offset(25_000_000);
+        assert_eq!(c.at(offset), start + Duration::from_millis(2_500));
         assert_eq!(
             Clock::nth_offset(4, Duration::from_millis(250)),
             Duration::from_secs(1)
