@@ -123,14 +123,13 @@ class Replay:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Leaving the block stops the replay (wait() first to let it finish)."""
-        if exc[0] is None:
+        """Leaving the block stops the replay (wait() first to let it finish);
+        the replay's own error is raised unless another is on its way out."""
+        try:
             self.stop()
-        else:
-            try:
-                self.stop()
-            except Exception:
-                pass
+        except Exception:
+            if exc[0] is None:
+                raise
 
     def __repr__(self) -> str:
         p = self.progress

@@ -13,12 +13,10 @@ drops older data: spread test data over partitions and keep it small.
 
 from __future__ import annotations
 
-from typing import Self
-
-from . import _tskafka
+from . import _Client, _tskafka
 
 
-class MockCluster:
+class MockCluster(_Client):
     def __init__(self, brokers: int = 3) -> None:
         self._native = _tskafka.MockCluster(brokers)
 
@@ -50,11 +48,3 @@ class MockCluster:
     def partition_leader(self, topic: str, partition: int, broker_id: int) -> None:
         self._native.partition_leader(topic, partition, broker_id)
 
-    def close(self) -> None:
-        self._native.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

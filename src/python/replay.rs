@@ -183,6 +183,15 @@ impl Job {
         }
     }
 
+    /// Copies a CSV source's skipped-row counts where `progress` reads them, when they changed.
+    fn share_skipped(&self, shared: &Shared) {
+        if let Source::Csv(r) = &self.source {
+            if shared.rows_skipped.swap(r.rows_skipped, Relaxed) != r.rows_skipped {
+                *lock(&shared.bad_rows) = r.bad_rows.clone();
+            }
+        }
+    }
+
     fn run(&mut self, shared: &Shared) -> Result<()> {
         let mut clock = Clock::new(match self.pace {
             Pace::EventTime { speed, .. } => speed,
@@ -193,10 +202,7 @@ impl Job {
             Some(b) => Some(b),
             None => self.source.next_batch()?,
         } {
-            if let Source::Csv(r) = &self.source {
-                shared.rows_skipped.store(r.rows_skipped, Relaxed);
-                *lock(&shared.bad_rows) = r.bad_rows.clone();
-            }
+            self.share_skipped(shared);
             let times = self.times(&batch)?;
             let reached = |end: usize| {
                 if let Some(t) = times.as_ref().and_then(|t| t[..end].iter().flatten().max()) {
@@ -232,10 +238,7 @@ impl Job {
                 }
             }
         }
-        if let Source::Csv(r) = &self.source {
-            shared.rows_skipped.store(r.rows_skipped, Relaxed);
-            *lock(&shared.bad_rows) = r.bad_rows.clone();
-        }
+        self.share_skipped(shared);
         Ok(())
     }
 }
