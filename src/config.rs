@@ -11,14 +11,26 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settings(BTreeMap<String, String>);
 
-/// A key whose value must never be shown.
+/// A credential: its value is hidden in reprs and scrubbed from every message.
 pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key.contains("password")
-        || key.contains("secret")
-        || key == "ssl.key.pem"
-        || key == "sasl.oauthbearer.config"
-        || key == "ssl_key"
+    ["password", "secret", "passphrase", "jaas", "private.key", "user.info"]
+        .iter()
+        .any(|word| key.contains(word))
+        || matches!(
+            key.as_str(),
+            "ssl.key.pem" | "ssl_key" | "sasl.oauthbearer.config"
+        )
+}
+
+/// A value hidden in reprs: credentials, and what librdkafka also marks
+/// sensitive (the SASL user name, the private key's path, the CA bundle).
+pub fn is_sensitive(key: &str) -> bool {
+    is_secret(key)
+        || matches!(
+            key.to_ascii_lowercase().as_str(),
+            "sasl.username" | "ssl.key.location" | "ssl.ca.pem"
+        )
 }
 
 impl Settings {
@@ -76,7 +88,7 @@ impl Settings {
             .0
             .iter()
             .map(|(k, v)| {
-                let v = if is_secret(k) { "***" } else { v.as_str() };
+                let v = if is_sensitive(k) { "***" } else { v.as_str() };
                 format!("{k:?}: {v:?}")
             })
             .collect::<Vec<_>>()
@@ -84,13 +96,23 @@ impl Settings {
         format!("{{{body}}}")
     }
 
-    /// Replaces every secret value that occurs in `text` with `***`.
+    /// Replaces every secret value that occurs in `text` with `***` (and
+    /// each line of a multi-line one, such as a PEM key).
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        let mut values: Vec<&str> = Vec::new();
         for (k, v) in &self.0 {
-            if is_secret(k) && !v.is_empty() {
-                out = out.replace(v.as_str(), "***");
+            if is_secret(k) {
+                values.push(v.as_str());
+                if v.contains('\n') {
+                    values.extend(v.lines().map(str::trim));
+                }
             }
+        }
+        values.retain(|v| !v.is_empty());
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = text.to_owned();
+        for v in values {
+            out = out.replace(v, "***");
         }
         out
     }
@@ -106,36 +128,64 @@ impl Settings {
     /// The `[default]` section of a Confluent-style `config.ini`, overlaid
     /// with `section` (e.g. `consumer` or `producer`) where given.
     pub fn from_ini(text: &str, section: Option<&str>) -> Result<Self> {
+        let mut sections = Self::ini_sections(text)?;
+        let mut out = sections.remove("default").unwrap_or_default();
+        if let Some(extra) = section.and_then(|name| sections.get(name)) {
+            out.extend(extra);
+        }
+        Ok(out)
+    }
+
+    /// Every section of a `config.ini` (`[DEFAULT]` and lines before any
+    /// header count as `default`). As Python's configparser reads it:
+    /// `key = value` or `key: value`, `#`/`;` comments, and indented lines
+    /// continuing the value above (a PEM key). A malformed line is an error
+    /// naming its number; the line itself is never shown (it may be a secret).
+    pub fn ini_sections(text: &str) -> Result<BTreeMap<String, Settings>> {
         let mut sections: BTreeMap<String, Settings> = BTreeMap::new();
         let mut current = String::from("default");
+        let mut last_key: Option<String> = None;
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
                 continue;
             }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                current = name.trim().to_owned();
+            let indented = raw.starts_with([' ', '\t']);
+            if let (true, Some(key)) = (indented, last_key.as_ref()) {
+                let values = sections.entry(current.clone()).or_default();
+                let value = format!("{}\n{line}", values.get(key).unwrap_or_default());
+                values.set(key.clone(), value.trim_start().to_owned());
                 continue;
             }
-            let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
-                return Err(Error::Config(format!(
-                    "config.ini line {}: expected 'key = value', got {:?}",
-                    n + 1,
-                    if is_secret(line) { "***" } else { line }
-                )));
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = match name.trim() {
+                    "DEFAULT" => "default".to_owned(),
+                    other => other.to_owned(),
+                };
+                last_key = None;
+                continue;
+            }
+            let split = match (line.find('='), line.find(':')) {
+                (Some(e), Some(c)) => e.min(c),
+                (Some(i), None) | (None, Some(i)) => i,
+                (None, None) => usize::MAX,
             };
+            let key = line.get(..split).map(str::trim).unwrap_or_default();
+            if key.is_empty() {
+                return Err(Error::Config(format!(
+                    "line {}: expected 'key = value' or a [section] header \
+                     (the line is not shown: it may hold a secret)",
+                    n + 1
+                )));
+            }
+            let value = line[split + 1..].trim();
             sections
                 .entry(current.clone())
                 .or_default()
-                .set(k.trim(), v.trim());
+                .set(key, value);
+            last_key = Some(key.to_owned());
         }
-        let mut out = sections.remove("default").unwrap_or_default();
-        if let Some(name) = section {
-            if let Some(extra) = sections.get(name) {
-                out.extend(extra);
-            }
-        }
-        Ok(out)
+        Ok(sections)
     }
 }
 
@@ -175,6 +225,60 @@ mod tests {
         let p = Settings::from_ini(ini, Some("producer")).unwrap();
         assert_eq!(p.get("group.id"), None);
         assert!(Settings::from_ini("[default]\nnonsense\n", None).is_err());
+    }
+
+    #[test]
+    fn ini_errors_name_the_line_not_its_text() {
+        let err = Settings::from_ini("[default]\na=1\nsasl.password hunter2\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("line 3:"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn ini_reads_continuations_colons_and_default_header() {
+        let ini = "top=1\n[DEFAULT]\nssl.key.pem=-----BEGIN KEY-----\n  abc\n  -----END KEY-----\n\
+                   x: y\n[admin]\nclient.id=a\n[schema-registry]\nurl=http://h:1\n";
+        let all = Settings::ini_sections(ini).unwrap();
+        let d = &all["default"];
+        assert_eq!(d.get("top"), Some("1"));
+        assert_eq!(
+            d.get("ssl.key.pem"),
+            Some("-----BEGIN KEY-----\nabc\n-----END KEY-----")
+        );
+        assert_eq!(d.get("x"), Some("y"));
+        let admin = Settings::from_ini(ini, Some("admin")).unwrap();
+        assert_eq!(admin.get("client.id"), Some("a"));
+        assert_eq!(admin.get("url"), None);
+        assert!(!d.redacted().contains("abc"));
+        assert_eq!(d.scrub("bad key: abc"), "bad key: ***");
+    }
+
+    #[test]
+    fn librdkafka_sensitive_properties_are_hidden() {
+        for key in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "ssl.key.pem",
+            "ssl_key",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "sasl.jaas.config",
+            "basic.auth.user.info",
+        ] {
+            assert!(is_secret(key), "{key}");
+        }
+        for key in ["sasl.username", "ssl.key.location", "ssl.ca.pem"] {
+            assert!(is_sensitive(key) && !is_secret(key), "{key}");
+        }
+        assert!(!is_sensitive("bootstrap.servers") && !is_sensitive("ssl.certificate.pem"));
+        let mut s = Settings::new();
+        s.set("sasl.username", "alice").set("sasl.password", "pw");
+        assert_eq!(s.redacted(), r#"{"sasl.password": "***", "sasl.username": "***"}"#);
     }
 
     #[test]

@@ -8,7 +8,6 @@ embedded broker so that none of it needs a Kafka install.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import threading as _threading
 import weakref as _weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,7 +16,8 @@ from typing import Any, Literal, Self
 from . import _tskafka
 from ._csv import iter_csv, read_csv
 from ._frames import Output, as_arrow_stream, check_output, convert, native_headers, native_key
-from ._tskafka import Admin, LocalBroker, SendReport
+from ._config import Config, ConfigLike, native
+from ._tskafka import LocalBroker, SendReport
 from .aggregate import RunningAggregate
 from .background import BackgroundConsumer, BackgroundStatus, _stop_all
 from .exceptions import (
@@ -35,23 +35,11 @@ from .exceptions import (
 
 __version__: str = _tskafka.__version__
 
-ConfigLike = Mapping[str, Any] | str | os.PathLike[str] | None
-
-
 def load_config(config: ConfigLike, section: str | None = None) -> dict[str, str] | None:
-    """librdkafka properties from a dict, or from a Confluent-style
-    ``config.ini`` (its ``[default]`` section overlaid with ``section``)."""
-    if config is None:
-        return None
-    if isinstance(config, Mapping):
-        return {str(k): v for k, v in config.items()}
-    path = os.fspath(config)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}") from None
-    return _tskafka.read_ini(text, section)
+    """librdkafka properties as a dict: from a Config or dict, or from a
+    Confluent-style ``config.ini`` (its ``[default]`` section overlaid with
+    ``section``). See :class:`Config`."""
+    return native(config, section)
 
 
 class _Client:
@@ -80,12 +68,13 @@ class Producer(_Client):
     """Sends whole frames to Kafka.
 
     ``config`` takes any librdkafka property (``compression.type``,
-    ``linger.ms``, ``security.protocol``, ...) unchanged, as a dict or a
-    ``config.ini`` path. Idempotence is on unless turned off.
+    ``linger.ms``, ``security.protocol``, ...) unchanged, as a
+    :class:`Config`, a dict or a ``config.ini`` path (its ``[producer]``
+    section applies). Idempotence is on unless turned off.
     """
 
     def __init__(self, bootstrap_servers: str | None = None, config: ConfigLike = None) -> None:
-        self._native = _tskafka.Producer(bootstrap_servers, load_config(config, "producer"))
+        self._native = _tskafka.Producer(bootstrap_servers, native(config, "producer"))
 
     def send(
         self,
@@ -145,6 +134,44 @@ class Producer(_Client):
         self._native.close(timeout)
 
 
+class Admin:
+    """Creates, deletes, lists and describes topics. ``config`` as for
+    :class:`Producer` (a config.ini's ``[admin]`` section applies)."""
+
+    def __init__(self, bootstrap_servers: str | None = None, config: ConfigLike = None) -> None:
+        self._native = _tskafka.Admin(bootstrap_servers, native(config, "admin"))
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        """Create ``name``; with ``exist_ok`` an existing topic is not an error.
+        ``config`` holds topic properties (``retention.ms``, ...)."""
+        topic_config = None if config is None else Config(config).to_dict()
+        self._native.create_topic(
+            name, partitions, replication_factor, topic_config, exist_ok=exist_ok, timeout=timeout
+        )
+
+    def delete_topic(self, name: str, *, missing_ok: bool = False, timeout: float = 30.0) -> None:
+        self._native.delete_topic(name, missing_ok=missing_ok, timeout=timeout)
+
+    def list_topics(self, timeout: float = 10.0) -> list[str]:
+        return self._native.list_topics(timeout)
+
+    def describe_topic(self, name: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Partitions with leader, replicas and low/high watermarks."""
+        return self._native.describe_topic(name, timeout)
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
 def _millis(t: _dt.datetime | int | float) -> int:
     if isinstance(t, _dt.datetime):
         if t.tzinfo is None:
@@ -161,7 +188,10 @@ class Consumer(_Client):
     to read without a group. ``offset`` ('earliest'/'latest') is where a
     partition without a committed offset starts. With ``auto_commit`` the
     offsets of rows returned to you are committed in the background;
-    otherwise call ``commit()`` after processing.
+    otherwise call ``commit()`` after processing. Left as None, ``group_id``,
+    ``offset`` and ``auto_commit`` come from the config (``group.id``,
+    ``auto.offset.reset``, ``enable.auto.commit``, e.g. a ``[consumer]``
+    section), else a fresh group, 'latest' and True; given, they win.
     """
 
     def __init__(
@@ -172,8 +202,8 @@ class Consumer(_Client):
         topics: Sequence[str] | None = None,
         partitions: Sequence[tuple[str, int] | tuple[str, int, int]] | None = None,
         group_id: str | None = None,
-        offset: str = "latest",
-        auto_commit: bool = True,
+        offset: str | None = None,
+        auto_commit: bool | None = None,
         format: str = "auto",
         metadata: bool = False,
         output: Output = "polars",
@@ -185,7 +215,7 @@ class Consumer(_Client):
         self._background: BackgroundConsumer | None = None
         self._native = _tskafka.Consumer(
             bootstrap_servers,
-            load_config(config, "consumer"),
+            native(config, "consumer"),
             group_id=group_id,
             offset=offset,
             auto_commit=auto_commit,
@@ -336,7 +366,9 @@ __all__ = [
     "BackgroundStatus",
     "BrokerError",
     "ClosedError",
+    "Config",
     "ConfigError",
+    "ConfigLike",
     "ConsumeError",
     "Consumer",
     "DecodeError",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from . import _tskafka
+from ._config import ConfigLike
 from ._csv import _dtype_name
 from ._frames import as_arrow_stream, native_headers, native_key
 from .exceptions import ConfigError
@@ -161,7 +162,7 @@ def replay(
     source: Any,
     topic: str,
     bootstrap_servers: str | None = None,
-    config: Any = None,
+    config: ConfigLike = None,
     *,
     time_column: str | None = None,
     speed: float | None = 1.0,
@@ -207,16 +208,17 @@ def replay(
     delete them at once), in which case it stamps send times and warns.
 
     ``key``, ``format``, ``headers`` and ``config`` are as in
-    :meth:`Producer.send` and :class:`Producer`.
+    :meth:`Producer.send` and :class:`Producer` (a :class:`Config`, a dict or
+    a config.ini path, whose ``[producer]`` section applies).
     """
-    from . import load_config
+    from ._config import native as native_config
 
     delimiter = "\t" if isinstance(source, str) and source.lower().endswith(".tsv") else ","
     native = _tskafka.Replay(
         topic,
         _source(source, chunk_rows),
         bootstrap_servers,
-        load_config(config, "producer"),
+        native_config(config, "producer"),
         time_column=time_column,
         speed=speed,
         every=every,

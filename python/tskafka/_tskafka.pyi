@@ -13,7 +13,10 @@ __all__ = [
     "Producer",
     "Replay",
     "SendReport",
+    "is_secret",
+    "is_sensitive",
     "read_ini",
+    "read_ini_sections",
     "__version__",
     "librdkafka_version",
 ]
@@ -21,6 +24,9 @@ __version__: str
 librdkafka_version: str
 
 def read_ini(text: str, section: str | None = None) -> dict[str, str]: ...
+def read_ini_sections(text: str) -> dict[str, dict[str, str]]: ...
+def is_secret(key: str) -> bool: ...
+def is_sensitive(key: str) -> bool: ...
 @final
 class LocalBroker:
     def __new__(
@@ -108,8 +114,8 @@ class Consumer:
         config: dict[str, Any] | None = None,
         *,
         group_id: str | None = None,
-        offset: str = "latest",
-        auto_commit: bool = True,
+        offset: str | None = None,
+        auto_commit: bool | None = None,
         format: str = "auto",
         metadata: bool = False,
         on_error: str = "raise",

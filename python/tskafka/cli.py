@@ -7,9 +7,10 @@ import datetime as dt
 import os
 import sys
 import time
+import traceback
 from typing import Any
 
-from . import Admin, Consumer, LocalBroker, TsKafkaError, datasets, load_config, replay
+from . import Admin, Config, Consumer, LocalBroker, TsKafkaError, _tskafka, datasets, replay
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 
@@ -18,14 +19,46 @@ class UsageError(Exception):
     """Bad arguments found after parsing (exit code 2)."""
 
 
-def _config(args: argparse.Namespace, section: str) -> dict[str, Any]:
-    """Client properties from --config, with --bootstrap (or TSKAFKA_BOOTSTRAP) on top."""
-    config = dict(load_config(args.config, section) or {}) if args.config else {}
-    bootstrap = args.bootstrap or os.environ.get("TSKAFKA_BOOTSTRAP")
-    if bootstrap:
-        config["bootstrap.servers"] = bootstrap
-    config.setdefault("bootstrap.servers", DEFAULT_BOOTSTRAP)
+def _config(args: argparse.Namespace, section: str | None) -> Config:
+    """Client properties: the --config file, then $TSKAFKA_* variables, then
+    -X properties and --bootstrap, each winning over the ones before."""
+    config = Config.from_ini(args.config) if args.config else Config()
+    config = config | Config.from_env()
+    for n, prop in enumerate(args.property or [], 1):
+        key, eq, value = prop.partition("=")
+        if not eq or not key.strip():
+            # The argument is not shown: it may be a secret.
+            raise UsageError(f"-X expects property=value (the {n}. -X has no property name or '=')")
+        config = config | {key.strip(): value}
+    if args.bootstrap:
+        config = config | {"bootstrap.servers": args.bootstrap}
+    config = config.section(section)
+    if not config.get("bootstrap.servers"):
+        config = config | {"bootstrap.servers": DEFAULT_BOOTSTRAP}
     return config
+
+
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """The secret values the command was given, longest first, to keep out of what it prints."""
+    if getattr(args, "config", False) is False:
+        return []
+    try:
+        config = _config(args, None)
+    except Exception:  # noqa: BLE001 - the config itself is what failed: nothing read
+        return []
+    values = {
+        v
+        for props in [dict(config), *config.sections.values()]
+        for k, v in props.items()
+        if v and _tskafka.is_secret(k)
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, "***")
+    return text
 
 
 def _line_count(path: str) -> int | None:
@@ -134,7 +167,7 @@ def _consume(args: argparse.Namespace) -> int:
         config=_config(args, "consumer"),
         topics=args.topics,
         group_id=args.group,
-        offset="earliest" if args.from_beginning else "latest",
+        offset="earliest" if args.from_beginning else None,
         timeout=args.timeout,
     ) as consumer:
         try:
@@ -244,7 +277,19 @@ def _add_client_options(p: argparse.ArgumentParser) -> None:
         "-b",
         help=f"bootstrap servers host:port (default: $TSKAFKA_BOOTSTRAP, the config's, or {DEFAULT_BOOTSTRAP})",
     )
-    p.add_argument("--config", "-c", help="config.ini (Confluent layout) or librdkafka properties")
+    p.add_argument(
+        "--config",
+        "-c",
+        help="config.ini (Confluent layout: [default] overlaid by [producer]/[consumer]/[admin]) "
+        "or a file of librdkafka key=value properties",
+    )
+    p.add_argument(
+        "-X",
+        dest="property",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a librdkafka property, winning over --config and $TSKAFKA_* (repeatable)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the cluster")
 
 
@@ -312,17 +357,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Client properties come from --config, then
+    $TSKAFKA_* variables (TSKAFKA_SASL_PASSWORD -> sasl.password), then -X
+    and --bootstrap. Secret values never appear in what it prints."""
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
     except UsageError as e:
-        print(f"tskafka {args.command}: {e}", file=sys.stderr)
+        print(f"tskafka {args.command}: {_scrub(str(e), _secrets(args))}", file=sys.stderr)
         return 2
     except TsKafkaError as e:
-        print(f"tskafka {args.command}: {e}", file=sys.stderr)
+        print(f"tskafka {args.command}: {_scrub(str(e), _secrets(args))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        print(_scrub(traceback.format_exc(), _secrets(args)), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

@@ -309,8 +309,8 @@ impl Consumer {
 #[pymethods]
 impl Consumer {
     #[new]
-    #[pyo3(signature = (bootstrap_servers=None, config=None, *, group_id=None, offset="latest",
-                        auto_commit=true, format="auto", metadata=false, on_error="raise",
+    #[pyo3(signature = (bootstrap_servers=None, config=None, *, group_id=None, offset=None,
+                        auto_commit=None, format="auto", metadata=false, on_error="raise",
                         json_schema=None, timeout=10.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -318,8 +318,8 @@ impl Consumer {
         bootstrap_servers: Option<String>,
         config: Option<&Bound<'_, PyAny>>,
         group_id: Option<String>,
-        offset: &str,
-        auto_commit: bool,
+        offset: Option<&str>,
+        auto_commit: Option<bool>,
         format: &str,
         metadata: bool,
         on_error: &str,
@@ -330,21 +330,24 @@ impl Consumer {
         if let Some(g) = group_id {
             settings.set("group.id", g);
         }
-        let start = parse_offset(offset)?;
+        // Explicit arguments win over the config, which wins over the defaults.
+        if let Some(offset) = offset {
+            let reset = match parse_offset(offset)? {
+                Offset::Beginning => "earliest",
+                _ => "latest",
+            };
+            settings.set("auto.offset.reset", reset);
+        }
+        if let Some(auto_commit) = auto_commit {
+            settings.set("enable.auto.commit", if auto_commit { "true" } else { "false" });
+        }
         settings
             .default("group.id", &format!("tskafka-{}", uuid::Uuid::new_v4()))
-            .default(
-                "auto.offset.reset",
-                if start == Offset::Beginning {
-                    "earliest"
-                } else {
-                    "latest"
-                },
-            )
-            .default(
-                "enable.auto.commit",
-                if auto_commit { "true" } else { "false" },
-            )
+            .default("auto.offset.reset", "latest")
+            .default("enable.auto.commit", "true");
+        let start = parse_offset(settings.get("auto.offset.reset").unwrap_or("latest"))
+            .unwrap_or(Offset::End);
+        settings
             .set("enable.auto.offset.store", "false")
             // Short fetch waits and large fetches: far faster from brokers that hold
             // every fetch for the full wait (Tansu does).

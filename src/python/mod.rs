@@ -48,6 +48,35 @@ pub mod _tskafka {
             .collect())
     }
 
+    /// Every section of a config.ini: `{section: {key: value}}`.
+    #[pyfunction]
+    fn read_ini_sections(
+        text: &str,
+    ) -> PyResult<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>
+    {
+        let sections = crate::config::Settings::ini_sections(text)?;
+        Ok(sections
+            .into_iter()
+            .map(|(name, s)| {
+                let values = s.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                (name, values)
+            })
+            .collect())
+    }
+
+    /// Whether `key` holds a credential (scrubbed from messages).
+    #[pyfunction]
+    fn is_secret(key: &str) -> bool {
+        crate::config::is_secret(key)
+    }
+
+    /// Whether `key`'s value is hidden in reprs (credentials and what
+    /// librdkafka marks sensitive).
+    #[pyfunction]
+    fn is_sensitive(key: &str) -> bool {
+        crate::config::is_sensitive(key)
+    }
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
