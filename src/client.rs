@@ -57,11 +57,14 @@ where
     C: ClientContext,
 {
     settings.bootstrap_servers()?;
+    // librdkafka's message names the property (and value) at fault; the
+    // others are listed by name only, so that a secret under a misspelt key
+    // is not shown.
     T::from_config_and_context(&settings.client_config(), context).map_err(|e| {
         Error::Config(format!(
-            "invalid client config {}: {}",
-            settings.redacted(),
-            settings.scrub(&e.to_string())
+            "invalid client config: {} (properties: {})",
+            settings.scrub(&e.to_string()),
+            settings.iter().map(|(k, _)| k).collect::<Vec<_>>().join(", ")
         ))
     })
 }

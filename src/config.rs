@@ -14,7 +14,16 @@ pub struct Settings(BTreeMap<String, String>);
 /// A credential: its value is hidden in reprs and scrubbed from every message.
 pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "passphrase", "jaas", "private.key", "user.info"]
+    // "passw" also catches a misspelt "sasl.passwrod".
+    [
+        "passw",
+        "secret",
+        "passphrase",
+        "credential",
+        "jaas",
+        "private.key",
+        "user.info",
+    ]
         .iter()
         .any(|word| key.contains(word))
         || matches!(
@@ -269,6 +278,7 @@ mod tests {
             "sasl.oauthbearer.assertion.private.key.pem",
             "sasl.jaas.config",
             "basic.auth.user.info",
+            "sasl.passwrod",
         ] {
             assert!(is_secret(key), "{key}");
         }

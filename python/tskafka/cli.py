@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception:
+    except Exception:  # noqa: BLE001 - a bug's traceback, printed without the secrets
         print(_scrub(traceback.format_exc(), _secrets(args)), file=sys.stderr, end="")
         return 1
 
