@@ -120,7 +120,7 @@ def test_precedence_explicit_over_env_over_file(tmp_path):
 
 
 def test_ini_errors_name_the_file_and_line(tmp_path):
-    with pytest.raises(tk.ConfigError, match=r"'.*nope\.ini' does not exist"):
+    with pytest.raises(tk.ConfigError, match=r"cannot read config file '.*nope\.ini': it does not exist"):
         tk.Config.from_ini(tmp_path / "nope.ini")
     with pytest.raises(tk.ConfigError, match="does not exist"):
         tk.Producer(config=str(tmp_path / "nope.ini"))
@@ -245,3 +245,21 @@ def test_cli_commands_take_config_env_and_properties(bootstrap, new_topic, tmp_p
         assert unknown.returncode == 1 and "no.such.thing" in unknown.stderr
     finally:
         cli("topics", "delete", topic, "--missing-ok", "-b", bootstrap)
+
+
+def test_to_dict_feeds_confluent_kafka(bootstrap, new_topic, tmp_path):
+    confluent = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    config = tk.Config.from_ini(write_ini(tmp_path, bootstrap, group=f"ck-{topic}"))
+    tk.Producer(config=config).send(topic, pl.DataFrame({"a": [1]}), format="json")
+    consumer = confluent.Consumer(config.to_dict("consumer"))  # group.id, earliest from [consumer]
+    try:
+        consumer.subscribe([topic])
+        message = None
+        for _ in range(40):
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                break
+        assert message is not None and message.value() == b'{"a":1}'
+    finally:
+        consumer.close()

@@ -106,7 +106,7 @@ class Config(Mapping[str, str]):
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except FileNotFoundError:
-            raise ConfigError(f"config file {path!r} does not exist") from None
+            raise ConfigError(f"cannot read config file {path!r}: it does not exist") from None
         except (OSError, UnicodeDecodeError) as e:
             why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
             raise ConfigError(f"cannot read config file {path!r}: {why}") from None
