@@ -124,21 +124,7 @@ pub fn drain_main_queue(client: &Client<Context>) {
             if event.is_null() {
                 break;
             }
-            let kind = rd::rd_kafka_event_type(event);
-            if kind == rd::RD_KAFKA_EVENT_LOG {
-                let (mut fac, mut text, mut level) = (std::ptr::null(), std::ptr::null(), 0);
-                // The level is not needed: the context reads the facility and text.
-                if rd::rd_kafka_event_log(event, &mut fac, &mut text, &mut level) == 0
-                    && !fac.is_null()
-                    && !text.is_null()
-                {
-                    client.context().log(
-                        RDKafkaLogLevel::Info,
-                        CStr::from_ptr(fac).to_string_lossy().trim(),
-                        CStr::from_ptr(text).to_string_lossy().trim(),
-                    );
-                }
-            } else if kind == rd::RD_KAFKA_EVENT_ERROR {
+            if rd::rd_kafka_event_type(event) == rd::RD_KAFKA_EVENT_ERROR {
                 let err = rd::rd_kafka_event_error(event);
                 let reason = rd::rd_kafka_event_error_string(event);
                 let reason = if reason.is_null() {
@@ -161,33 +147,10 @@ pub fn drain_main_queue(client: &Client<Context>) {
 #[derive(Default)]
 pub struct Context {
     pub errors: ErrorLog,
-    /// Connections closed by the broker at the very first request.
-    closed_at_first_request: std::sync::atomic::AtomicU32,
 }
 
-/// A broker that closes this many connections at their first request
-/// (ApiVersions) is taken to be a TLS listener spoken to in plaintext;
-/// librdkafka only logs those closes.
-const CLOSES_MEANING_TLS_LISTENER: u32 = 3;
-
 impl ClientContext for Context {
-    fn log(&self, _level: RDKafkaLogLevel, fac: &str, message: &str) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if fac == "FAIL"
-            && message.contains("Disconnected")
-            && message.contains("in state APIVERSION_QUERY")
-            && self.closed_at_first_request.fetch_add(1, Relaxed) + 1
-                >= CLOSES_MEANING_TLS_LISTENER
-        {
-            self.errors.record(
-                &KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
-                &format!(
-                    "{message}: the broker closed every connection at the first request, \
-                     as a TLS listener does to a plaintext client (security.protocol)"
-                ),
-            );
-        }
-    }
+    fn log(&self, _level: RDKafkaLogLevel, _fac: &str, _message: &str) {}
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.errors.record(&error, reason);
@@ -203,10 +166,7 @@ where
     C: ClientContext,
 {
     settings.bootstrap_servers()?;
-    let mut config = settings.client_config();
-    // Connection closes are logged at info level; the context reads them.
-    config.set_log_level(RDKafkaLogLevel::Info);
-    T::from_config_and_context(&config, context).map_err(|e| {
+    T::from_config_and_context(&settings.client_config(), context).map_err(|e| {
         Error::Config(format!(
             "invalid client config {}: {}",
             settings.redacted(),
