@@ -3,16 +3,15 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use rama::{Context, Layer as _, Service};
+use rama::{Context, Service};
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_broker::service::{auth, coordinator, storage as storage_routes};
 use tansu_sans_io::{Body, FetchRequest, Frame};
-use tansu_service::{
-    BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
-};
+use tansu_service::{FrameRouteService, TcpContext};
 use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer, TopicId, Topition};
 use url::Url;
 
+use crate::security::Listener;
 use crate::storage::Corrected;
 
 use crate::error::{Error, Result};
@@ -156,7 +155,7 @@ async fn open_storage(port: u16, storage: Url) -> std::result::Result<Corrected,
 }
 
 /// Accepts Kafka connections on 127.0.0.1:`port` until the runtime stops.
-async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
+async fn serve(port: u16, storage: Url, security: Listener) -> std::result::Result<(), String> {
     let storage = open_storage(port, storage).await?;
     let groups = Controller::with_storage(storage.clone()).map_err(|e| format!("{e:?}"))?;
     // tansu_broker::service::services, with the answers of `Adjusted`.
@@ -174,19 +173,12 @@ async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let service = (
-                    TcpContextLayer::new(TcpContext::default().cluster_id(Some(CLUSTER.into()))),
-                    TcpBytesLayer::default(),
-                    BytesFrameLayer::default(),
-                )
-                    .into_layer(Adjusted {
-                        routes: routes.clone(),
-                        storage: storage.clone(),
-                    });
-                tokio::spawn(async move {
-                    // A client hanging up ends its connection; nothing to report.
-                    let _ = service.serve(rama::Context::default(), stream).await;
-                });
+                let service = Adjusted {
+                    routes: routes.clone(),
+                    storage: storage.clone(),
+                };
+                let context = TcpContext::default().cluster_id(Some(CLUSTER.into()));
+                tokio::spawn(security.clone().serve(stream, service, context));
             }
             _ = maintenance.tick() => {
                 let storage = storage.clone();
@@ -199,7 +191,13 @@ async fn serve(port: u16, storage: Url) -> std::result::Result<(), String> {
 impl EmbeddedBroker {
     /// Starts listening on 127.0.0.1:`port` (a free port if None) and returns
     /// once the broker accepts connections.
-    pub fn start(port: Option<u16>, storage: Option<&str>, timeout: Duration) -> Result<Self> {
+    /// `security` adds TLS and SASL/PLAIN to the listener.
+    pub fn start(
+        port: Option<u16>,
+        storage: Option<&str>,
+        security: Listener,
+        timeout: Duration,
+    ) -> Result<Self> {
         let storage = storage_url(storage)?;
         let port = match port {
             Some(p) => {
@@ -219,7 +217,7 @@ impl EmbeddedBroker {
             .enable_all()
             .build()
             .map_err(|e| Error::Broker(format!("cannot start the broker's runtime: {e}")))?;
-        let task = runtime.spawn(serve(port, storage));
+        let task = runtime.spawn(serve(port, storage, security));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + timeout;
         loop {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -15,12 +16,36 @@ use crate::error::{Error, Result};
 #[derive(Default)]
 pub struct ErrorLog {
     last: Mutex<Option<(Instant, RDKafkaErrorCode, String)>>,
+    /// The latest authentication, TLS or security-protocol failure, kept
+    /// apart so that the "all brokers down" following it does not hide it.
+    security: Mutex<Option<(Instant, RDKafkaErrorCode, String)>>,
+}
+
+/// librdkafka reports an identical broker failure again only after 30 s;
+/// until then a security failure seen earlier still stands.
+const SECURITY_FAILURE_STANDS: Duration = Duration::from_secs(30);
+
+/// Whether a client-level error means the settings cannot work (wrong
+/// password, untrusted certificate, TLS against plaintext or the reverse),
+/// so waiting longer will not help.
+pub fn is_security_failure(code: RDKafkaErrorCode, reason: &str) -> bool {
+    match code {
+        RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL => true,
+        RDKafkaErrorCode::BrokerTransportFailure => {
+            reason.contains("security.protocol") || reason.contains("PLAINTEXT broker listener")
+        }
+        _ => false,
+    }
 }
 
 impl ErrorLog {
     pub fn record(&self, error: &KafkaError, reason: &str) {
         let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-        *self.last.lock().unwrap() = Some((Instant::now(), code, reason.to_owned()));
+        let entry = Some((Instant::now(), code, reason.to_owned()));
+        if is_security_failure(code, reason) {
+            *self.security.lock().unwrap() = entry.clone();
+        }
+        *self.last.lock().unwrap() = entry;
     }
 
     /// The latest error reported at or after `since`.
@@ -31,6 +56,90 @@ impl ErrorLog {
             .as_ref()
             .filter(|(at, _, _)| *at >= since)
             .map(|(_, code, reason)| (*code, reason.clone()))
+    }
+
+    /// A security failure reported at or after `since`, or recently enough
+    /// that librdkafka would not have reported it again.
+    pub fn security_failure(&self, since: Instant) -> Option<(RDKafkaErrorCode, String)> {
+        self.security
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|(at, _, _)| *at >= since || at.elapsed() < SECURITY_FAILURE_STANDS)
+            .map(|(_, code, reason)| (*code, reason.clone()))
+    }
+
+    /// The error to raise when a security failure has been seen since `since`.
+    pub fn security_error(&self, since: Instant, settings: &Settings) -> Option<Error> {
+        self.security_failure(since)
+            .map(|(code, reason)| security_error(settings, code, &reason))
+    }
+}
+
+/// A clear error for an authentication, TLS or protocol mismatch, naming
+/// the settings to check. The reason is scrubbed of secrets.
+pub fn security_error(settings: &Settings, code: RDKafkaErrorCode, reason: &str) -> Error {
+    let bootstrap = settings.bootstrap_servers().unwrap_or("?");
+    let reason = settings.scrub(reason);
+    let protocol = settings.get("security.protocol").unwrap_or("PLAINTEXT");
+    let message = match code {
+        RDKafkaErrorCode::Authentication => format!(
+            "SASL authentication failed for {bootstrap}: {reason}: check sasl.username and \
+             sasl.password (and sasl.mechanisms, security.protocol={protocol})"
+        ),
+        RDKafkaErrorCode::SSL => format!(
+            "TLS handshake with {bootstrap} failed: {reason}: check ssl.ca.location (the CA \
+             that signed the broker's certificate) and that the broker's certificate names \
+             the host you connect to"
+        ),
+        _ => format!(
+            "cannot talk to {bootstrap} with security.protocol={protocol}: {reason}: check \
+             security.protocol (SSL/SASL_SSL for a TLS listener, PLAINTEXT/SASL_PLAINTEXT \
+             otherwise)"
+        ),
+    };
+    Error::Kafka {
+        message,
+        code: format!("{code:?}"),
+        retriable: false,
+        fatal: false,
+    }
+}
+
+/// Hands the client-level errors waiting on `client`'s main queue to its
+/// context. For clients nobody else polls (the admin client); a consumer
+/// with a group reads its main queue through `poll` instead.
+pub fn drain_main_queue(client: &Client<Context>) {
+    use rdkafka::bindings as rd;
+    use std::ffi::CStr;
+    // SAFETY: the queue handle and each event are owned here and destroyed
+    // once read; librdkafka's queues are thread-safe.
+    unsafe {
+        let queue = rd::rd_kafka_queue_get_main(client.native_ptr());
+        if queue.is_null() {
+            return;
+        }
+        loop {
+            let event = rd::rd_kafka_queue_poll(queue, 0);
+            if event.is_null() {
+                break;
+            }
+            if rd::rd_kafka_event_type(event) == rd::RD_KAFKA_EVENT_ERROR {
+                let err = rd::rd_kafka_event_error(event);
+                let reason = rd::rd_kafka_event_error_string(event);
+                let reason = if reason.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(reason).to_string_lossy().into_owned()
+                };
+                client
+                    .context()
+                    .errors
+                    .record(&KafkaError::Global(err.into()), reason.trim());
+            }
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_queue_destroy(queue);
     }
 }
 
@@ -69,21 +178,58 @@ where
     })
 }
 
+/// Cluster metadata for `topic` (every topic if None). The wait runs in
+/// growing slices so that a security failure (wrong password, untrusted
+/// certificate) ends it at once instead of after `timeout`; `pump` serves
+/// the client's events between slices so those failures are seen (a
+/// producer's own thread already does).
+pub fn fetch_metadata(
+    client: &Client<Context>,
+    settings: &Settings,
+    topic: Option<&str>,
+    timeout: Duration,
+    pump: &mut dyn FnMut(),
+) -> Result<Metadata> {
+    let bootstrap = settings.bootstrap_servers()?.to_owned();
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut slice = Duration::from_millis(200);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let call = Instant::now();
+        let result = client.fetch_metadata(topic, slice.min(left).max(Duration::from_millis(1)));
+        if result.is_err() && call.elapsed() < Duration::from_millis(20) {
+            // Failed without waiting: do not spin.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pump();
+        if let Some(e) = client.context().errors.security_error(started, settings) {
+            return Err(e);
+        }
+        match result {
+            Ok(md) => return Ok(md),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(unreachable(&bootstrap, timeout, &e, settings))
+            }
+            Err(_) => slice = (slice * 2).min(Duration::from_secs(2)),
+        }
+    }
+}
+
 /// Partition counts of `topics`, or a clear error if the cluster cannot be
-/// reached or a topic does not exist.
-pub fn partition_counts<C: ClientContext>(
-    client: &Client<C>,
+/// reached or a topic does not exist; `pump` as for [`fetch_metadata`].
+pub fn partition_counts(
+    client: &Client<Context>,
     settings: &Settings,
     topics: &[&str],
     timeout: Duration,
+    pump: &mut dyn FnMut(),
 ) -> Result<Vec<usize>> {
     let bootstrap = settings.bootstrap_servers()?.to_owned();
     topics
         .iter()
         .map(|topic| {
-            let md = client
-                .fetch_metadata(Some(topic), timeout)
-                .map_err(|e| unreachable(&bootstrap, timeout, &e, settings))?;
+            let md = fetch_metadata(client, settings, Some(topic), timeout, pump)?;
             let t = md
                 .topics()
                 .iter()

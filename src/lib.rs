@@ -10,6 +10,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod replay;
+pub mod security;
 mod storage;
 
 #[cfg(feature = "python")]

@@ -1,3 +1,4 @@
+import os
 from collections.abc import Callable
 from typing import Any, final
 
@@ -30,12 +31,28 @@ def is_sensitive(key: str) -> bool: ...
 @final
 class LocalBroker:
     def __new__(
-        cls, port: int | None = None, storage: str | None = None, *, timeout: float = 30.0
+        cls,
+        port: int | None = None,
+        storage: str | None = None,
+        *,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+        users: dict[str, str] | None = None,
+        timeout: float = 30.0,
     ) -> LocalBroker: ...
     @property
     def bootstrap_servers(self) -> str: ...
     @property
     def port(self) -> int: ...
+    @property
+    def security_protocol(self) -> str: ...
+    def client_config(
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_location: str | os.PathLike[str] | None = None,
+    ) -> dict[str, str]: ...
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...

@@ -240,9 +240,49 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_users(path: str) -> dict[str, str]:
+    """Users from a file of ``name:password`` lines (blank lines and ``#`` comments skipped)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UsageError(f"--users: cannot read {path}: {e.strerror}") from None
+    users: dict[str, str] = {}
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, password = line.partition(":")
+        if not sep or not name.strip() or not password:
+            # The line is not shown: it may hold a password.
+            raise UsageError(f"--users {path} line {n}: expected 'name:password'")
+        users[name.strip()] = password
+    if not users:
+        raise UsageError(f"--users {path} holds no 'name:password' line")
+    return users
+
+
 def _broker(args: argparse.Namespace) -> int:
-    with LocalBroker(port=args.port, storage=args.storage) as broker:
-        print(f"tskafka broker listening on {broker.bootstrap_servers} (Ctrl+C stops)", flush=True)
+    if (args.certfile is None) != (args.keyfile is None):
+        raise UsageError("TLS needs both --certfile and --keyfile")
+    users = _read_users(args.users) if args.users else None
+    with LocalBroker(
+        port=args.port,
+        storage=args.storage,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        users=users,
+    ) as broker:
+        print(
+            f"tskafka broker listening on {broker.bootstrap_servers} "
+            f"({broker.security_protocol}) (Ctrl+C stops)",
+            flush=True,
+        )
+        if broker.security_protocol != "PLAINTEXT":
+            settings = broker.client_config()
+            settings.pop("bootstrap.servers", None)
+            shown = " ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+            print(f"clients set: {shown} (and sasl.password for SASL)", flush=True)
         try:
             while True:
                 time.sleep(0.2)
@@ -307,6 +347,13 @@ def parser() -> argparse.ArgumentParser:
     broker = sub.add_parser("broker", help="run the embedded broker in the foreground")
     broker.add_argument("--port", type=int, default=9092)
     broker.add_argument("--storage", help="SQLite file keeping topics across restarts (default: memory)")
+    broker.add_argument("--certfile", help="TLS: PEM server certificate (its chain after it); needs --keyfile")
+    broker.add_argument("--keyfile", help="TLS: PEM private key of --certfile")
+    broker.add_argument(
+        "--users",
+        metavar="FILE",
+        help="SASL/PLAIN: file of 'name:password' lines (passwords stay off the command line)",
+    )
     broker.set_defaults(run=_broker)
 
     rp = sub.add_parser("replay", help="replay a CSV or Parquet file into a topic")

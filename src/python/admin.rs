@@ -28,6 +28,7 @@ impl Admin {
         fut: F,
     ) -> Result<Vec<TopicResult>> {
         let deadline = deadline(Some(timeout))?;
+        let started = std::time::Instant::now();
         let mut fut = std::pin::pin!(fut);
         let mut interrupts = Interrupts::new();
         loop {
@@ -43,6 +44,10 @@ impl Admin {
             {
                 return done.map_err(|e| Error::kafka(what, &e));
             }
+            client::drain_main_queue(self.admin.inner());
+            if let Some(e) = self.admin.inner().context().errors.security_error(started, &self.settings) {
+                return Err(e);
+            }
             interrupts.check()?;
         }
     }
@@ -52,6 +57,14 @@ impl Admin {
         AdminOptions::new()
             .operation_timeout(Some(t))
             .request_timeout(Some(t))
+    }
+
+    /// Metadata that fails fast on a wrong password or an untrusted certificate.
+    fn metadata(&self, topic: Option<&str>, timeout: Duration) -> Result<rdkafka::metadata::Metadata> {
+        let client = self.admin.inner();
+        client::fetch_metadata(client, &self.settings, topic, timeout, &mut || {
+            client::drain_main_queue(client)
+        })
     }
 
     fn metadata_timeout(timeout: f64) -> Duration {
@@ -128,11 +141,7 @@ impl Admin {
             let deadline = deadline(Some(timeout))?;
             let mut interrupts = Interrupts::new();
             loop {
-                let md = self
-                    .admin
-                    .inner()
-                    .fetch_metadata(Some(&name), Self::metadata_timeout(timeout))
-                    .map_err(|e| Error::kafka("metadata", &e))?;
+                let md = self.metadata(Some(&name), Self::metadata_timeout(timeout))?;
                 if md
                     .topics()
                     .iter()
@@ -193,12 +202,7 @@ impl Admin {
     fn list_topics(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<String>> {
         detached(py, || {
             let t = Self::metadata_timeout(timeout);
-            let bootstrap = self.settings.bootstrap_servers()?;
-            let md = self
-                .admin
-                .inner()
-                .fetch_metadata(None, t)
-                .map_err(|e| client::unreachable(bootstrap, t, &e, &self.settings))?;
+            let md = self.metadata(None, t)?;
             let mut names: Vec<String> = md
                 .topics()
                 .iter()
@@ -220,7 +224,9 @@ impl Admin {
     ) -> PyResult<Vec<HashMap<String, Py<PyAny>>>> {
         let t = Self::metadata_timeout(timeout);
         let rows = detached(py, || {
-            client::partition_counts(self.admin.inner(), &self.settings, &[&name], t)?;
+            client::partition_counts(self.admin.inner(), &self.settings, &[&name], t, &mut || {
+                client::drain_main_queue(self.admin.inner())
+            })?;
             let md = self
                 .admin
                 .inner()

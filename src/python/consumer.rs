@@ -180,7 +180,12 @@ impl Consumer {
                 None => {}
                 Some(Ok(m)) => inner.builder.push(message_ref(&m)),
                 Some(Err(e)) => {
-                    poll_error = Some(Error::kafka("consume failed", &e));
+                    let errors = &inner.consumer.context().errors;
+                    poll_error = Some(
+                        errors
+                            .security_error(started, &self.settings)
+                            .unwrap_or_else(|| Error::kafka("consume failed", &e)),
+                    );
                     break;
                 }
             }
@@ -211,6 +216,9 @@ impl Consumer {
             // Only skipped messages: nothing to hand over, so they are consumed now.
             self.hand_out(inner, positions);
             if let Some(e) = poll_error {
+                return Err(e);
+            }
+            if let Some(e) = inner.consumer.context().errors.security_error(started, &self.settings) {
                 return Err(e);
             }
             if let Some((code, reason)) = inner.consumer.context().errors.since(started) {
@@ -302,6 +310,23 @@ impl Consumer {
                 inner.builder.push(message_ref(&m));
             }
             interrupts.check()?;
+        }
+    }
+}
+
+/// Serves the consumer's events while it waits for metadata, so that
+/// client-level errors are recorded; messages already fetched are kept.
+fn pump<'a>(consumer: &'a BaseConsumer<Context>, builder: &'a mut FrameBuilder) -> impl FnMut() + 'a {
+    move || {
+        // A log line served also reads as None: stop only after several in a row.
+        let mut idle = 0;
+        for _ in 0..10_000 {
+            match consumer.poll(Duration::ZERO) {
+                None if idle >= 50 => break,
+                None => idle += 1,
+                Some(Ok(m)) => builder.push(message_ref(&m)),
+                Some(Err(_)) => {} // recorded by the context
+            }
         }
     }
 }
@@ -399,6 +424,7 @@ impl Consumer {
                 &self.settings,
                 &names,
                 self.timeout,
+                &mut pump(&inner.consumer, &mut inner.builder),
             )?;
             inner
                 .consumer
@@ -413,7 +439,13 @@ impl Consumer {
         self.with_inner(py, |inner| {
             let mut tpl = TopicPartitionList::new();
             for (topic, partition, offset) in &partitions {
-                let n = client::partition_counts(inner.consumer.client(), &self.settings, &[topic], self.timeout)?[0];
+                let n = client::partition_counts(
+                    inner.consumer.client(),
+                    &self.settings,
+                    &[topic],
+                    self.timeout,
+                    &mut pump(&inner.consumer, &mut inner.builder),
+                )?[0];
                 if *partition < 0 || *partition as usize >= n {
                     return Err(Error::Config(format!(
                         "partition {partition} does not exist: topic {topic:?} has partitions 0..{}",

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -6,6 +8,7 @@ use pyo3::prelude::*;
 use super::wait::detached;
 use crate::broker::EmbeddedBroker;
 use crate::error::Error;
+use crate::security::{self, Listener, Users};
 
 /// A Kafka-compatible broker inside this process, on 127.0.0.1.
 #[pyclass(frozen, module = "tskafka._tskafka")]
@@ -13,22 +16,49 @@ pub struct LocalBroker {
     broker: Mutex<Option<EmbeddedBroker>>,
     bootstrap: String,
     port: u16,
+    security_protocol: &'static str,
+    certfile: Option<PathBuf>,
+    user_names: Vec<String>,
 }
 
 #[pymethods]
 impl LocalBroker {
     #[new]
-    #[pyo3(signature = (port=None, storage=None, *, timeout=30.0))]
+    #[pyo3(signature = (port=None, storage=None, *, certfile=None, keyfile=None, users=None,
+                        timeout=30.0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         port: Option<u16>,
         storage: Option<String>,
+        certfile: Option<PathBuf>,
+        keyfile: Option<PathBuf>,
+        users: Option<HashMap<String, String>>,
         timeout: f64,
     ) -> PyResult<Self> {
+        let users = Users::new(users.unwrap_or_default())?;
+        let user_names: Vec<String> = users.names().map(str::to_owned).collect();
+        let (certfile, tls) = match (certfile, keyfile) {
+            (None, None) => (None, None),
+            (Some(cert), Some(key)) => {
+                let tls = detached(py, || security::server_tls(&cert, &key))?;
+                (Some(std::path::absolute(&cert).unwrap_or(cert)), Some(tls))
+            }
+            _ => {
+                return Err(Error::Config(
+                    "TLS needs both certfile= (PEM certificate, chain after it) and                      keyfile= (PEM private key)"
+                        .into(),
+                )
+                .into())
+            }
+        };
+        let listener = Listener::new(tls, users);
+        let security_protocol = listener.security_protocol();
         let broker = detached(py, || {
             EmbeddedBroker::start(
                 port,
                 storage.as_deref(),
+                listener,
                 Duration::from_secs_f64(timeout.max(0.1)),
             )
         })?;
@@ -36,7 +66,60 @@ impl LocalBroker {
             bootstrap: broker.bootstrap_servers(),
             port: broker.port(),
             broker: Mutex::new(Some(broker)),
+            security_protocol,
+            certfile,
+            user_names,
         })
+    }
+
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, as clients set it.
+    #[getter]
+    fn security_protocol(&self) -> &'static str {
+        self.security_protocol
+    }
+
+    /// The client properties to connect: bootstrap, security protocol, and
+    /// for SASL the mechanism and user (the only user when there is one);
+    /// `password` is added only when given. With TLS, `ssl.ca.location` is
+    /// `ca_location`, else the broker's certfile (right when that file is
+    /// self-signed or holds the chain up to its root CA).
+    #[pyo3(signature = (*, username=None, password=None, ca_location=None))]
+    fn client_config(
+        &self,
+        username: Option<String>,
+        password: Option<String>,
+        ca_location: Option<PathBuf>,
+    ) -> PyResult<HashMap<&'static str, String>> {
+        let mut config = HashMap::from([
+            ("bootstrap.servers", self.bootstrap_servers()?),
+            ("security.protocol", self.security_protocol.to_owned()),
+        ]);
+        if let Some(cert) = &self.certfile {
+            let ca = ca_location.unwrap_or_else(|| cert.clone());
+            config.insert("ssl.ca.location", ca.display().to_string());
+        }
+        if !self.user_names.is_empty() {
+            config.insert("sasl.mechanisms", security::MECHANISM.to_owned());
+            let username = match (username, &self.user_names[..]) {
+                (Some(u), _) => Some(u),
+                (None, [only]) => Some(only.clone()),
+                (None, _) => None,
+            };
+            if let Some(u) = username {
+                config.insert("sasl.username", u);
+            }
+            if let Some(p) = password {
+                config.insert("sasl.password", p);
+            }
+        } else if username.is_some() || password.is_some() {
+            return Err(Error::Config(
+                "this LocalBroker has no users (no SASL): leave out username and password, \
+                 or start it with users={name: password}"
+                    .into(),
+            )
+            .into());
+        }
+        Ok(config)
     }
 
     /// `host:port` for any Kafka client.
@@ -93,6 +176,14 @@ impl LocalBroker {
 
     fn __repr__(&self) -> String {
         let state = if self.closed() { "closed" } else { "running" };
-        format!("LocalBroker({:?}, {state})", self.bootstrap)
+        let users = if self.user_names.is_empty() {
+            String::new()
+        } else {
+            format!(", users={:?}", self.user_names)
+        };
+        format!(
+            "LocalBroker({:?}, {}{users}, {state})",
+            self.bootstrap, self.security_protocol
+        )
     }
 }

@@ -158,7 +158,13 @@ impl Producer {
             return Ok(n);
         }
         let n =
-            client::partition_counts(inner.producer.client(), &self.settings, &[topic], timeout)?
+            client::partition_counts(
+                inner.producer.client(),
+                &self.settings,
+                &[topic],
+                timeout,
+                &mut || {},
+            )?
                 [0];
         inner
             .partitions

@@ -440,7 +440,7 @@ impl Replay {
                 _ => None,
             };
             let producer: ThreadedProducer<Context> = client::create(&settings, Context::default())?;
-            client::partition_counts(producer.client(), &settings, &[&topic], metadata_timeout)?;
+            client::partition_counts(producer.client(), &settings, &[&topic], metadata_timeout, &mut || {})?;
             let mut warnings = Vec::new();
             let event = match (time.is_some(), want_event) {
                 (false, Some(true)) => {
