@@ -11,7 +11,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::convert::{client_settings, frame_to_py};
+use super::convert::{client_settings, frame_to_py, with_string_views};
 use super::wait::{deadline, detached, slice, Interrupts};
 use crate::client::{self, Context};
 use crate::config::Settings;
@@ -450,15 +450,23 @@ impl Consumer {
     }
 
     /// Up to `max_rows` rows from many messages as one pyarrow.Table,
-    /// or None if nothing arrived within `timeout` seconds.
-    #[pyo3(signature = (max_rows=100_000, timeout=1.0))]
+    /// or None if nothing arrived within `timeout` seconds. With
+    /// `string_views`, text columns come as string views (what Polars holds).
+    #[pyo3(signature = (max_rows=100_000, timeout=1.0, string_views=false))]
     fn poll_table(
         &self,
         py: Python<'_>,
         max_rows: usize,
         timeout: Option<f64>,
+        string_views: bool,
     ) -> PyResult<Py<PyAny>> {
-        let frame = self.with_inner(py, |inner| self.next_frame(inner, max_rows, timeout))?;
+        let frame = self.with_inner(py, |inner| {
+            let frame = self.next_frame(inner, max_rows, timeout)?;
+            match frame {
+                Some(f) if string_views => with_string_views(f).map(Some),
+                other => Ok(other),
+            }
+        })?;
         frame_to_py(py, frame)
     }
 
