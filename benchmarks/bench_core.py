@@ -188,6 +188,18 @@ def main() -> None:
     results["read tskafka -> polars (json)"], cpu["read tskafka -> polars (json)"] = median_rate(n, tk_read(topics["tskafka json"]), args.repeat)
     results["read confluent + pyarrow"], cpu["read confluent + pyarrow"] = median_rate(n, ck_read(topics["pyarrow ipc"]), args.repeat)
 
+    # The fixed cost inside each read: joining the group and the first fetch.
+    def first_message(topic: str) -> float:
+        started = time.perf_counter()
+        with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+            assert c.poll_frame(max_rows=1, timeout=10) is not None
+            return time.perf_counter() - started
+
+    join = statistics.median(first_message(topics["tskafka arrow"]) for _ in range(args.repeat))
+    read_seconds = n / results["read tskafka -> polars (arrow)"]
+    print(f"\ntskafka consumer, subscribe to first row: {join * 1000:.0f} ms (median); "
+          f"the arrow read without it: {n / (read_seconds - join):,.0f} rows/s")
+
     width = max(map(len, results))
     print(f"\n{'path':<{width}}  {'rows/s':>12}  {'CPU s/run':>9}  {'rows per CPU s':>14}")
     for label, rate in results.items():
