@@ -491,7 +491,8 @@ pub fn epoch_millis(col: &dyn Array) -> Vec<Option<i64>> {
 /// `dt` with string and binary views (at any depth) as plain strings and binaries.
 fn plain_type(dt: &DataType) -> DataType {
     use DataType::*;
-    let field = |f: &Arc<Field>| Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())));
+    let field =
+        |f: &Arc<Field>| Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())));
     match dt {
         Utf8View => Utf8,
         BinaryView => Binary,
@@ -510,7 +511,11 @@ fn plain_type(dt: &DataType) -> DataType {
 /// views). A column the cast kernel cannot convert keeps its views.
 fn without_views(batch: &RecordBatch) -> RecordBatch {
     let schema = batch.schema();
-    if schema.fields().iter().all(|f| &plain_type(f.data_type()) == f.data_type()) {
+    if schema
+        .fields()
+        .iter()
+        .all(|f| &plain_type(f.data_type()) == f.data_type())
+    {
         return batch.clone();
     }
     let (fields, columns): (Vec<_>, Vec<_>) = schema

@@ -147,7 +147,6 @@ impl Producer {
             .ok_or(Error::Closed("this Producer"))
     }
 
-
     fn partition_count(&self, inner: &Inner, topic: &str, timeout: Duration) -> Result<usize> {
         if let Some(&n) = inner
             .partitions
