@@ -3,9 +3,10 @@ tskafka against what users write by hand with confluent-kafka, in one run.
 
     python benchmarks/bench_core.py [--rows N] [--repeat 3] [--peer-rows 200000]
 
-Prints rows/s (median of --repeat runs) and ratios to the peers. The slow
-per-row peers run on the first --peer-rows rows: their rate does not depend
-on the count.
+Prints rows/s (median of --repeat runs), the CPU time of the whole process
+per run (broker, librdkafka threads and Python together; steadier than wall
+time on a shared machine) and ratios to the peers. The slow per-row peers run
+on the first --peer-rows rows: their rate does not depend on the count.
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ def produce(p, topic: str, payload: bytes) -> None:
     p.poll(0)
 
 
-def median_rate(rows: int, run: Callable[[], None], repeat: int) -> float:
-    times = []
+def median_rate(rows: int, run: Callable[[], None], repeat: int) -> tuple[float, float]:
+    """rows/s of the median wall time, and the median CPU seconds per run."""
+    times, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         run()
         times.append(time.perf_counter() - started)
-    return rows / statistics.median(times)
+        cpu.append(time.process_time() - cpu_started)
+    return rows / statistics.median(times), statistics.median(cpu)
 
 
 def main() -> None:
@@ -51,6 +54,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--peer-rows", type=int, default=200_000)
     ap.add_argument("--bootstrap", help="an existing cluster instead of a LocalBroker")
+    ap.add_argument("--quick", action="store_true",
+                    help="only the paths the targets compare (no key/timestamp variants, no pandas loop)")
     args = ap.parse_args()
 
     import confluent_kafka as ck
@@ -72,20 +77,24 @@ def main() -> None:
         return name
 
     results: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     topics: dict[str, str] = {}
+    wire_bytes: dict[str, int] = {}
     producer = tk.Producer(bootstrap)
 
     def tk_send(label: str, **kw) -> None:
         def run() -> None:
             topics[label] = fresh_topic()
-            producer.send(topics[label], retail, **kw)
-        results[label] = median_rate(n, run, args.repeat)
+            wire_bytes[label] = producer.send(topics[label], retail, **kw).bytes
+        results[label], cpu[label] = median_rate(n, run, args.repeat)
 
     tk_send("tskafka arrow", format="arrow")
-    tk_send("tskafka arrow key+ts", format="arrow", key="StockCode", timestamp="InvoiceDate")
+    if not args.quick:
+        tk_send("tskafka arrow key+ts", format="arrow", key="StockCode", timestamp="InvoiceDate")
     tk_send("tskafka json", format="json")
-    tk_send("tskafka json key+ts", format="json", key="StockCode", timestamp="InvoiceDate")
-    tk_send("tskafka json 100 rows/msg", format="json", rows_per_message=100)
+    if not args.quick:
+        tk_send("tskafka json key+ts", format="json", key="StockCode", timestamp="InvoiceDate")
+        tk_send("tskafka json 100 rows/msg", format="json", rows_per_message=100)
 
     # Peer 1: per-row json.dumps + produce (the common tutorial loop).
     def per_row() -> None:
@@ -96,7 +105,25 @@ def main() -> None:
             produce(p, topic, json.dumps(rec).encode())
         p.flush()
 
-    results["confluent per-row json"] = median_rate(len(pandas_df), per_row, 1)
+    results["confluent per-row json"], cpu["confluent per-row json"] = median_rate(len(pandas_df), per_row, 1)
+
+    # Not a peer: the same loop with the JSON already encoded, so only the
+    # per-message cost of librdkafka and the broker is left (a floor for one
+    # row per message through this client and broker).
+    encoded = []
+    for rec in pandas_df.to_dict("records"):
+        rec["InvoiceDate"] = rec["InvoiceDate"].isoformat()
+        encoded.append(json.dumps(rec).encode())
+
+    def produce_only() -> None:
+        p = ck.Producer(conf)
+        topic = fresh_topic()
+        for payload in encoded:
+            produce(p, topic, payload)
+        p.flush()
+
+    results["confluent produce only (pre-encoded)"], cpu["confluent produce only (pre-encoded)"] = (
+        median_rate(len(pandas_df), produce_only, 1))
 
     # Peer 2: the pandas 10-row-chunk to_dict() JSON loop (no sleeps).
     def chunks() -> None:
@@ -107,20 +134,24 @@ def main() -> None:
             produce(p, topic, json.dumps(df.iloc[start:start + 10].to_dict()).encode())
         p.flush()
 
-    results["pandas 10-row chunks json"] = median_rate(len(pandas_df), chunks, 1)
+    if not args.quick:
+        results["pandas 10-row chunks json"], cpu["pandas 10-row chunks json"] = median_rate(len(pandas_df), chunks, 1)
 
     # Peer 3: pyarrow IPC batches of 5k rows through confluent-kafka.
     def ipc_by_hand() -> None:
         p = ck.Producer(conf)
         topics["pyarrow ipc"] = topic = fresh_topic()
+        wire_bytes["pyarrow ipc"] = 0
         for batch in table.to_batches(max_chunksize=5_000):
             sink = io.BytesIO()
             with pyarrow.ipc.new_stream(sink, batch.schema) as w:
                 w.write_batch(batch)
-            produce(p, topic, sink.getvalue())
+            payload = sink.getvalue()
+            wire_bytes["pyarrow ipc"] += len(payload)
+            produce(p, topic, payload)
         p.flush()
 
-    results["confluent + pyarrow ipc"] = median_rate(n, ipc_by_hand, args.repeat)
+    results["confluent + pyarrow ipc"], cpu["confluent + pyarrow ipc"] = median_rate(n, ipc_by_hand, args.repeat)
 
     # Consuming.
     def tk_read(topic: str) -> Callable[[], None]:
@@ -140,7 +171,7 @@ def main() -> None:
             # The same fetch settings tskafka uses by default.
             c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
                              "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
-                             "max.partition.fetch.bytes": 16 << 20})
+                             "max.partition.fetch.bytes": 16 << 20, "fetch.max.bytes": 4 << 20})
             c.subscribe([topic])
             tables, got = [], 0
             while got < n:
@@ -153,22 +184,53 @@ def main() -> None:
             c.close()
         return run
 
-    results["read tskafka -> polars (arrow)"] = median_rate(n, tk_read(topics["tskafka arrow"]), args.repeat)
-    results["read tskafka -> polars (json)"] = median_rate(n, tk_read(topics["tskafka json"]), args.repeat)
-    results["read confluent + pyarrow"] = median_rate(n, ck_read(topics["pyarrow ipc"]), args.repeat)
+    # The two Arrow reads take turns (A B, B A, ...): whichever runs right
+    # after a large allocation pays for fresh memory, so neither always does.
+    reads = {"read tskafka -> polars (arrow)": tk_read(topics["tskafka arrow"]),
+             "read confluent + pyarrow": ck_read(topics["pyarrow ipc"])}
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in reads}
+    for i in range(args.repeat):
+        for label in list(reads)[:: 1 if i % 2 == 0 else -1]:
+            runs[label].append(median_rate(n, reads[label], 1))
+    for label, measured in runs.items():
+        results[label] = statistics.median(rate for rate, _ in measured)
+        cpu[label] = statistics.median(seconds for _, seconds in measured)
+    results["read tskafka -> polars (json)"], cpu["read tskafka -> polars (json)"] = median_rate(n, tk_read(topics["tskafka json"]), args.repeat)
+
+    # The fixed cost inside each read: joining the group and the first fetch.
+    def first_message(topic: str) -> float:
+        started = time.perf_counter()
+        with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+            assert c.poll_frame(max_rows=1, timeout=10) is not None
+            return time.perf_counter() - started
+
+    join = statistics.median(first_message(topics["tskafka arrow"]) for _ in range(args.repeat))
+    read_seconds = n / results["read tskafka -> polars (arrow)"]
+    print(f"\ntskafka consumer, subscribe to first row: {join * 1000:.0f} ms (median); "
+          f"the arrow read without it: {n / (read_seconds - join):,.0f} rows/s")
 
     width = max(map(len, results))
-    print(f"\n{'path':<{width}}  {'rows/s':>12}")
+    print(f"\n{'path':<{width}}  {'rows/s':>12}  {'CPU s/run':>9}  {'rows per CPU s':>14}")
     for label, rate in results.items():
-        print(f"{label:<{width}}  {rate:>12,.0f}")
+        rows = len(pandas_df) if label.startswith(("confluent per-row", "pandas", "confluent produce")) else n
+        print(f"{label:<{width}}  {rate:>12,.0f}  {cpu[label]:>9.3f}  {rows / cpu[label]:>14,.0f}")
+    print("\npayload bytes: " + ", ".join(f"{k} {v:,}" for k, v in wire_bytes.items()))
     r = results
-    print("\nratios")
-    print(f"  json vs per-row loop        {r['tskafka json'] / r['confluent per-row json']:8.1f}x  (target >= 20x)")
-    print(f"  json vs pandas chunks       {r['tskafka json'] / r['pandas 10-row chunks json']:8.1f}x")
-    print(f"  json 100/msg vs per-row     {r['tskafka json 100 rows/msg'] / r['confluent per-row json']:8.1f}x")
-    print(f"  arrow vs pyarrow by hand    {r['tskafka arrow'] / r['confluent + pyarrow ipc']:8.2f}x  (target >= 1.0x)")
-    print(f"  arrow key+ts vs by hand     {r['tskafka arrow key+ts'] / r['confluent + pyarrow ipc']:8.2f}x")
-    print(f"  read polars vs confluent    {r['read tskafka -> polars (arrow)'] / r['read confluent + pyarrow']:8.2f}x  (target >= 1.0x)")
+    print("\nratios (wall time; CPU time in brackets)")
+
+    def ratio(a: str, b: str, note: str = "", rows_a: int = n, rows_b: int = n) -> None:
+        if a in r and b in r:
+            by_cpu = (rows_a / cpu[a]) / (rows_b / cpu[b])
+            print(f"  {a} vs {b}: {r[a] / r[b]:.2f}x ({by_cpu:.2f}x) {note}")
+
+    peer = len(pandas_df)
+    ratio("tskafka json", "confluent per-row json", "(target >= 20x)", rows_b=peer)
+    ratio("confluent produce only (pre-encoded)", "confluent per-row json", "(no JSON work at all)", rows_a=peer, rows_b=peer)
+    ratio("tskafka json", "pandas 10-row chunks json", rows_b=peer)
+    ratio("tskafka json 100 rows/msg", "confluent per-row json", rows_b=peer)
+    ratio("tskafka arrow", "confluent + pyarrow ipc", "(target >= 1.0x)")
+    ratio("tskafka arrow key+ts", "confluent + pyarrow ipc")
+    ratio("read tskafka -> polars (arrow)", "read confluent + pyarrow", "(target >= 1.0x)")
     if broker is not None:
         broker.close()
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, LargeStringArray,
-    RecordBatch, StringArray, StringViewArray, UInt32Array, UInt64Array,
+    RecordBatch, RecordBatchOptions, StringArray, StringViewArray, UInt32Array, UInt64Array,
 };
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{
@@ -226,6 +226,14 @@ impl Encoder {
         if self.options.format == Format::Json && self.options.rows_per_message == 1 {
             return self.encode_json_rows(batch, keys.as_ref(), timestamps.as_deref(), sink);
         }
+        let plain;
+        let batch = match self.options.format {
+            Format::Arrow => {
+                plain = without_views(batch);
+                &plain
+            }
+            Format::Json => batch,
+        };
         match keys {
             None => self.encode_chunks(batch, None, timestamps.as_deref(), sink),
             Some(keys) => {
@@ -478,6 +486,54 @@ pub fn epoch_millis(col: &dyn Array) -> Vec<Option<i64>> {
         DataType::Int64 => map::<Int64Type, _>(col, |v| v),
         _ => vec![None; col.len()],
     }
+}
+
+/// `dt` with string and binary views (at any depth) as plain strings and binaries.
+fn plain_type(dt: &DataType) -> DataType {
+    use DataType::*;
+    let field =
+        |f: &Arc<Field>| Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())));
+    match dt {
+        Utf8View => Utf8,
+        BinaryView => Binary,
+        List(f) => List(field(f)),
+        LargeList(f) => LargeList(field(f)),
+        FixedSizeList(f, n) => FixedSizeList(field(f), *n),
+        Struct(fields) => Struct(fields.iter().map(field).collect()),
+        Dictionary(k, v) => Dictionary(k.clone(), Box::new(plain_type(v))),
+        other => other.clone(),
+    }
+}
+
+/// The batch as Arrow messages carry it: string and binary views become
+/// plain Utf8/Binary, which every Arrow reader reads (views need Arrow 15+)
+/// and which is smaller for short strings (4-byte offsets, not 16-byte
+/// views). A column the cast kernel cannot convert keeps its views.
+fn without_views(batch: &RecordBatch) -> RecordBatch {
+    let schema = batch.schema();
+    if schema
+        .fields()
+        .iter()
+        .all(|f| &plain_type(f.data_type()) == f.data_type())
+    {
+        return batch.clone();
+    }
+    let (fields, columns): (Vec<_>, Vec<_>) = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| {
+            let to = plain_type(f.data_type());
+            match (&to != f.data_type()).then(|| cast(c, &to)) {
+                Some(Ok(plain)) => (Arc::new(f.as_ref().clone().with_data_type(to)), plain),
+                _ => (f.clone(), c.clone()),
+            }
+        })
+        .unzip();
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+    RecordBatch::try_new_with_options(Arc::new(schema), columns, &options)
+        .unwrap_or_else(|_| batch.clone())
 }
 
 /// A slice of a string/binary view column still points at all of the
@@ -1039,6 +1095,47 @@ mod tests {
         );
         assert_eq!(msgs.len(), 100);
         assert!(msgs[0].payload.len() < 3_000, "{}", msgs[0].payload.len());
+    }
+
+    #[test]
+    fn views_go_on_the_wire_as_plain_strings() {
+        let item = Field::new("item", DataType::Utf8View, true);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8View, true),
+            Field::new("b", DataType::BinaryView, true),
+            Field::new("l", DataType::List(Arc::new(item.clone())), true),
+        ]));
+        let mut list = arrow::array::ListBuilder::new(arrow::array::StringViewBuilder::new())
+            .with_field(Arc::new(item));
+        list.append_value([Some("a long string of more than twelve bytes"), None]);
+        list.append_null();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringViewArray::from(vec![Some("short"), None])),
+                Arc::new(arrow::array::BinaryViewArray::from(vec![
+                    Some(b"\xff\x00".as_slice()),
+                    Some(b"x".as_slice()),
+                ])),
+                Arc::new(list.finish()),
+            ],
+        )
+        .unwrap();
+        let msgs = collect(&batch, EncodeOptions::default());
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None)
+                .unwrap();
+        let wire = reader.schema();
+        assert_eq!(wire.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(wire.field(1).data_type(), &DataType::Binary);
+        assert_eq!(
+            wire.field(2).data_type(),
+            &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+        );
+        let back: Vec<_> = reader.collect::<std::result::Result<_, _>>().unwrap();
+        for (got, sent) in back[0].columns().iter().zip(batch.columns()) {
+            assert_eq!(&cast(got, sent.data_type()).unwrap(), sent);
+        }
     }
 
     #[test]

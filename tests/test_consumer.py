@@ -83,3 +83,15 @@ def test_admin_topics(admin, new_topic):
     admin.create_topic(name, exist_ok=True)
     admin.delete_topic(name)
     assert name not in admin.list_topics()
+
+
+def test_reads_over_many_fetches_with_a_raised_message_max(bootstrap, new_topic):
+    # More than one 4 MiB fetch of data; message.max.bytes above that default
+    # must raise the fetch size with it (librdkafka refuses a smaller one).
+    topic = new_topic(2)
+    df = retail_frame(60_000)
+    report = tk.Producer(bootstrap).send(topic, df, rows_per_message=2_000)
+    assert report.bytes > 4 << 20
+    with tk.Consumer(bootstrap, {"message.max.bytes": "10000000"}, topics=[topic], offset="earliest") as c:
+        back = read_all(c, len(df))
+    assert back.sort("row").equals(df)

@@ -254,7 +254,9 @@ class Consumer(_Client):
             if bg.status.unconsumed_rows:
                 # Rows a stopped background reader read but nobody took come first.
                 return bg.drain(max_rows)
-        return convert(self._native.poll_table(max_rows, timeout), self.output)
+        # Polars holds text as string views: made natively, they cost no copy.
+        table = self._native.poll_table(max_rows, timeout, string_views=self.output == "polars")
+        return convert(table, self.output)
 
     def _idle(self) -> BackgroundConsumer | None:
         bg = self._background

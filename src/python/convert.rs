@@ -1,7 +1,12 @@
 //! Python values <-> the core's types.
 
-use arrow::array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, AsArray, RecordBatch, RecordBatchIterator, RecordBatchOptions, RecordBatchReader,
+    StringViewArray,
+};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::ffi_stream::RecordBatchStreamReader;
 use arrow::pyarrow::{FromPyArrow, IntoPyArrow};
 use pyo3::exceptions::PyTypeError;
@@ -91,4 +96,63 @@ pub fn frame_to_py(py: Python<'_>, frame: Option<Frame>) -> PyResult<Py<PyAny>> 
         frame.schema,
     ));
     Ok(reader.into_pyarrow(py)?.call_method0("read_all")?.unbind())
+}
+
+/// The frame with its top-level Utf8/LargeUtf8 columns as string views,
+/// which Polars takes as they are (it converts plain strings itself, at
+/// about ten times the cost). The views point into the same data buffers:
+/// no string is copied. Columns over 4 GiB of text stay as they are.
+pub fn with_string_views(frame: Frame) -> Result<Frame> {
+    let viewable = |dt: &DataType| matches!(dt, DataType::Utf8 | DataType::LargeUtf8);
+    if !frame.schema.fields().iter().any(|f| viewable(f.data_type())) {
+        return Ok(frame);
+    }
+    let fits = |c: &ArrayRef| match c.data_type() {
+        DataType::Utf8 => true,
+        DataType::LargeUtf8 => c.as_string::<i64>().values().len() < u32::MAX as usize,
+        _ => false,
+    };
+    // A column becomes views only if it fits in every batch, so all batches keep one schema.
+    let convert: Vec<bool> = (0..frame.schema.fields().len())
+        .map(|i| {
+            viewable(frame.schema.field(i).data_type())
+                && frame.batches.iter().all(|b| fits(b.column(i)))
+        })
+        .collect();
+    let fields: Vec<_> = frame
+        .schema
+        .fields()
+        .iter()
+        .zip(&convert)
+        .map(|(f, &c)| match c {
+            true => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            false => f.clone(),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, frame.schema.metadata().clone()));
+    let batches = frame
+        .batches
+        .iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(&convert)
+                .map(|(col, &c)| -> ArrayRef {
+                    match (c, col.data_type()) {
+                        (true, DataType::Utf8) => {
+                            Arc::new(StringViewArray::from(col.as_string::<i32>()))
+                        }
+                        (true, DataType::LargeUtf8) => {
+                            Arc::new(StringViewArray::from(col.as_string::<i64>()))
+                        }
+                        _ => col.clone(),
+                    }
+                })
+                .collect();
+            let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+            RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Frame { schema, batches })
 }
