@@ -1,13 +1,14 @@
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
 
 use super::convert::client_settings;
-use super::wait::{deadline, detached, slice, Interrupts};
+use super::wait::{deadline, detached, slice, Interrupts, WAKE_EVERY};
 use crate::client::{self, Context};
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -44,6 +45,36 @@ impl Admin {
                 return done.map_err(|e| Error::kafka(what, &e));
             }
             interrupts.check()?;
+        }
+    }
+
+    /// Cluster metadata, asked for in wake-up slices so Ctrl+C gets through
+    /// while a broker does not answer; the last error once `timeout` passes.
+    fn metadata(&self, topic: Option<&str>, timeout: Duration) -> Result<Metadata> {
+        let deadline = Instant::now() + timeout;
+        let mut interrupts = Interrupts::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.admin.inner().fetch_metadata(topic, left.min(WAKE_EVERY)) {
+                Err(e)
+                    if !left.is_zero()
+                        && matches!(
+                            e.rdkafka_error_code(),
+                            Some(
+                                RDKafkaErrorCode::OperationTimedOut
+                                    | RDKafkaErrorCode::BrokerTransportFailure
+                                    | RDKafkaErrorCode::AllBrokersDown
+                            )
+                        ) =>
+                {
+                    interrupts.check()?;
+                }
+                Err(e) => {
+                    let bootstrap = self.settings.bootstrap_servers()?;
+                    return Err(client::unreachable(bootstrap, timeout, &e, &self.settings));
+                }
+                Ok(md) => return Ok(md),
+            }
         }
     }
 
@@ -128,11 +159,7 @@ impl Admin {
             let deadline = deadline(Some(timeout))?;
             let mut interrupts = Interrupts::new();
             loop {
-                let md = self
-                    .admin
-                    .inner()
-                    .fetch_metadata(Some(&name), Self::metadata_timeout(timeout))
-                    .map_err(|e| Error::kafka("metadata", &e))?;
+                let md = self.metadata(Some(&name), Self::metadata_timeout(timeout))?;
                 if md
                     .topics()
                     .iter()
@@ -192,13 +219,7 @@ impl Admin {
     #[pyo3(signature = (timeout=10.0))]
     fn list_topics(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<String>> {
         detached(py, || {
-            let t = Self::metadata_timeout(timeout);
-            let bootstrap = self.settings.bootstrap_servers()?;
-            let md = self
-                .admin
-                .inner()
-                .fetch_metadata(None, t)
-                .map_err(|e| client::unreachable(bootstrap, t, &e, &self.settings))?;
+            let md = self.metadata(None, Self::metadata_timeout(timeout))?;
             let mut names: Vec<String> = md
                 .topics()
                 .iter()
@@ -220,6 +241,8 @@ impl Admin {
     ) -> PyResult<Vec<HashMap<String, Py<PyAny>>>> {
         let t = Self::metadata_timeout(timeout);
         let rows = detached(py, || {
+            // Reach the cluster first, interruptibly; the calls below then answer at once.
+            self.metadata(Some(&name), t)?;
             client::partition_counts(self.admin.inner(), &self.settings, &[&name], t)?;
             let md = self
                 .admin
