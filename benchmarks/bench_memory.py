@@ -20,7 +20,6 @@ import time
 
 import numpy as np
 import polars as pl
-
 import tskafka as tk
 
 
@@ -64,7 +63,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3_000_000)
     parser.add_argument("--rows-per-message", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--produce", nargs=2, metavar=("BOOTSTRAP", "TOPIC"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--produce", nargs=2, metavar=("BOOTSTRAP", "TOPIC"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.produce:
         produce(*args.produce, args.messages, args.rows_per_message)
@@ -83,15 +84,29 @@ def main() -> None:
         tk.Admin(bootstrap).create_topic(topic, partitions=args.partitions)
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, __file__, "--messages", str(args.messages),
-             "--rows-per-message", str(args.rows_per_message), "--produce", bootstrap, topic],
+            [
+                sys.executable,
+                __file__,
+                "--messages",
+                str(args.messages),
+                "--rows-per-message",
+                str(args.rows_per_message),
+                "--produce",
+                bootstrap,
+                topic,
+            ],
             check=True,
         )
-        print(f"produced {args.messages:,} messages in {time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"produced {args.messages:,} messages in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
 
         rows = args.messages * args.rows_per_message
         every = 100_000 * args.rows_per_message
-        aggregate = tk.RunningAggregate(by="sensor", aggs={"n": pl.len(), "total": pl.col("value").sum()})
+        aggregate = tk.RunningAggregate(
+            by="sensor", aggs={"n": pl.len(), "total": pl.col("value").sum()}
+        )
         samples: list[tuple[int, float]] = []
         seen = 0
         done = threading.Event()
@@ -121,11 +136,18 @@ def main() -> None:
         peak = max(r for _, r in samples)
         at_10 = next(r for n, r in samples if n >= rows // 10)
         end = samples[-1][1]
-        print(f"consumed {rows:,} rows ({args.messages:,} messages) in {seconds:.1f}s "
-              f"({args.messages / seconds:,.0f} messages/s)")
-        print(f"RSS MiB: start {start_rss:.0f}, at 10% {at_10:.0f}, peak {peak:.0f}, end {end:.0f}; "
-              f"growth 10%->100%: {end - at_10:+.1f} MiB")
-        print("samples (messages, MiB):", " ".join(f"{n // args.rows_per_message}:{r:.0f}" for n, r in samples))
+        print(
+            f"consumed {rows:,} rows ({args.messages:,} messages) in {seconds:.1f}s "
+            f"({args.messages / seconds:,.0f} messages/s)"
+        )
+        print(
+            f"RSS MiB: start {start_rss:.0f}, at 10% {at_10:.0f}, peak {peak:.0f}, end {end:.0f}; "
+            f"growth 10%->100%: {end - at_10:+.1f} MiB"
+        )
+        print(
+            "samples (messages, MiB):",
+            " ".join(f"{n // args.rows_per_message}:{r:.0f}" for n, r in samples),
+        )
     finally:
         broker.terminate()
         broker.wait(timeout=30)

@@ -11,10 +11,10 @@ import sys
 import textwrap
 import threading
 import time
+from typing import Self
 
 import polars as pl
 import pytest
-
 import tskafka as tk
 from tskafka import datasets
 from tskafka.testing import MockCluster
@@ -33,7 +33,7 @@ class Interrupt:
         self.sent_at = time.monotonic()
         os.kill(os.getpid(), signal.SIGINT)
 
-    def __enter__(self) -> Interrupt:
+    def __enter__(self) -> Self:
         self.timer.start()
         return self
 
@@ -83,13 +83,18 @@ def test_flush_and_send_with_the_broker_down_then_complete_when_it_is_back(down_
     down_cluster.broker_down(1)
     producer.send("t", pl.DataFrame({"x": range(1, 1001)}), rows_per_message=10, wait=False)
     assert interrupted(producer.flush, timeout=60) < PROMPT
-    assert interrupted(producer.send, "t", pl.DataFrame({"x": range(1001, 2001)}), rows_per_message=10) < PROMPT
+    assert (
+        interrupted(producer.send, "t", pl.DataFrame({"x": range(1001, 2001)}), rows_per_message=10)
+        < PROMPT
+    )
     # Nothing was dropped by the interrupts: once the broker is back, flush()
     # waits for both sends and every row is delivered.
     down_cluster.broker_up(1)
     report = producer.flush(timeout=60)
     assert (report.rows, report.rows_pending) == (2000, 0)
-    with tk.Consumer(down_cluster.bootstrap_servers, partitions=[("t", 0), ("t", 1)], offset="earliest") as c:
+    with tk.Consumer(
+        down_cluster.bootstrap_servers, partitions=[("t", 0), ("t", 1)], offset="earliest"
+    ) as c:
         values: list[int] = []
         deadline = time.monotonic() + 20
         while len(values) < 2001 and time.monotonic() < deadline:
@@ -101,7 +106,9 @@ def test_flush_and_send_with_the_broker_down_then_complete_when_it_is_back(down_
 
 def test_replay_wait_stops_the_replay(bootstrap, new_topic):
     topic = new_topic(1)
-    r = tk.replay(datasets.sensors(rows=1000, period=60.0), topic, bootstrap, time_column="timestamp", speed=1)
+    r = tk.replay(
+        datasets.sensors(rows=1000, period=60.0), topic, bootstrap, time_column="timestamp", speed=1
+    )
     assert interrupted(r.wait) < PROMPT
     assert r.progress.state == "stopped"
     assert r.progress.rows_failed == 0
@@ -134,7 +141,12 @@ def test_admin_calls_against_a_dead_broker(call):
     with MockCluster(brokers=1) as cluster:
         admin = tk.Admin(cluster.bootstrap_servers)
         cluster.broker_down(1)
-        args = {"list_topics": (), "describe_topic": ("t",), "create_topic": ("t",), "delete_topic": ("t",)}[call]
+        args = {
+            "list_topics": (),
+            "describe_topic": ("t",),
+            "create_topic": ("t",),
+            "delete_topic": ("t",),
+        }[call]
         assert interrupted(getattr(admin, call), *args, timeout=30) < PROMPT
         cluster.broker_up(1)
         assert isinstance(admin.list_topics(timeout=20), list)  # usable again
@@ -214,6 +226,7 @@ def test_interpreter_exit_with_every_kind_of_live_client():
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(EXIT_SCRIPT)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=90,
@@ -225,3 +238,4 @@ def test_interpreter_exit_with_every_kind_of_live_client():
         assert crash not in done.stderr, done.stderr
     print(f"exit took {time.monotonic() - started:.1f}s")
     assert time.monotonic() - started < 60
+
