@@ -182,21 +182,19 @@ class BrokerProcess:
             assert "in use" in err and time.monotonic() < deadline, (line, err)
             time.sleep(0.2)
 
-    def stop(self, sig: int) -> int:
+    def stop(self, sig: int) -> tuple[int, str]:
+        """Sends `sig`; the exit code and what the broker wrote to stderr."""
         assert self.proc is not None
         self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        _, err = self.proc.communicate(timeout=30)
+        code = self.proc.returncode
         self.proc = None
-        return code
+        return code, err
 
     def close(self) -> None:
         if self.proc is not None:
             self.proc.kill()
-            self.proc.wait()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            self.proc.communicate()
             self.proc = None
 
 
@@ -343,12 +341,14 @@ def test_send_across_a_broker_restart_on_file_storage(tmp_path, stop):
         tk.Admin(broker.bootstrap_servers).create_topic("retail", partitions=3)
         sent = datasets.online_retail(rows=300_000).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
         producer = tk.Producer(broker.bootstrap_servers, {"message.timeout.ms": 120_000})
-        producer.send("retail", sent, key="StockCode", rows_per_message=100, wait=False)
-        time.sleep(0.3)
-        assert producer.in_flight > 0  # the outage lands mid-send
-        code = broker.stop(stop)
-        assert code == (-signal.SIGKILL if stop == signal.SIGKILL else 0)
+        producer.send("retail", sent, key="StockCode", rows_per_message=50, wait=False)
+        queued = producer.in_flight
+        while producer.in_flight > queued * 0.8:  # some delivered, most still to go
+            time.sleep(0.005)
+        code, err = broker.stop(stop)
+        assert code == (-signal.SIGKILL if stop == signal.SIGKILL else 0), err
         in_flight = producer.in_flight
+        assert in_flight > 0, queued  # the outage landed mid-send
         time.sleep(1.0)
         broker.start()
         report = producer.flush(timeout=120)
