@@ -114,6 +114,29 @@ def test_replay_wait_stops_the_replay(bootstrap, new_topic):
     assert r.progress.rows_failed == 0
 
 
+def test_replay_wait_with_the_broker_down_returns_at_once(down_cluster):
+    down_cluster.broker_up(1)
+    r = tk.replay(
+        datasets.sensors(rows=1000, period=0.01),
+        "t",
+        down_cluster.bootstrap_servers,
+        time_column="timestamp",
+        speed=1,
+    )
+    while r.progress.rows_delivered < 10:
+        time.sleep(0.01)
+    down_cluster.broker_down(1)
+    time.sleep(0.3)
+    # Ctrl+C does not wait for the acks the dead broker owes.
+    assert interrupted(r.wait) < PROMPT
+    assert r.progress.state == "stopping"
+    down_cluster.broker_up(1)
+    # They arrive once it is back: every row sent is delivered.
+    done = r.stop()
+    assert done.state == "stopped"
+    assert done.rows_delivered == done.rows_sent > 10 and done.rows_failed == 0
+
+
 def test_background_join_and_stop(bootstrap, topic):
     release = threading.Event()
 
