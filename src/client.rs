@@ -134,27 +134,49 @@ pub fn unreachable(
     }
 }
 
-/// The topic's `retention.ms` as the cluster reports it; None when it is not
-/// reported, unlimited, or cannot be read (the caller then assumes no limit).
-pub fn retention_ms(settings: &Settings, topic: &str, timeout: Duration) -> Option<i64> {
+/// The topic's `retention.ms` as the cluster reports it; Ok(None) when it is
+/// not reported, unlimited, or cannot be read within `timeout` (the caller
+/// then assumes no limit). `check` runs every `slice` and can end the wait.
+pub fn retention_ms(
+    settings: &Settings,
+    topic: &str,
+    timeout: Duration,
+    slice: Duration,
+    check: &mut dyn FnMut() -> Result<()>,
+) -> Result<Option<i64>> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    let admin: AdminClient<Context> = create(settings, Context::default()).ok()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let Ok(admin) = create::<AdminClient<Context>, _>(settings, Context::default()) else {
+        return Ok(None);
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .ok()?;
+    else {
+        return Ok(None);
+    };
     let options = AdminOptions::new().request_timeout(Some(timeout));
-    let results = runtime
-        .block_on(async {
-            tokio::time::timeout(
-                timeout,
-                admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options),
-            )
-            .await
-        })
-        .ok()?
-        .ok()?;
-    let resource = results.into_iter().next()?.ok()?;
-    let value = resource.get("retention.ms")?.value.as_deref()?.parse::<i64>().ok()?;
-    (value >= 0).then_some(value)
+    let resources = [ResourceSpecifier::Topic(topic)];
+    let mut asked = std::pin::pin!(admin.describe_configs(&resources, &options));
+    let deadline = std::time::Instant::now() + timeout;
+    let results = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let answer = runtime
+            .block_on(async { tokio::time::timeout(left.min(slice), &mut asked).await });
+        match answer {
+            Ok(Ok(results)) => break results,
+            Ok(Err(_)) => return Ok(None),
+            Err(_) => check()?,
+        }
+    };
+    let Some(Ok(resource)) = results.into_iter().next() else {
+        return Ok(None);
+    };
+    let value = resource
+        .get("retention.ms")
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.parse::<i64>().ok());
+    Ok(value.filter(|v| *v >= 0))
 }

@@ -137,10 +137,23 @@ def test_replay_wait_with_the_broker_down_returns_at_once(down_cluster):
     assert done.rows_delivered == done.rows_sent > 10 and done.rows_failed == 0
 
 
+def test_replay_start_waiting_on_an_unanswered_config_lookup(down_cluster):
+    """The mock cluster never answers DescribeConfigs (the topic's retention,
+    looked up for event-time replays): the start is interruptible, and gives
+    up on the lookup after a few seconds."""
+    down_cluster.broker_up(1)
+    start = (datasets.sensors(rows=10, period=1.0), "t", down_cluster.bootstrap_servers)
+    assert interrupted(tk.replay, *start, time_column="timestamp") < PROMPT
+    started = time.monotonic()
+    tk.replay(*start, time_column="timestamp", speed=None).wait()
+    assert time.monotonic() - started < 10
+
+
 def test_background_join_and_stop(bootstrap, topic):
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     def stuck(frame: pl.DataFrame) -> None:
+        entered.set()
         release.wait(30)
 
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
@@ -149,9 +162,7 @@ def test_background_join_and_stop(bootstrap, topic):
         assert bg.running
         # A callback that does not return holds stop(); Ctrl+C gets out of it.
         tk.Producer(bootstrap).send(topic, pl.DataFrame({"x": [1]}), partition=0)
-        deadline = time.monotonic() + 20
-        while bg.status.frames == 0 and bg.status.rows == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert entered.wait(20)
         assert interrupted(bg.stop, timeout=60) < PROMPT
         release.set()
         bg.stop(timeout=10)
