@@ -163,8 +163,8 @@ pub fn retention_ms(
         if left.is_zero() {
             return Ok(None);
         }
-        let answer = runtime
-            .block_on(async { tokio::time::timeout(left.min(slice), &mut asked).await });
+        let answer =
+            runtime.block_on(async { tokio::time::timeout(left.min(slice), &mut asked).await });
         match answer {
             Ok(Ok(results)) => break results,
             Ok(Err(_)) => return Ok(None),

@@ -55,7 +55,11 @@ impl Admin {
         let mut interrupts = Interrupts::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.admin.inner().fetch_metadata(topic, left.min(WAKE_EVERY)) {
+            match self
+                .admin
+                .inner()
+                .fetch_metadata(topic, left.min(WAKE_EVERY))
+            {
                 Err(e)
                     if !left.is_zero()
                         && matches!(

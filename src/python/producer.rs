@@ -147,7 +147,6 @@ impl Producer {
             .ok_or(Error::Closed("this Producer"))
     }
 
-
     fn partition_count(&self, inner: &Inner, topic: &str, timeout: Duration) -> Result<usize> {
         if let Some(&n) = inner
             .partitions
@@ -179,7 +178,9 @@ impl Producer {
         else {
             return sent;
         };
-        if topic.is_empty() || !(message.contains("MessageTimedOut") || message.contains("UnknownTopic")) {
+        if topic.is_empty()
+            || !(message.contains("MessageTimedOut") || message.contains("UnknownTopic"))
+        {
             return Err(Error::Produce {
                 message,
                 rows_failed,
@@ -422,7 +423,11 @@ impl Producer {
                         timeout.unwrap_or_default()
                     )));
                 }
-                self.explain(&inner, &topic, report(&outstanding, started.elapsed().as_secs_f64()))
+                self.explain(
+                    &inner,
+                    &topic,
+                    report(&outstanding, started.elapsed().as_secs_f64()),
+                )
             } else {
                 let r = report(&outstanding, started.elapsed().as_secs_f64());
                 inner
@@ -509,7 +514,11 @@ impl Producer {
                         .or_default() += v;
                 }
             }
-            self.explain(&inner, &total.topic, report(&total, started.elapsed().as_secs_f64()))
+            self.explain(
+                &inner,
+                &total.topic,
+                report(&total, started.elapsed().as_secs_f64()),
+            )
         })
     }
 
