@@ -188,12 +188,15 @@ pub fn fetch_metadata(
     settings: &Settings,
     topic: Option<&str>,
     timeout: Duration,
-    pump: &mut dyn FnMut(),
+    pump: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Metadata> {
     let bootstrap = settings.bootstrap_servers()?.to_owned();
     let started = Instant::now();
     let deadline = started + timeout;
-    let mut slice = Duration::from_millis(200);
+    // Short slices keep Ctrl+C prompt while no broker answers; they grow, for
+    // a distant cluster that answers slowly, only while librdkafka reports no error.
+    let short = Duration::from_millis(50);
+    let mut slice = short;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let call = Instant::now();
@@ -202,7 +205,7 @@ pub fn fetch_metadata(
             // Failed without waiting: do not spin.
             std::thread::sleep(Duration::from_millis(50));
         }
-        pump();
+        pump()?;
         if let Some(e) = client.context().errors.security_error(started, settings) {
             return Err(e);
         }
@@ -211,6 +214,7 @@ pub fn fetch_metadata(
             Err(e) if Instant::now() >= deadline => {
                 return Err(unreachable(&bootstrap, timeout, &e, settings))
             }
+            Err(_) if client.context().errors.since(started).is_some() => slice = short,
             Err(_) => slice = (slice * 2).min(Duration::from_secs(2)),
         }
     }
@@ -223,7 +227,7 @@ pub fn partition_counts(
     settings: &Settings,
     topics: &[&str],
     timeout: Duration,
-    pump: &mut dyn FnMut(),
+    pump: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Vec<usize>> {
     let bootstrap = settings.bootstrap_servers()?.to_owned();
     topics
@@ -283,27 +287,49 @@ pub fn unreachable(
     }
 }
 
-/// The topic's `retention.ms` as the cluster reports it; None when it is not
-/// reported, unlimited, or cannot be read (the caller then assumes no limit).
-pub fn retention_ms(settings: &Settings, topic: &str, timeout: Duration) -> Option<i64> {
+/// The topic's `retention.ms` as the cluster reports it; Ok(None) when it is
+/// not reported, unlimited, or cannot be read within `timeout` (the caller
+/// then assumes no limit). `check` runs every `slice` and can end the wait.
+pub fn retention_ms(
+    settings: &Settings,
+    topic: &str,
+    timeout: Duration,
+    slice: Duration,
+    check: &mut dyn FnMut() -> Result<()>,
+) -> Result<Option<i64>> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    let admin: AdminClient<Context> = create(settings, Context::default()).ok()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let Ok(admin) = create::<AdminClient<Context>, _>(settings, Context::default()) else {
+        return Ok(None);
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .ok()?;
+    else {
+        return Ok(None);
+    };
     let options = AdminOptions::new().request_timeout(Some(timeout));
-    let results = runtime
-        .block_on(async {
-            tokio::time::timeout(
-                timeout,
-                admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options),
-            )
-            .await
-        })
-        .ok()?
-        .ok()?;
-    let resource = results.into_iter().next()?.ok()?;
-    let value = resource.get("retention.ms")?.value.as_deref()?.parse::<i64>().ok()?;
-    (value >= 0).then_some(value)
+    let resources = [ResourceSpecifier::Topic(topic)];
+    let mut asked = std::pin::pin!(admin.describe_configs(&resources, &options));
+    let deadline = std::time::Instant::now() + timeout;
+    let results = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let answer =
+            runtime.block_on(async { tokio::time::timeout(left.min(slice), &mut asked).await });
+        match answer {
+            Ok(Ok(results)) => break results,
+            Ok(Err(_)) => return Ok(None),
+            Err(_) => check()?,
+        }
+    };
+    let Some(Ok(resource)) = results.into_iter().next() else {
+        return Ok(None);
+    };
+    let value = resource
+        .get("retention.ms")
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.parse::<i64>().ok());
+    Ok(value.filter(|v| *v >= 0))
 }

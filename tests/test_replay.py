@@ -225,7 +225,8 @@ if mode == "wait":
         r.wait()
     except KeyboardInterrupt:
         at = time.time()
-        print("interrupted", r.progress.state, r.progress.rows_delivered, at, flush=True)
+        done = r.stop()  # the interrupt did not wait for acks: stop() reports them
+        print("interrupted", done.state, done.rows_delivered, at, flush=True)
         sys.exit(0)
 """
 

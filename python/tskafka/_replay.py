@@ -94,12 +94,16 @@ class Replay:
 
     def wait(self, timeout: float | None = None) -> ReplayProgress:
         """Block until the replay has sent everything and the broker has
-        acknowledged it; raise its error if it failed. Ctrl+C stops the replay.
+        acknowledged it; raise its error if it failed. Ctrl+C stops the replay
+        (``stop()`` then reports the rows it left unacknowledged).
         With ``timeout``, raise ``TimeoutError`` if it is still running then."""
         try:
             finished = self._native.wait(timeout)
         except KeyboardInterrupt:
-            self.stop()
+            # Stop sending and give control back at once; acks of rows already
+            # sent are awaited in the background (stop() or wait() reports them).
+            self._native.request_stop(10.0)
+            self._native.wait(0.1)
             raise
         if not finished:
             from .exceptions import TimeoutError

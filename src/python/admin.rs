@@ -5,6 +5,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
 
 use super::convert::client_settings;
 use super::wait::{deadline, detached, slice, Interrupts};
@@ -60,10 +61,12 @@ impl Admin {
     }
 
     /// Metadata that fails fast on a wrong password or an untrusted certificate.
-    fn metadata(&self, topic: Option<&str>, timeout: Duration) -> Result<rdkafka::metadata::Metadata> {
+    fn metadata(&self, topic: Option<&str>, timeout: Duration) -> Result<Metadata> {
         let client = self.admin.inner();
+        let mut interrupts = Interrupts::new();
         client::fetch_metadata(client, &self.settings, topic, timeout, &mut || {
-            client::drain_main_queue(client)
+            client::drain_main_queue(client);
+            interrupts.check()
         })
     }
 
@@ -201,8 +204,7 @@ impl Admin {
     #[pyo3(signature = (timeout=10.0))]
     fn list_topics(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<String>> {
         detached(py, || {
-            let t = Self::metadata_timeout(timeout);
-            let md = self.metadata(None, t)?;
+            let md = self.metadata(None, Self::metadata_timeout(timeout))?;
             let mut names: Vec<String> = md
                 .topics()
                 .iter()
@@ -224,8 +226,10 @@ impl Admin {
     ) -> PyResult<Vec<HashMap<String, Py<PyAny>>>> {
         let t = Self::metadata_timeout(timeout);
         let rows = detached(py, || {
+            let mut interrupts = Interrupts::new();
             client::partition_counts(self.admin.inner(), &self.settings, &[&name], t, &mut || {
-                client::drain_main_queue(self.admin.inner())
+                client::drain_main_queue(self.admin.inner());
+                interrupts.check()
             })?;
             let md = self
                 .admin

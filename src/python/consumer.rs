@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,8 @@ pub struct Consumer {
     timeout: Duration,
     inner: Mutex<Option<Inner>>,
     bad: Mutex<VecDeque<BadMessage>>,
+    /// Set by `close()`: a poll running on another thread ends at its next wake-up.
+    closing: AtomicBool,
 }
 
 /// How long `close()` waits for librdkafka to leave the group and shut down.
@@ -208,6 +211,9 @@ impl Consumer {
             if !self.skip_bad && inner.builder.has_bad() {
                 break;
             }
+            if self.closing.load(Relaxed) {
+                return Err(Error::Closed("this Consumer"));
+            }
             interrupts.check()?;
         }
         let frame = inner.builder.take_frame()?;
@@ -332,7 +338,11 @@ impl Consumer {
 
 /// Serves the consumer's events while it waits for metadata, so that
 /// client-level errors are recorded; messages already fetched are kept.
-fn pump<'a>(consumer: &'a BaseConsumer<Context>, builder: &'a mut FrameBuilder) -> impl FnMut() + 'a {
+fn pump<'a>(
+    consumer: &'a BaseConsumer<Context>,
+    builder: &'a mut FrameBuilder,
+) -> impl FnMut() -> Result<()> + 'a {
+    let mut interrupts = Interrupts::new();
     move || {
         // A log line served also reads as None: stop only after several in a row.
         let mut idle = 0;
@@ -344,6 +354,7 @@ fn pump<'a>(consumer: &'a BaseConsumer<Context>, builder: &'a mut FrameBuilder) 
                 Some(Err(_)) => {} // recorded by the context
             }
         }
+        interrupts.check()
     }
 }
 
@@ -433,6 +444,7 @@ impl Consumer {
                 handed_out: Positions::new(),
             })),
             bad: Mutex::new(VecDeque::new()),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -661,11 +673,14 @@ impl Consumer {
 
     /// Leaves the group (committing returned rows when auto-commit is on) and closes.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self
-            .inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        self.closing.store(true, Relaxed);
+        // A poll on another thread holds the lock until its next wake-up.
+        let taken = py.detach(|| {
+            self.inner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        });
         if let Some(inner) = taken {
             let closed = close_in_background(inner);
             detached(py, move || {

@@ -156,13 +156,14 @@ impl Producer {
         {
             return Ok(n);
         }
+        let mut interrupts = Interrupts::new();
         let n =
             client::partition_counts(
                 inner.producer.client(),
                 &self.settings,
                 &[topic],
                 timeout,
-                &mut || {},
+                &mut || interrupts.check(),
             )?
                 [0];
         inner
@@ -171,6 +172,55 @@ impl Producer {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(topic.to_owned(), n);
         Ok(n)
+    }
+
+    /// Rows that timed out may have gone to a topic deleted meanwhile: say so
+    /// (and forget its partitions, so the next send names the missing topic).
+    fn explain(&self, inner: &Inner, topic: &str, sent: Result<SendReport>) -> Result<SendReport> {
+        let Err(Error::Produce {
+            message,
+            rows_failed,
+            rows_delivered,
+        }) = sent
+        else {
+            return sent;
+        };
+        if topic.is_empty()
+            || !(message.contains("MessageTimedOut") || message.contains("UnknownTopic"))
+        {
+            return Err(Error::Produce {
+                message,
+                rows_failed,
+                rows_delivered,
+            });
+        }
+        let check = client::partition_counts(
+            inner.producer.client(),
+            &self.settings,
+            &[topic],
+            Duration::from_secs(2),
+            &mut || Ok(()),
+        );
+        let message = match check {
+            Err(Error::Kafka { code, .. }) if code == "UnknownTopicOrPartition" => {
+                inner
+                    .partitions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(topic);
+                format!(
+                    "{message}; topic {topic:?} no longer exists on {}: it was deleted while \
+                     these rows were on their way",
+                    self.settings.bootstrap_servers().unwrap_or("?")
+                )
+            }
+            _ => message,
+        };
+        Err(Error::Produce {
+            message,
+            rows_failed,
+            rows_delivered,
+        })
     }
 }
 
@@ -381,7 +431,11 @@ impl Producer {
                         timeout.unwrap_or_default()
                     )));
                 }
-                report(&outstanding, started.elapsed().as_secs_f64())
+                self.explain(
+                    &inner,
+                    &topic,
+                    report(&outstanding, started.elapsed().as_secs_f64()),
+                )
             } else {
                 let r = report(&outstanding, started.elapsed().as_secs_f64());
                 inner
@@ -411,19 +465,26 @@ impl Producer {
                 .map(|o| o.started)
                 .min()
                 .unwrap_or_else(Instant::now);
+            let mut waited = Ok(true);
             for o in &pending {
-                if !wait_delivered(&o.tally, deadline)? {
-                    let left: u64 = pending.iter().map(|o| o.tally.pending.load(Relaxed)).sum();
-                    inner
-                        .outstanding
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .extend(pending);
-                    return Err(Error::Timeout(format!(
-                        "{left} messages still in flight after {:.1}s; call flush() again",
-                        timeout.unwrap_or_default()
-                    )));
+                waited = wait_delivered(&o.tally, deadline);
+                if !matches!(waited, Ok(true)) {
+                    break;
                 }
+            }
+            if !matches!(waited, Ok(true)) {
+                // Timed out or interrupted: the messages stay outstanding for the next flush().
+                let left: u64 = pending.iter().map(|o| o.tally.pending.load(Relaxed)).sum();
+                inner
+                    .outstanding
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(pending);
+                waited?;
+                return Err(Error::Timeout(format!(
+                    "{left} messages still in flight after {:.1}s; call flush() again",
+                    timeout.unwrap_or_default()
+                )));
             }
             let total = Outstanding {
                 topic: {
@@ -461,7 +522,11 @@ impl Producer {
                         .or_default() += v;
                 }
             }
-            report(&total, started.elapsed().as_secs_f64())
+            self.explain(
+                &inner,
+                &total.topic,
+                report(&total, started.elapsed().as_secs_f64()),
+            )
         })
     }
 

@@ -19,13 +19,16 @@ use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 use super::convert::client_settings;
 use super::producer::{max_message_bytes, message_headers, report, send_batch, Outstanding, Tally};
-use super::wait::{deadline, detached, slice, Interrupts};
+use super::wait::{deadline, detached, slice, Interrupts, WAKE_EVERY};
 use crate::client::{self, Context};
 use super::csv_file::csv_options;
 use crate::csv_reader::{BadRow, CsvReader};
 use crate::encode::{EncodeOptions, Encoder, Format};
 use crate::error::{Error, Result};
 use crate::replay::{event_micros, groups, Clock, Pace};
+
+/// How long a replay waits for the topic's retention before assuming none.
+const RETENTION_WAIT: Duration = Duration::from_secs(3);
 
 const STOPPED: &str = "replay stopped";
 
@@ -440,7 +443,10 @@ impl Replay {
                 _ => None,
             };
             let producer: ThreadedProducer<Context> = client::create(&settings, Context::default())?;
-            client::partition_counts(producer.client(), &settings, &[&topic], metadata_timeout, &mut || {})?;
+            let mut interrupts = Interrupts::new();
+            client::partition_counts(producer.client(), &settings, &[&topic], metadata_timeout, &mut || {
+                interrupts.check()
+            })?;
             let mut warnings = Vec::new();
             let event = match (time.is_some(), want_event) {
                 (false, Some(true)) => {
@@ -451,7 +457,15 @@ impl Replay {
                 (false, _) => false,
                 (true, Some(false)) => false,
                 (true, want) => {
-                    let retention = client::retention_ms(&settings, &topic, metadata_timeout);
+                    // Advisory: a cluster that does not answer gets a few seconds.
+                    let mut interrupts = Interrupts::new();
+                    let retention = client::retention_ms(
+                        &settings,
+                        &topic,
+                        metadata_timeout.min(RETENTION_WAIT),
+                        WAKE_EVERY,
+                        &mut || interrupts.check(),
+                    )?;
                     let now_us = chrono::Utc::now().timestamp_micros();
                     let expired = match (retention, first_event) {
                         (Some(ms), Some(t)) => t < now_us - ms.saturating_mul(1_000),

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use crate::error::{Error, Result};
 
 /// How often a blocking call checks for signals.
-pub const WAKE_EVERY: Duration = Duration::from_millis(100);
+pub const WAKE_EVERY: Duration = Duration::from_millis(50);
 
 /// Checks Python's signal handlers at most every [`WAKE_EVERY`].
 pub struct Interrupts {
