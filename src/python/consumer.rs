@@ -33,6 +33,9 @@ struct Inner {
     /// A frame decoded before a DecodeError was raised; returned next.
     pending_frame: Option<(Frame, Positions)>,
     pending_errors: VecDeque<BadMessage>,
+    /// Positions past messages raised as DecodeError: consumed (and so
+    /// committed) only once reading goes on after the error.
+    after_error: Positions,
     /// Next offset per partition of every row handed to Python.
     handed_out: Positions,
 }
@@ -160,6 +163,9 @@ impl Consumer {
         if let Some(bad) = inner.pending_errors.pop_front() {
             return Err(bad.into_error());
         }
+        // Reading on after a DecodeError: the messages it named are consumed now.
+        let past_errors = std::mem::take(&mut inner.after_error);
+        self.hand_out(inner, past_errors);
         if let Some(pending) = inner.pending_frame.take() {
             return Ok(Some(pending));
         }
@@ -203,7 +209,7 @@ impl Consumer {
             inner.pending_errors.extend(bad);
             match frame {
                 Some(f) => inner.pending_frame = Some((f, positions)),
-                None => self.hand_out(inner, positions),
+                None => inner.after_error.extend(positions),
             }
             return Err(first.into_error());
         }
@@ -269,6 +275,7 @@ impl Consumer {
     fn unread(inner: &mut Inner, timeout: Duration) -> Result<()> {
         inner.pending_frame = None;
         inner.pending_errors.clear();
+        inner.after_error.clear();
         for ((topic, partition), offset) in inner.builder.reset() {
             inner
                 .consumer
@@ -381,6 +388,7 @@ impl Consumer {
                 builder: FrameBuilder::new(hint, metadata, json_schema),
                 pending_frame: None,
                 pending_errors: VecDeque::new(),
+                after_error: Positions::new(),
                 handed_out: Positions::new(),
             })),
             bad: Mutex::new(VecDeque::new()),
