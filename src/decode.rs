@@ -406,6 +406,17 @@ impl FrameBuilder {
             }
             take += 1;
         }
+        if let Some(clash) = merged
+            .fields()
+            .iter()
+            .find(|f| self.metadata && METADATA_COLUMNS.contains(&f.name().as_str()))
+        {
+            return Err(Error::Schema(format!(
+                "the messages have a column named {:?}, as metadata=True names one of its \
+                 columns: read them with metadata=False",
+                clash.name()
+            )));
+        }
         if take < self.parts.len() {
             self.hold_back(take);
         }

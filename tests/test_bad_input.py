@@ -430,3 +430,14 @@ def test_an_all_null_column_is_sent(bootstrap, new_topic, fmt):
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
         back = read_all(c, 2)
     assert back["i"].to_list() == [1, 2] and back["nothing"].null_count() == 2
+
+
+def test_a_column_named_like_a_metadata_column(bootstrap, new_topic):
+    topic = new_topic(1)
+    tk.Producer(bootstrap).send(topic, pl.DataFrame({"kafka_offset": [7]}))
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest", metadata=True) as c:
+        with pytest.raises(tk.SchemaError, match='column named "kafka_offset".*metadata=False'):
+            for _ in range(40):
+                c.poll_frame(timeout=0.5)
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        assert read_all(c, 1)["kafka_offset"].to_list() == [7]
