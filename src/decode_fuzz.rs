@@ -150,6 +150,20 @@ fn every_corpus_file_decodes_or_is_refused() {
 }
 
 #[test]
+fn a_batch_cannot_claim_more_rows_than_its_body_could_hold() {
+    use arrow::array::RecordBatchOptions;
+    use arrow::datatypes::Schema;
+    let options = RecordBatchOptions::new().with_row_count(Some(1 << 40));
+    let empty = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options);
+    let stream = crate::encode::ipc_stream(&empty.unwrap()).unwrap();
+    let errors = decode(FormatHint::Auto, true, &[(&stream, None)]);
+    assert!(
+        errors[0].contains("claims 1099511627776 rows"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn a_multibyte_character_where_a_zone_would_be_is_text() {
     let errors = decode(
         FormatHint::Auto,

@@ -189,6 +189,7 @@ def poison_cases() -> list[tuple[str, bytes, dict[str, bytes] | None, str]]:
         ("nested where the schema says int", b'{"i": {"deep": [1]}}', HEADER, "invalid JSON row"),
         ("text where the schema says int", b'{"i": "seven"}', HEADER, "invalid JSON row"),
         ("unclosed JSON", b'{"i": 1', HEADER, "invalid JSON row"),
+        ("two objects in one message", b'{"i": 1}{"i": 2}', HEADER, "one object"),
     ]
 
 
