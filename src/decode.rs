@@ -8,7 +8,7 @@ use arrow::array::{
     new_null_array, ArrayRef, AsArray, BinaryViewArray, Int32Array, Int64Array, RecordBatch,
     RecordBatchOptions, StringArray, TimestampMillisecondArray,
 };
-use arrow::buffer::Buffer;
+use arrow::buffer::{Buffer, MutableBuffer};
 use arrow::compute::concat_batches;
 use arrow::compute::kernels::cast::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -233,6 +233,10 @@ impl FrameBuilder {
             FormatHint::Auto if is_arrow => FormatHint::Arrow,
             FormatHint::Auto if matches!(first, Some(b'{') | Some(b'[')) => FormatHint::Json,
             FormatHint::Auto => {
+                if let Some(error) = json_shape_error(payload) {
+                    self.reject(&m, error);
+                    return;
+                }
                 let head: String = payload
                     .iter()
                     .take(16)
@@ -257,7 +261,7 @@ impl FrameBuilder {
     }
 
     fn push_arrow(&mut self, m: &MessageRef<'_>, payload: &[u8]) {
-        match read_ipc_stream(payload) {
+        match guarded(|| read_ipc_stream(payload).map_err(|e| e.to_string())) {
             Ok(batches) => {
                 for b in batches {
                     let meta = self.meta(m, b.num_rows());
@@ -274,6 +278,15 @@ impl FrameBuilder {
         if self.json.as_ref().is_some_and(|r| r.header != header) {
             self.flush_json();
         }
+        if !matches!(first, Some(b'{') | Some(b'[')) {
+            let error = json_shape_error(payload).unwrap_or_else(|| {
+                "not a JSON object: tskafka reads one JSON object per message, \
+                 or an array of objects"
+                    .to_owned()
+            });
+            self.reject(m, error);
+            return;
+        }
         let mut lines = Vec::new();
         let rows = if first == Some(b'[') {
             // A JSON array of records: one row each.
@@ -289,6 +302,9 @@ impl FrameBuilder {
             lines.push(b'\n');
             1
         };
+        if rows == 0 {
+            return; // an empty array: no rows
+        }
         let meta = self.meta(m, rows);
         let run = self.json.get_or_insert_with(|| JsonRun {
             header,
@@ -327,13 +343,15 @@ impl FrameBuilder {
 
     fn flush_json(&mut self) {
         let Some(run) = self.json.take() else { return };
-        let decoded = self.run_schema(&run).and_then(|(schema, inferred)| {
-            let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
-            let batch = decode_json(&schema, &run.lines, rows)?;
-            Ok(if inferred {
-                detect_datetimes(batch)
-            } else {
-                batch
+        let decoded = guarded(|| {
+            self.run_schema(&run).and_then(|(schema, inferred)| {
+                let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
+                let batch = decode_json(&schema, &run.lines, rows)?;
+                Ok(if inferred {
+                    detect_datetimes(batch)
+                } else {
+                    batch
+                })
             })
         });
         match decoded {
@@ -387,6 +405,17 @@ impl FrameBuilder {
                 Err(_) => break,
             }
             take += 1;
+        }
+        if let Some(clash) = merged
+            .fields()
+            .iter()
+            .find(|f| self.metadata && METADATA_COLUMNS.contains(&f.name().as_str()))
+        {
+            return Err(Error::Schema(format!(
+                "the messages have a column named {:?}, as metadata=True names one of its \
+                 columns: read them with metadata=False",
+                clash.name()
+            )));
         }
         if take < self.parts.len() {
             self.hold_back(take);
@@ -530,6 +559,12 @@ fn decode_json(
         .flush()
         .map_err(|e| e.to_string())?
         .ok_or_else(|| "no JSON rows".to_owned())?;
+    if batch.num_rows() != rows || rest.iter().any(|b| !b.is_ascii_whitespace()) {
+        return Err(format!(
+            "more or fewer JSON objects than expected ({rows}): a message holds one object, \
+             or one array of objects"
+        ));
+    }
     let columns = batch
         .columns()
         .iter()
@@ -565,6 +600,161 @@ fn with_zone(col: &ArrayRef, tz: &str) -> ArrayRef {
     }
 }
 
+const NOT_OBJECTS: &str = "a JSON array element is not an object: tskafka reads one JSON \
+     object per message, or an array of objects (one per row)";
+
+/// Why a payload that is JSON but neither an object nor an array of
+/// objects cannot be read (None if it is not such JSON).
+fn json_shape_error(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let kind = match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        _ => return None,
+    };
+    Some(format!(
+        "the message is JSON {kind}, not an object: tskafka reads one JSON object per \
+         message, or an array of objects"
+    ))
+}
+
+/// What a message refused by [`guarded`] says.
+pub const DECODER_PANICKED: &str = "the decoder failed on this message";
+
+/// The panic of arrow 60's IPC validation that no check before it rules
+/// out: a buffer of 16- or 32-byte values (views, decimals, intervals) whose
+/// length is not a multiple of that and cannot be padded inside the body.
+/// Caught by [`guarded`].
+pub const KNOWN_ARROW_PANIC: &str = "assertion failed: prefix.is_empty() && suffix.is_empty()";
+
+/// Runs a decoder; a panic inside it (a malformed message reaching a bug in
+/// a decoding library) becomes this message's error rather than unwinding
+/// through the consumer or ending a background reader.
+fn guarded<T>(
+    decode: impl FnOnce() -> std::result::Result<T, String>,
+) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        Err(format!("{DECODER_PANICKED} ({what})"))
+    })
+}
+
+/// Every buffer a batch names lies inside its body, padded to 8 bytes as
+/// writers pad them: arrow's reader slices the body without checking and
+/// panics on one that does not.
+fn check_buffers(
+    batch: arrow::ipc::RecordBatch<'_>,
+    body_len: usize,
+) -> std::result::Result<(), ArrowError> {
+    for b in batch.buffers().iter().flatten() {
+        let end = u64::try_from(b.offset())
+            .ok()
+            .zip(u64::try_from(b.length()).ok())
+            .and_then(|(offset, length)| offset.checked_add(length.checked_next_multiple_of(8)?));
+        if end.is_none_or(|end| end > body_len as u64) || b.offset() % 8 != 0 {
+            return Err(ArrowError::IpcError(format!(
+                "a buffer at offset {} of {} bytes is not aligned to 8 bytes inside the message \
+                 body of {body_len} bytes",
+                b.offset(),
+                b.length()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rounds the length of every buffer of every batch in `stream` up to a
+/// multiple of 16 bytes (else 8, as writers pad buffers), where the body
+/// holds it. arrow's validation views a buffer whole as values and panics on
+/// a length that is not a multiple of the value width (16 for string views);
+/// a longer buffer holds the same values. Malformed framing is left for the
+/// reader to report.
+fn pad_buffer_lengths(stream: &mut [u8]) {
+    let mut fixes = Vec::new();
+    let word = |at: usize| {
+        stream
+            .get(at..at + 4)
+            .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
+    };
+    let mut at = 0;
+    while let Some(mut len) = word(at) {
+        at += 4;
+        if len == -1 {
+            let Some(l) = word(at) else { break };
+            len = l;
+            at += 4;
+        }
+        let Ok(len) = usize::try_from(len) else { break };
+        let Some(meta) = stream.get(at..at + len).filter(|_| len > 0) else {
+            break;
+        };
+        let Ok(message) = root_as_message(meta) else {
+            break;
+        };
+        let body = at + len;
+        let Some(body_len) = usize::try_from(message.bodyLength())
+            .ok()
+            .filter(|&n| n <= stream.len() - body)
+        else {
+            break;
+        };
+        let batch = message
+            .header_as_record_batch()
+            .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+        if let Some(buffers) = batch.and_then(|b| b.buffers()) {
+            let first = buffers.bytes().as_ptr() as usize - stream.as_ptr() as usize;
+            for (i, b) in buffers.iter().enumerate() {
+                let (Ok(offset), Ok(length)) =
+                    (u64::try_from(b.offset()), u64::try_from(b.length()))
+                else {
+                    continue;
+                };
+                // 16: string views, the largest common value width.
+                let fits = |n: u64| {
+                    offset
+                        .checked_add(n)
+                        .is_some_and(|end| end <= body_len as u64)
+                };
+                let Some(padded) = [16, 8]
+                    .into_iter()
+                    .filter_map(|w| length.checked_next_multiple_of(w))
+                    .find(|&n| fits(n))
+                else {
+                    continue;
+                };
+                if padded != length {
+                    // Buffer is { offset: i64, length: i64 }.
+                    fixes.push((first + i * 16 + 8, padded as i64));
+                }
+            }
+        }
+        at = body + body_len;
+    }
+    for (at, length) in fixes {
+        stream[at..at + 8].copy_from_slice(&length.to_le_bytes());
+    }
+}
+
+/// Rows an IPC batch may claim beyond what its body could hold (columns of
+/// type null, run-end encoding); more would only allocate, for metadata
+/// columns and nulls, memory a message of that size never carried.
+const ROWS_WITHOUT_DATA: usize = 1 << 20;
+
+fn check_row_count(rows: usize, body_len: usize) -> std::result::Result<(), ArrowError> {
+    if rows > body_len.saturating_mul(8).saturating_add(ROWS_WITHOUT_DATA) {
+        return Err(ArrowError::IpcError(format!(
+            "a record batch claims {rows} rows in a body of {body_len} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// `[{..},{..}]` -> one object per line (what the JSON decoder reads), and how many.
 fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usize, String> {
     let (mut depth, mut in_string, mut escaped, mut rows, mut closed) =
@@ -590,14 +780,14 @@ fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usiz
         match b {
             b'"' => {
                 if depth == 0 {
-                    return Err("JSON array element is not an object".into());
+                    return Err(NOT_OBJECTS.into());
                 }
                 in_string = true;
                 out.push(b);
             }
             b'{' | b'[' => {
                 if depth == 0 && b == b'[' {
-                    return Err("JSON array element is not an object".into());
+                    return Err(NOT_OBJECTS.into());
                 }
                 depth += 1;
                 out.push(b);
@@ -613,7 +803,7 @@ fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usiz
             b']' => closed = true,
             b',' if depth == 0 => {}
             c if c.is_ascii_whitespace() && depth == 0 => {}
-            _ if depth == 0 => return Err("JSON array element is not an object".into()),
+            _ if depth == 0 => return Err(NOT_OBJECTS.into()),
             _ => out.push(b),
         }
     }
@@ -629,7 +819,10 @@ fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usiz
 /// checks each view on its own, a fifth of the consumer's decode time.
 fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, ArrowError> {
     let truncated = || ArrowError::IpcError("the stream is truncated".into());
-    let data = Buffer::from_slice_ref(payload);
+    let mut copy = MutableBuffer::from_len_zeroed(payload.len());
+    copy.as_slice_mut().copy_from_slice(payload);
+    pad_buffer_lengths(copy.as_slice_mut());
+    let data: Buffer = copy.into();
     let word = |at: usize| {
         data.get(at..at + 4)
             .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
@@ -684,6 +877,7 @@ fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, Arro
             }
             (MessageHeader::RecordBatch, Some((schema, read_as))) => {
                 let fb = message.header_as_record_batch().ok_or_else(truncated)?;
+                check_buffers(fb, body_len)?;
                 let batch = RecordBatchDecoder::try_new(
                     &body,
                     fb,
@@ -693,10 +887,14 @@ fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, Arro
                 )?
                 .with_require_alignment(false)
                 .read_record_batch()?;
+                check_row_count(batch.num_rows(), body_len)?;
                 batches.push(views_as_strings(batch, schema)?);
             }
             (MessageHeader::DictionaryBatch, Some((_, read_as))) => {
                 let fb = message.header_as_dictionary_batch().ok_or_else(truncated)?;
+                if let Some(data) = fb.data() {
+                    check_buffers(data, body_len)?;
+                }
                 read_dictionary(&body, fb, read_as, &mut dictionaries, &version)?;
             }
             (MessageHeader::NONE, _) => {}
@@ -798,7 +996,10 @@ fn detect_datetimes(batch: RecordBatch) -> RecordBatch {
             let strings = col.as_string::<i32>();
             if let Some(first) = strings.iter().flatten().next() {
                 if looks_like_datetime(first) {
-                    let zoned = first.ends_with('Z') || first[19..].contains(['+', '-']);
+                    let zoned = first.ends_with('Z')
+                        || first.as_bytes()[19..]
+                            .iter()
+                            .any(|&c| c == b'+' || c == b'-');
                     let naive = DataType::Timestamp(TimeUnit::Microsecond, None);
                     let strict = CastOptions {
                         safe: false,
@@ -973,6 +1174,27 @@ mod tests {
         assert_eq!(bad[0].payload, b"\x00\x01garbage");
         let err = bad[0].clone().into_error().to_string();
         assert!(err.contains("t[0]@1"), "{err}");
+    }
+
+    #[test]
+    fn concatenated_json_objects_are_refused_not_cut() {
+        let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
+        b.push(msg(br#"{"i": 1}"#, 0, None));
+        b.push(msg(br#"{"i": 2}{"i": 3}"#, 1, None));
+        b.push(msg(b"[]", 2, None));
+        b.push(msg(br#"{"i": 4}"#, 3, None));
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+        assert_eq!(
+            out.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values(),
+            &[1, 4]
+        );
+        let bad = b.take_bad();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].offset, 1);
+        assert!(bad[0].error.contains("one object"), "{}", bad[0].error);
+        assert_eq!(b.take_positions().get(&("t".to_owned(), 0)), Some(&4));
     }
 
     #[test]

@@ -211,6 +211,17 @@ impl Encoder {
 
     /// Encodes `batch`, handing each message to `sink` in order.
     pub fn encode(&self, batch: &RecordBatch, sink: &mut Sink<'_>) -> Result<()> {
+        self.encode_from(batch, 0, sink)
+    }
+
+    /// As [`Self::encode`], for a batch whose first row is row `first_row`
+    /// of the data sent (errors name rows by that count).
+    pub fn encode_from(
+        &self,
+        batch: &RecordBatch,
+        first_row: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
         if batch.schema().fields() != self.schema.fields() {
             return Err(Error::Schema(format!(
                 "batch schema {:?} differs from the first batch's {:?}",
@@ -224,7 +235,13 @@ impl Encoder {
         let keys = self.keys(batch)?;
         let timestamps = self.timestamps_ms(batch)?;
         if self.options.format == Format::Json && self.options.rows_per_message == 1 {
-            return self.encode_json_rows(batch, keys.as_ref(), timestamps.as_deref(), sink);
+            return self.encode_json_rows(
+                batch,
+                first_row,
+                keys.as_ref(),
+                timestamps.as_deref(),
+                sink,
+            );
         }
         let plain;
         let batch = match self.options.format {
@@ -235,10 +252,16 @@ impl Encoder {
             Format::Json => batch,
         };
         match keys {
-            None => self.encode_chunks(batch, None, timestamps.as_deref(), sink),
+            None => self.encode_chunks(
+                batch,
+                RowNumbers::From(first_row),
+                None,
+                timestamps.as_deref(),
+                sink,
+            ),
             Some(keys) => {
                 for (key, rows) in group_rows(&keys) {
-                    let indices = UInt32Array::from(rows);
+                    let indices = UInt32Array::from(rows.clone());
                     let part = take_record_batch(batch, &indices)?;
                     let ts = timestamps.as_ref().map(|t| {
                         indices
@@ -247,7 +270,8 @@ impl Encoder {
                             .map(|&i| t[i as usize])
                             .collect::<Vec<_>>()
                     });
-                    self.encode_chunks(&part, key, ts.as_deref(), sink)?;
+                    let numbers = RowNumbers::Taken(first_row, &rows);
+                    self.encode_chunks(&part, numbers, key, ts.as_deref(), sink)?;
                 }
                 Ok(())
             }
@@ -292,6 +316,7 @@ impl Encoder {
     fn encode_chunks(
         &self,
         batch: &RecordBatch,
+        numbers: RowNumbers<'_>,
         key: Option<&str>,
         timestamps: Option<&[Option<i64>]>,
         sink: &mut Sink<'_>,
@@ -302,6 +327,7 @@ impl Encoder {
         };
         let chunk = Chunk {
             batch,
+            numbers,
             json: json.as_ref(),
             key: key.map(str::as_bytes),
             timestamps,
@@ -331,7 +357,7 @@ impl Encoder {
         if payload.len() > self.options.max_message_bytes {
             if len == 1 {
                 return Err(too_large(
-                    start,
+                    chunk.numbers.get(start),
                     payload.len(),
                     self.options.max_message_bytes,
                 ));
@@ -354,6 +380,7 @@ impl Encoder {
     fn encode_json_rows(
         &self,
         batch: &RecordBatch,
+        first_row: usize,
         keys: Option<&StringArray>,
         timestamps: Option<&[Option<i64>]>,
         sink: &mut Sink<'_>,
@@ -364,7 +391,11 @@ impl Encoder {
             buf.clear();
             rows.write_object(row, &mut buf);
             if buf.len() > self.options.max_message_bytes {
-                return Err(too_large(row, buf.len(), self.options.max_message_bytes));
+                return Err(too_large(
+                    first_row + row,
+                    buf.len(),
+                    self.options.max_message_bytes,
+                ));
             }
             sink(Message {
                 payload: &buf,
@@ -379,9 +410,28 @@ impl Encoder {
     }
 }
 
+/// Which row of the data sent each row of a chunk is.
+#[derive(Clone, Copy)]
+enum RowNumbers<'a> {
+    /// Consecutive rows from this one.
+    From(usize),
+    /// The rows of one key: the batch's first row, and the rows taken from it.
+    Taken(usize, &'a [u32]),
+}
+
+impl RowNumbers<'_> {
+    fn get(self, i: usize) -> usize {
+        match self {
+            RowNumbers::From(first) => first + i,
+            RowNumbers::Taken(first, rows) => first + rows[i] as usize,
+        }
+    }
+}
+
 /// What one message is cut from.
 struct Chunk<'a> {
     batch: &'a RecordBatch,
+    numbers: RowNumbers<'a>,
     json: Option<&'a JsonRows>,
     key: Option<&'a [u8]>,
     timestamps: Option<&'a [Option<i64>]>,
@@ -389,8 +439,9 @@ struct Chunk<'a> {
 
 fn too_large(row: usize, bytes: usize, limit: usize) -> Error {
     Error::Schema(format!(
-        "row {row} alone encodes to {bytes} bytes, over the {limit} bytes a message may hold: \
-         raise 'message.max.bytes' (on the producer and the topic) or drop wide columns"
+        "row {row} alone encodes to {bytes} bytes, over the {limit} bytes a message may hold \
+         (message.max.bytes less room for the key and headers): raise 'message.max.bytes' \
+         (on the producer, and max.message.bytes on the topic) or drop wide columns"
     ))
 }
 

@@ -7,6 +7,8 @@ pub mod client;
 pub mod config;
 pub mod csv_reader;
 pub mod decode;
+#[cfg(test)]
+mod decode_fuzz;
 pub mod encode;
 pub mod error;
 pub mod replay;

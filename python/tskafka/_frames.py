@@ -16,6 +16,9 @@ def as_arrow_stream(data: Any) -> Any:
     module = type(data).__module__
     if module.startswith("pandas"):
         return pa.Table.from_pandas(data, preserve_index=False)
+    if module.startswith("polars") and any(str(t) == "Null" for t in getattr(data, "dtypes", ())):
+        # Polars exports all-null columns with a buffer arrow-rs refuses; pyarrow converts them.
+        return data.to_arrow()
     if hasattr(data, "__arrow_c_stream__"):
         return data
     if isinstance(data, pa.RecordBatch):

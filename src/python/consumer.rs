@@ -34,6 +34,9 @@ struct Inner {
     /// A frame decoded before a DecodeError was raised; returned next.
     pending_frame: Option<(Frame, Positions)>,
     pending_errors: VecDeque<BadMessage>,
+    /// Positions past messages raised as DecodeError: consumed (and so
+    /// committed) only once reading goes on after the error.
+    after_error: Positions,
     /// Next offset per partition of every row handed to Python.
     handed_out: Positions,
 }
@@ -179,6 +182,9 @@ impl Consumer {
         if let Some(bad) = inner.pending_errors.pop_front() {
             return Err(bad.into_error());
         }
+        // Reading on after a DecodeError: the messages it named are consumed now.
+        let past_errors = std::mem::take(&mut inner.after_error);
+        self.hand_out(inner, past_errors);
         if let Some(pending) = inner.pending_frame.take() {
             return Ok(Some(pending));
         }
@@ -230,7 +236,7 @@ impl Consumer {
             inner.pending_errors.extend(bad);
             match frame {
                 Some(f) => inner.pending_frame = Some((f, positions)),
-                None => self.hand_out(inner, positions),
+                None => inner.after_error.extend(positions),
             }
             return Err(first.into_error());
         }
@@ -299,6 +305,7 @@ impl Consumer {
     fn unread(inner: &mut Inner, timeout: Duration) -> Result<()> {
         inner.pending_frame = None;
         inner.pending_errors.clear();
+        inner.after_error.clear();
         for ((topic, partition), offset) in inner.builder.reset() {
             inner
                 .consumer
@@ -441,6 +448,7 @@ impl Consumer {
                 builder: FrameBuilder::new(hint, metadata, json_schema),
                 pending_frame: None,
                 pending_errors: VecDeque::new(),
+                after_error: Positions::new(),
                 handed_out: Positions::new(),
             })),
             bad: Mutex::new(VecDeque::new()),

@@ -407,6 +407,12 @@ impl Producer {
                 started,
             };
             if let Err(e) = result {
+                let e = match e {
+                    Error::Schema(m) if rows_sent > 0 => Error::Schema(format!(
+                        "{m} ({rows_sent} rows before it were queued: flush() reports them)"
+                    )),
+                    e => e,
+                };
                 // Whatever was queued is still tracked: flush() reports it.
                 inner
                     .outstanding
@@ -603,7 +609,9 @@ pub(super) fn send_batch(
 ) -> Result<()> {
     // `check` reads the clock: once per one-row message it was ~2% of the send.
     let mut rows_unchecked = 0u64;
-    encoder.encode(batch, &mut |m| {
+    // Rows queued before this batch: errors number rows across the whole send.
+    let first_row = *rows_sent as usize;
+    encoder.encode_from(batch, first_row, &mut |m| {
         let rows = m.rows as u64;
         let mut record: BaseRecord<'_, [u8], [u8], Box<Ticket>> = BaseRecord::with_opaque_to(
             topic,

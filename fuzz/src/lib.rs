@@ -1,0 +1,92 @@
+//! tskafka's decoders (`src/decode.rs`, `src/csv_reader.rs`) compiled on
+//! their own for fuzzing, with a stand-in for the crate's error type.
+
+#[path = "../../src/decode.rs"]
+pub mod decode;
+
+#[path = "../../src/csv_reader.rs"]
+pub mod csv_reader;
+
+pub mod error {
+    pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum Error {
+        #[error("{0}")]
+        Config(String),
+        #[error("cannot decode message at {topic}[{partition}]@{offset}: {reason}")]
+        Decode {
+            topic: String,
+            partition: i32,
+            offset: i64,
+            reason: String,
+            payload: Vec<u8>,
+        },
+        #[error("{0}")]
+        Schema(String),
+    }
+
+    impl From<arrow::error::ArrowError> for Error {
+        fn from(err: arrow::error::ArrowError) -> Self {
+            Error::Schema(err.to_string())
+        }
+    }
+}
+
+use decode::{FormatHint, FrameBuilder, MessageRef};
+
+/// Feeds `payloads` (with an optional schema header each) through one
+/// FrameBuilder as consecutive messages and takes every frame out, as the
+/// consumer does. Panics only if the decoder does.
+pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Option<&[u8]>)]) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        // libfuzzer-sys aborts in its panic hook, before the decoder's guard
+        // could catch anything: panics unwind again, and a panic that gets
+        // out of the guard (or is not the known one) still ends the run.
+        let _ = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|info| {
+            if !info.to_string().contains(decode::KNOWN_ARROW_PANIC) {
+                eprintln!("{info}");
+            }
+        }));
+    });
+    let mut b = FrameBuilder::new(hint, metadata, None);
+    for (i, (payload, header)) in payloads.iter().enumerate() {
+        b.push(MessageRef {
+            topic: "fuzz",
+            partition: (i % 2) as i32,
+            offset: i as i64,
+            timestamp_ms: Some(i as i64),
+            key: Some(b"k"),
+            payload: Some(payload),
+            schema_header: *header,
+        });
+    }
+    while let Ok(Some(frame)) = b.take_frame() {
+        let _ = frame.concat();
+        let _ = b.take_positions();
+    }
+    for bad in b.take_bad() {
+        // The decoder's guard caught a panic: a bug, unless it is the one
+        // known in arrow that cannot be checked for beforehand.
+        if bad.error.contains(decode::DECODER_PANICKED)
+            && !bad.error.contains(decode::KNOWN_ARROW_PANIC)
+        {
+            panic!("{}", bad.error);
+        }
+    }
+}
+
+/// Splits fuzz input into messages at `\n--\n`.
+pub fn split_messages(data: &[u8]) -> Vec<&[u8]> {
+    let sep = b"\n--\n";
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Some(i) = rest.windows(sep.len()).position(|w| w == sep) {
+        out.push(&rest[..i]);
+        rest = &rest[i + sep.len()..];
+    }
+    out.push(rest);
+    out
+}
