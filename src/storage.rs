@@ -213,6 +213,16 @@ impl Storage for Corrected {
         tp: &Topition,
         batch: deflated::Batch,
     ) -> Result<i64> {
+        // Tansu stores batches for a deleted topic and acknowledges them, so a
+        // producer still holding its metadata would count lost rows delivered.
+        let metadata = self.0.metadata(Some(&[TopicId::from(tp)])).await?;
+        let exists = metadata.topics().first().is_some_and(|t| {
+            t.error_code == i16::from(ErrorCode::None)
+                && t.partitions.as_ref().is_some_and(|p| !p.is_empty())
+        });
+        if !exists {
+            return Err(tansu_storage::Error::Api(ErrorCode::UnknownTopicOrPartition));
+        }
         self.0.produce(txn, tp, batch).await
     }
     async fn offset_stage(&self, tp: &Topition) -> Result<OffsetStage> {

@@ -382,12 +382,6 @@ def test_rows_to_a_vanished_topic_are_counted_and_named():
         assert sorted(back["i"].to_list()) == list(range(100_000))
 
 
-@pytest.mark.xfail(
-    not os.environ.get("TSKAFKA_BOOTSTRAP"),
-    strict=True,
-    reason="Tansu 0.6 acknowledges produce requests for a deleted topic from a "
-    "producer that still has its metadata: the rows count as delivered but are gone",
-)
 def test_topic_deleted_mid_send_on_the_embedded_broker(bootstrap, admin, new_topic):
     topic = new_topic(3)
     producer = tk.Producer(bootstrap, {"message.timeout.ms": 3000})
