@@ -94,6 +94,7 @@ def main() -> None:
     tk_send("tskafka json", format="json")
     if not args.quick:
         tk_send("tskafka json key+ts", format="json", key="StockCode", timestamp="InvoiceDate")
+        tk_send("tskafka json schema_header", format="json", schema_header=True)
         tk_send("tskafka json 100 rows/msg", format="json", rows_per_message=100)
 
     # Peer 1: per-row json.dumps + produce (the common tutorial loop).
@@ -226,6 +227,7 @@ def main() -> None:
     peer = len(pandas_df)
     ratio("tskafka json", "confluent per-row json", "(target >= 20x)", rows_b=peer)
     ratio("confluent produce only (pre-encoded)", "confluent per-row json", "(no JSON work at all)", rows_a=peer, rows_b=peer)
+    ratio("tskafka json schema_header", "confluent per-row json", rows_b=peer)
     ratio("tskafka json", "pandas 10-row chunks json", rows_b=peer)
     ratio("tskafka json 100 rows/msg", "confluent per-row json", rows_b=peer)
     ratio("tskafka arrow", "confluent + pyarrow ipc", "(target >= 1.0x)")

@@ -4,10 +4,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings::{self as rd, rd_kafka_resp_err_t as RDKafkaRespErr};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -110,7 +113,6 @@ pub fn security_error(settings: &Settings, code: RDKafkaErrorCode, reason: &str)
 /// context. For clients nobody else polls (the admin client); a consumer
 /// with a group reads its main queue through `poll` instead.
 pub fn drain_main_queue(client: &Client<Context>) {
-    use rdkafka::bindings as rd;
     use std::ffi::CStr;
     // SAFETY: the queue handle and each event are owned here and destroyed
     // once read; librdkafka's queues are thread-safe.
@@ -147,6 +149,8 @@ pub fn drain_main_queue(client: &Client<Context>) {
 #[derive(Default)]
 pub struct Context {
     pub errors: ErrorLog,
+    /// Where a group consumer starts a partition that has no committed offset.
+    pub offset_reset: Option<Offset>,
 }
 
 impl ClientContext for Context {
@@ -157,7 +161,71 @@ impl ClientContext for Context {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for Context {}
+impl ConsumerContext for Context {
+    /// librdkafka's own assignment, except that partitions without a
+    /// committed offset are started at `offset_reset` directly: left to
+    /// librdkafka, such a reset waits a fixed 100 ms before its ListOffsets
+    /// (`rdkafka_offset.c`), most of the time to a consumer's first row.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let client = consumer.client().native_client();
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        // SAFETY: the client and list pointers are live for this callback.
+        unsafe {
+            match err {
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                    if let Some(reset) = self.offset_reset {
+                        start_uncommitted_at(consumer, tpl, reset);
+                    }
+                    if cooperative {
+                        rd::rd_kafka_incremental_assign(client.ptr(), tpl.ptr());
+                    } else {
+                        rd::rd_kafka_assign(client.ptr(), tpl.ptr());
+                    }
+                }
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if cooperative => {
+                    rd::rd_kafka_incremental_unassign(client.ptr(), tpl.ptr());
+                }
+                _ => {
+                    if cooperative {
+                        rd::rd_kafka_incremental_unassign(client.ptr(), tpl.ptr());
+                    } else {
+                        rd::rd_kafka_assign(client.ptr(), std::ptr::null());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sets `reset` on the partitions of `tpl` that have no committed offset.
+/// Left unchanged if the committed offsets cannot be read within a second:
+/// librdkafka then reads them itself.
+fn start_uncommitted_at(
+    consumer: &BaseConsumer<Context>,
+    tpl: &mut TopicPartitionList,
+    reset: Offset,
+) {
+    let Ok(committed) = consumer.committed_offsets(tpl.clone(), Duration::from_secs(1)) else {
+        return;
+    };
+    for e in committed.elements() {
+        if e.error().is_ok() && e.offset() == Offset::Invalid {
+            if let Some(mut mine) = tpl.find_partition(e.topic(), e.partition()) {
+                if mine.offset() == Offset::Invalid {
+                    let _ = mine.set_offset(reset);
+                }
+            }
+        }
+    }
+}
 
 /// Creates any librdkafka client, turning a bad property into a ConfigError.
 pub fn create<T, C>(settings: &Settings, context: C) -> Result<T>
@@ -166,6 +234,13 @@ where
     C: ClientContext,
 {
     settings.bootstrap_servers()?;
+    let mut settings = settings.clone();
+    // A client reaches the brokers named in the cluster's metadata only
+    // reconnect.backoff.ms / 2 after its bootstrap connection: librdkafka's
+    // 100 ms default added 50 ms to every new client's first request.
+    if settings.get("reconnect.backoff.max.ms").is_none() {
+        settings.default("reconnect.backoff.ms", "20");
+    }
     // librdkafka's message names the property (and value) at fault; the
     // others are listed by name only, so that a secret under a misspelt key
     // is not shown.
@@ -173,7 +248,11 @@ where
         Error::Config(format!(
             "invalid client config: {} (properties: {})",
             settings.scrub(&e.to_string()),
-            settings.iter().map(|(k, _)| k).collect::<Vec<_>>().join(", ")
+            settings
+                .iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })
 }

@@ -225,31 +225,34 @@ fn valid_messages() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     )])
     .unwrap();
     let mut out = Vec::new();
-    let mut encode = |batch: &RecordBatch, format: Format, rows_per_message: usize| {
-        let json_ok = !matches!(batch.schema().field(0).data_type(), DataType::List(_));
-        if format == Format::Json && !json_ok {
-            return;
-        }
-        let enc = Encoder::new(
-            batch.schema(),
-            EncodeOptions {
-                format,
-                rows_per_message,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let header = enc.json_schema_header().map(<[u8]>::to_vec);
-        enc.encode(batch, &mut |m| {
-            out.push((m.payload.to_vec(), header.clone()));
-            Ok(())
-        })
-        .unwrap();
-    };
+    let mut encode =
+        |batch: &RecordBatch, format: Format, rows_per_message: usize, schema_header: bool| {
+            let json_ok = !matches!(batch.schema().field(0).data_type(), DataType::List(_));
+            if format == Format::Json && !json_ok {
+                return;
+            }
+            let enc = Encoder::new(
+                batch.schema(),
+                EncodeOptions {
+                    format,
+                    rows_per_message,
+                    schema_header,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let header = enc.json_schema_header().map(<[u8]>::to_vec);
+            enc.encode(batch, &mut |m| {
+                out.push((m.payload.to_vec(), header.clone()));
+                Ok(())
+            })
+            .unwrap();
+        };
     for b in [&batch, &list] {
-        encode(b, Format::Arrow, 2);
-        encode(b, Format::Json, 1);
-        encode(b, Format::Json, 3);
+        encode(b, Format::Arrow, 2, false);
+        encode(b, Format::Json, 1, false);
+        encode(b, Format::Json, 1, true);
+        encode(b, Format::Json, 3, true);
     }
     out.push((
         br#"{"x": 1, "at": "2020-01-01T00:00:00+01:00", "n": {"a": [1]}}"#.to_vec(),

@@ -50,6 +50,8 @@ pub struct EncodeOptions {
     pub timestamp_column: Option<String>,
     /// Payloads larger than this are split (Arrow) or refused (a single row).
     pub max_message_bytes: usize,
+    /// JSON: every message carries the column types in a [`SCHEMA_HEADER`].
+    pub schema_header: bool,
 }
 
 impl Default for EncodeOptions {
@@ -60,6 +62,7 @@ impl Default for EncodeOptions {
             key_columns: Vec::new(),
             timestamp_column: None,
             max_message_bytes: 1_000_000,
+            schema_header: false,
         }
     }
 }
@@ -187,7 +190,7 @@ impl Encoder {
                     )));
                 }
             }
-            Some(schema_header(&schema))
+            options.schema_header.then(|| schema_header(&schema))
         } else {
             None
         };
@@ -200,7 +203,7 @@ impl Encoder {
         })
     }
 
-    /// The [`SCHEMA_HEADER`] value every JSON message carries.
+    /// The [`SCHEMA_HEADER`] value of every message, if asked for (JSON only).
     pub fn json_schema_header(&self) -> Option<&[u8]> {
         self.json_schema.as_deref()
     }

@@ -102,3 +102,13 @@ def read_all(consumer: tk.Consumer, rows: int, timeout: float = 20.0) -> pl.Data
             frames.append(frame)
             got += len(frame)
     return pl.concat([f if isinstance(f, pl.DataFrame) else pl.from_arrow(f) for f in frames])
+
+
+def as_plain_json(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` as tskafka reads back its plain JSON (no schema header): naive
+    datetimes, written in UTC, come back labelled UTC."""
+    return df.with_columns(
+        pl.col(name).dt.replace_time_zone("UTC")
+        for name, dtype in df.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+    )

@@ -128,7 +128,7 @@ def test_many_rows_over_message_max_bytes_are_split(bootstrap, topic, fmt):
     limit = 50_000
     df = retail_frame(3_000)
     p = tk.Producer(bootstrap, {"message.max.bytes": limit})
-    report = p.send(topic, df, format=fmt, rows_per_message=3_000)
+    report = p.send(topic, df, format=fmt, rows_per_message=3_000, schema_header=True)
     assert report.rows == 3_000
     assert report.messages > 5
     assert report.bytes / report.messages < limit

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import polars as pl
+import pytest
 from conftest import read_all, retail_frame
 
 import tskafka as tk
@@ -42,6 +43,33 @@ def test_manual_commit_resumes_after_the_last_commit(bootstrap, new_topic):
     with tk.Consumer(bootstrap, topics=[topic], group_id=group, offset="earliest", auto_commit=False) as c:
         rest = read_all(c, 100 - len(first))
     assert first["i"].to_list() + rest["i"].to_list() == list(range(100))
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_group_starts_committed_partitions_at_their_commit_and_the_rest_at_offset(
+    bootstrap, new_topic, strategy
+):
+    # A group consumer starts partitions without a committed offset at
+    # `offset=` itself (not through librdkafka's delayed reset): check both
+    # kinds of partition, under both rebalance protocols.
+    topic = new_topic(2)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    p = tk.Producer(bootstrap)
+    for part in (0, 1):
+        p.send(topic, pl.DataFrame({"i": range(part * 100, part * 100 + 10)}), rows_per_message=1, partition=part)
+    config = {"partition.assignment.strategy": strategy}
+    with tk.Consumer(bootstrap, config, partitions=[(topic, 0, 4)], group_id=group, auto_commit=False) as c:
+        assert read_all(c, 6)["i"].to_list() == list(range(4, 10))
+        c.commit()
+    for offset, expected in (("earliest", list(range(100, 110))), ("latest", [])):
+        with tk.Consumer(bootstrap, config, topics=[topic], group_id=group, offset=offset, auto_commit=False) as c:
+            if offset == "latest":
+                assert c.poll_frame(timeout=2.0) is None
+                p.send(topic, pl.DataFrame({"i": [0, 1]}), partition=0)
+                p.send(topic, pl.DataFrame({"i": [2]}), partition=1)
+                expected = [0, 1, 2]  # partition 0 from its commit (now at 10), 1 from the end
+            back = read_all(c, len(expected))
+            assert sorted(back["i"].to_list()) == expected
 
 
 def test_seek_to_offset_and_to_time(bootstrap, new_topic):

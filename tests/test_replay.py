@@ -7,7 +7,7 @@ import time
 
 import polars as pl
 import pytest
-from conftest import read_all, retail_frame
+from conftest import as_plain_json, read_all, retail_frame
 
 import tskafka as tk
 from tskafka import datasets
@@ -88,6 +88,24 @@ def test_as_fast_as_possible_delivers_every_row(bootstrap, new_topic):
     assert (
         per_message["InvoiceDate"].dt.epoch("ms") == per_message["kafka_timestamp"].dt.epoch("ms")
     ).all()
+
+
+@pytest.mark.parametrize("schema_header", [False, True])
+def test_json_replay_with_and_without_the_schema_header(bootstrap, new_topic, schema_header):
+    confluent = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    df = retail_frame(2_000)
+    report = tk.replay(df, topic, bootstrap, speed=None, format="json", schema_header=schema_header).wait()
+    assert (report.state, report.rows_delivered, report.messages) == ("done", 2_000, 2_000)
+    back = consumed(bootstrap, topic, 2_000).sort("row").drop(pl.selectors.starts_with("kafka_"))
+    assert back.equals(df if schema_header else as_plain_json(df))
+    c = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": "h", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    m = c.poll(10)
+    c.close()
+    assert m is not None and m.error() is None
+    names = [k for k, _ in m.headers() or []]
+    assert names == (["tskafka.schema"] if schema_header else [])
 
 
 def test_pause_resume_and_stop(bootstrap, new_topic):

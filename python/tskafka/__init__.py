@@ -87,6 +87,7 @@ class Producer(_Client):
         headers: Mapping[str, str | bytes] | None = None,
         format: str = "arrow",
         rows_per_message: int | None = None,
+        schema_header: bool = False,
         wait: bool = True,
         timeout: float | None = None,
     ) -> SendReport:
@@ -96,6 +97,12 @@ class Producer(_Client):
           ``rows_per_message`` rows (default 10,000; ``pyarrow.ipc.open_stream``
           reads it). ``'json'``: one JSON object per row, one row per message;
           with ``rows_per_message=N`` a message is a JSON array of up to N rows.
+        - ``schema_header=True`` (json): every message also carries the column
+          types in a ``tskafka.schema`` header, so tskafka reads back exactly
+          the dtypes sent. Off by default: a header on every message costs
+          about a third of the send rate. Without it the consumer reads
+          integers as Int64, numbers as Float64, and ISO 8601 text as
+          datetimes (UTC when zoned); ``Consumer(json_schema=...)`` pins types.
         - ``key``: column(s) whose value keys each message; rows with the same
           key go to the same partition (librdkafka's partitioner). In the arrow
           format a message holds rows of one key only.
@@ -117,6 +124,7 @@ class Producer(_Client):
             headers=native_headers(headers),
             format=format,
             rows_per_message=rows_per_message,
+            schema_header=schema_header,
             wait=wait,
             timeout=timeout,
         )

@@ -176,6 +176,7 @@ def replay(
     key: str | Sequence[str] | None = None,
     timestamp: str = "auto",
     format: str = "arrow",
+    schema_header: bool = False,
     headers: Mapping[str, str | bytes] | None = None,
     encoding: str = "auto",
     time_format: str | None = None,
@@ -211,7 +212,7 @@ def replay(
     they are older than the topic's ``retention.ms`` (the broker would
     delete them at once), in which case it stamps send times and warns.
 
-    ``key``, ``format``, ``headers`` and ``config`` are as in
+    ``key``, ``format``, ``schema_header``, ``headers`` and ``config`` are as in
     :meth:`Producer.send` and :class:`Producer` (a :class:`Config`, a dict or
     a config.ini path, whose ``[producer]`` section applies).
     """
@@ -231,6 +232,7 @@ def replay(
         key=native_key(key),
         timestamp=timestamp,
         format=format,
+        schema_header=schema_header,
         headers=native_headers(headers),
         encoding=encoding,
         time_format=time_format,

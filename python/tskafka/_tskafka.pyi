@@ -113,6 +113,7 @@ class Producer:
         headers: dict[str, bytes] | None = None,
         format: str = "arrow",
         rows_per_message: int | None = None,
+        schema_header: bool = False,
         wait: bool = True,
         timeout: float | None = None,
     ) -> SendReport: ...
@@ -204,6 +205,7 @@ class Replay:
         key: str | list[str] | None = None,
         timestamp: str = "auto",
         format: str = "arrow",
+        schema_header: bool = False,
         headers: dict[str, bytes] | None = None,
         encoding: str = "auto",
         time_format: str | None = None,

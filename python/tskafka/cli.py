@@ -115,6 +115,7 @@ def _replay(args: argparse.Namespace) -> int:
         rows_per_message=args.rows_per_message,
         key=args.key,
         format=args.format,
+        schema_header=args.schema_header,
         encoding=args.encoding,
         time_format=args.time_format,
         on_bad_rows="skip" if args.skip_bad_rows else "error",
@@ -365,6 +366,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--rows-per-message", type=int)
     rp.add_argument("--key", "-k", action="append", help="key column (repeat for several)")
     rp.add_argument("--format", choices=["arrow", "json"], default="arrow")
+    rp.add_argument("--schema-header", action="store_true",
+                    help="json: carry the column types in a tskafka.schema header on every message")
     rp.add_argument("--encoding", default="auto", help="auto, utf-8 or latin-1")
     rp.add_argument("--time-format", help="strftime format or epoch_s/epoch_ms/epoch_us/epoch_ns")
     rp.add_argument("--skip-bad-rows", action="store_true", help="skip and count rows that do not parse")

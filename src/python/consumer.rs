@@ -246,7 +246,12 @@ impl Consumer {
             if let Some(e) = poll_error {
                 return Err(e);
             }
-            if let Some(e) = inner.consumer.context().errors.security_error(started, &self.settings) {
+            if let Some(e) = inner
+                .consumer
+                .context()
+                .errors
+                .security_error(started, &self.settings)
+            {
                 return Err(e);
             }
             if let Some((code, reason)) = inner.consumer.context().errors.since(started) {
@@ -398,7 +403,10 @@ impl Consumer {
             settings.set("auto.offset.reset", reset);
         }
         if let Some(auto_commit) = auto_commit {
-            settings.set("enable.auto.commit", if auto_commit { "true" } else { "false" });
+            settings.set(
+                "enable.auto.commit",
+                if auto_commit { "true" } else { "false" },
+            );
         }
         let fetch_max = fetch_max_bytes(&settings);
         settings
@@ -435,8 +443,14 @@ impl Consumer {
         let json_schema = json_schema
             .map(|s| Schema::from_pyarrow_bound(s).map(std::sync::Arc::new))
             .transpose()?;
-        let consumer: BaseConsumer<Context> =
-            detached(py, || client::create(&settings, Context::default()))?;
+        let consumer: BaseConsumer<Context> = detached(py, || {
+            let context = Context {
+                offset_reset: parse_offset(settings.get("auto.offset.reset").unwrap_or("latest"))
+                    .ok(),
+                ..Context::default()
+            };
+            client::create(&settings, context)
+        })?;
         Ok(Self {
             auto_commit: settings.get("enable.auto.commit") == Some("true"),
             settings,

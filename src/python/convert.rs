@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, AsArray, RecordBatch, RecordBatchIterator, RecordBatchOptions, RecordBatchReader,
-    StringViewArray,
 };
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::ffi_stream::RecordBatchStreamReader;
@@ -104,7 +103,12 @@ pub fn frame_to_py(py: Python<'_>, frame: Option<Frame>) -> PyResult<Py<PyAny>> 
 /// no string is copied. Columns over 4 GiB of text stay as they are.
 pub fn with_string_views(frame: Frame) -> Result<Frame> {
     let viewable = |dt: &DataType| matches!(dt, DataType::Utf8 | DataType::LargeUtf8);
-    if !frame.schema.fields().iter().any(|f| viewable(f.data_type())) {
+    if !frame
+        .schema
+        .fields()
+        .iter()
+        .any(|f| viewable(f.data_type()))
+    {
         return Ok(frame);
     }
     let fits = |c: &ArrayRef| match c.data_type() {
@@ -129,7 +133,10 @@ pub fn with_string_views(frame: Frame) -> Result<Frame> {
             false => f.clone(),
         })
         .collect();
-    let schema = Arc::new(Schema::new_with_metadata(fields, frame.schema.metadata().clone()));
+    let schema = Arc::new(Schema::new_with_metadata(
+        fields,
+        frame.schema.metadata().clone(),
+    ));
     let batches = frame
         .batches
         .iter()
@@ -141,10 +148,10 @@ pub fn with_string_views(frame: Frame) -> Result<Frame> {
                 .map(|(col, &c)| -> ArrayRef {
                     match (c, col.data_type()) {
                         (true, DataType::Utf8) => {
-                            Arc::new(StringViewArray::from(col.as_string::<i32>()))
+                            Arc::new(crate::decode::string_views(col.as_string::<i32>()))
                         }
                         (true, DataType::LargeUtf8) => {
-                            Arc::new(StringViewArray::from(col.as_string::<i64>()))
+                            Arc::new(crate::decode::string_views(col.as_string::<i64>()))
                         }
                         _ => col.clone(),
                     }

@@ -18,10 +18,10 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 use super::convert::client_settings;
+use super::csv_file::csv_options;
 use super::producer::{max_message_bytes, message_headers, report, send_batch, Outstanding, Tally};
 use super::wait::{deadline, detached, slice, Interrupts, WAKE_EVERY};
 use crate::client::{self, Context};
-use super::csv_file::csv_options;
 use crate::csv_reader::{BadRow, CsvReader};
 use crate::encode::{EncodeOptions, Encoder, Format};
 use crate::error::{Error, Result};
@@ -230,7 +230,10 @@ impl Job {
                     }
                 }
                 Pace::EventTime { window_us, .. } => {
-                    let (_, name) = self.time.as_ref().expect("event-time pace has a time column");
+                    let (_, name) = self
+                        .time
+                        .as_ref()
+                        .expect("event-time pace has a time column");
                     let times = times.as_deref().unwrap_or_default();
                     for (start, end, t) in groups(times, window_us, name)? {
                         let offset = clock.event_offset(t);
@@ -258,7 +261,9 @@ fn run(mut job: Job, shared: Arc<Shared>) {
         std::thread::sleep(Duration::from_millis(2));
     }
     // Dropping the producer fails whatever is still queued, so it is counted.
-    let Job { producer, topic, .. } = job;
+    let Job {
+        producer, topic, ..
+    } = job;
     drop(producer);
     let outstanding = Outstanding {
         topic,
@@ -306,7 +311,8 @@ impl Replay {
     #[new]
     #[pyo3(signature = (topic, source, bootstrap_servers=None, config=None, *, time_column=None,
                         speed=Some(1.0), every=None, window=0.0, rows_per_message=None, key=None,
-                        timestamp="auto", format="arrow", headers=None, encoding="auto",
+                        timestamp="auto", format="arrow", schema_header=false, headers=None,
+                        encoding="auto",
                         time_format=None, dtypes=None, on_bad_rows="error", chunk_rows=65_536,
                         delimiter=",", timeout=30.0))]
     #[allow(clippy::too_many_arguments)]
@@ -324,6 +330,7 @@ impl Replay {
         key: Option<&Bound<'_, PyAny>>,
         timestamp: &str,
         format: &str,
+        schema_header: bool,
         headers: Option<HashMap<String, Vec<u8>>>,
         encoding: &str,
         time_format: Option<String>,
@@ -352,7 +359,10 @@ impl Replay {
             (None, None) => Pace::Fast,
             (None, Some(s)) if s.is_finite() && s > 0.0 => {
                 if !(window.is_finite() && window >= 0.0) {
-                    return Err(Error::Config(format!("window must be >= 0 seconds, got {window}")).into());
+                    return Err(Error::Config(format!(
+                        "window must be >= 0 seconds, got {window}"
+                    ))
+                    .into());
                 }
                 Pace::EventTime {
                     speed: s,
@@ -402,7 +412,9 @@ impl Replay {
                 chunk_rows,
                 delimiter,
             )?;
-            detached(py, || Ok(Source::Csv(Box::new(CsvReader::open(&path, options)?))))?
+            detached(py, || {
+                Ok(Source::Csv(Box::new(CsvReader::open(&path, options)?)))
+            })?
         } else if source.hasattr("__arrow_c_stream__")? {
             Source::Stream(RecordBatchStreamReader::from_pyarrow_bound(source)?)
         } else {
@@ -430,10 +442,12 @@ impl Replay {
                 }
                 None => None,
             };
-            let time_zone = time.as_ref().and_then(|(i, _)| match schema.field(*i).data_type() {
-                DataType::Timestamp(_, tz) => tz.as_ref().map(|t| t.to_string()),
-                _ => None,
-            });
+            let time_zone = time
+                .as_ref()
+                .and_then(|(i, _)| match schema.field(*i).data_type() {
+                    DataType::Timestamp(_, tz) => tz.as_ref().map(|t| t.to_string()),
+                    _ => None,
+                });
             let first = source.next_batch()?;
             let first_event = match (&time, &first) {
                 (Some((i, name)), Some(b)) => event_micros(b.column(*i).as_ref(), name)?
@@ -442,17 +456,20 @@ impl Replay {
                     .min(),
                 _ => None,
             };
-            let producer: ThreadedProducer<Context> = client::create(&settings, Context::default())?;
+            let producer: ThreadedProducer<Context> =
+                client::create(&settings, Context::default())?;
             let mut interrupts = Interrupts::new();
-            client::partition_counts(producer.client(), &settings, &[&topic], metadata_timeout, &mut || {
-                interrupts.check()
-            })?;
+            client::partition_counts(
+                producer.client(),
+                &settings,
+                &[&topic],
+                metadata_timeout,
+                &mut || interrupts.check(),
+            )?;
             let mut warnings = Vec::new();
             let event = match (time.is_some(), want_event) {
                 (false, Some(true)) => {
-                    return Err(Error::Config(
-                        "timestamp='event' needs time_column".into(),
-                    ))
+                    return Err(Error::Config("timestamp='event' needs time_column".into()))
                 }
                 (false, _) => false,
                 (true, Some(false)) => false,
@@ -513,6 +530,7 @@ impl Replay {
                     None
                 },
                 max_message_bytes,
+                schema_header,
             };
             let encoder = Encoder::new(schema, options)?;
             let headers = message_headers(headers.as_ref(), &encoder);
