@@ -174,7 +174,14 @@ impl Producer {
 
     /// Rows that timed out may have gone to a topic deleted meanwhile: say so
     /// (and forget its partitions, so the next send names the missing topic).
-    fn explain(&self, inner: &Inner, topic: &str, sent: Result<SendReport>) -> Result<SendReport> {
+    /// The check asks the cluster for up to 2 s, never past `deadline`.
+    fn explain(
+        &self,
+        inner: &Inner,
+        topic: &str,
+        sent: Result<SendReport>,
+        deadline: Option<Instant>,
+    ) -> Result<SendReport> {
         let Err(Error::Produce {
             message,
             rows_failed,
@@ -192,13 +199,20 @@ impl Producer {
                 rows_delivered,
             });
         }
-        let check = client::partition_counts(
-            inner.producer.client(),
-            &self.settings,
-            &[topic],
-            Duration::from_secs(2),
-            &mut || Ok(()),
+        let limit = Duration::from_secs(2).min(
+            deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now())),
         );
+        let check = if limit.is_zero() {
+            Ok(vec![])
+        } else {
+            client::partition_counts(
+                inner.producer.client(),
+                &self.settings,
+                &[topic],
+                limit,
+                &mut || Ok(()),
+            )
+        };
         let message = match check {
             Err(Error::Kafka { code, .. }) if code == "UnknownTopicOrPartition" => {
                 inner
@@ -442,6 +456,7 @@ impl Producer {
                     &inner,
                     &topic,
                     report(&outstanding, started.elapsed().as_secs_f64()),
+                    deadline,
                 )
             } else {
                 let r = report(&outstanding, started.elapsed().as_secs_f64());
@@ -533,6 +548,7 @@ impl Producer {
                 &inner,
                 &total.topic,
                 report(&total, started.elapsed().as_secs_f64()),
+                deadline,
             )
         })
     }
