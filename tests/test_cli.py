@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -90,6 +91,23 @@ def test_broker_replay_consume_across_processes(broker_process, tmp_path):
     gone = tskafka("topics", "delete", "readings", "-b", bootstrap)
     assert gone.returncode == 0, gone.stderr
     assert "readings" not in tskafka("topics", "-b", bootstrap).stdout.split()
+
+
+@pytest.mark.parametrize("flag", [[], ["--schema-header"]])
+def test_replay_json_with_and_without_the_schema_header(bootstrap, new_topic, tmp_path, flag):
+    confluent = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    source = tmp_path / "sensors.csv"
+    datasets.save(datasets.sensors(rows=20, period=1.0), str(source))
+    sent = tskafka("replay", str(source), topic, "-b", bootstrap, "--speed", "max", "--format", "json", *flag)
+    assert sent.returncode == 0, sent.stderr
+    c = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": "cli", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    m = c.poll(10)
+    c.close()
+    assert m is not None and m.error() is None
+    assert set(json.loads(m.value())) == {"timestamp", "temp1", "temp2"}
+    assert [k for k, _ in m.headers() or []] == (["tskafka.schema"] if flag else [])
 
 
 def test_clear_messages_and_exit_codes(tmp_path):
