@@ -99,8 +99,8 @@ class Producer(_Client):
           with ``rows_per_message=N`` a message is a JSON array of up to N rows.
         - ``schema_header=True`` (json): every message also carries the column
           types in a ``tskafka.schema`` header, so tskafka reads back exactly
-          the dtypes sent. Off by default: a header on every message costs
-          about a third of the send rate. Without it the consumer reads
+          the dtypes sent. Off by default: a header on every message cuts
+          the send rate to about a third. Without it the consumer reads
           integers as Int64, numbers as Float64, and ISO 8601 text as
           datetimes (UTC when zoned); ``Consumer(json_schema=...)`` pins types.
         - ``key``: column(s) whose value keys each message; rows with the same
