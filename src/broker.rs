@@ -7,7 +7,7 @@ use rama::{Context, Service};
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_broker::service::{auth, coordinator, storage as storage_routes};
 use tansu_sans_io::{Body, FetchRequest, Frame};
-use tansu_service::{FrameRouteService, TcpContext};
+use tansu_service::FrameRouteService;
 use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer, TopicId, Topition};
 use url::Url;
 
@@ -19,6 +19,22 @@ use crate::error::{Error, Result};
 pub struct EmbeddedBroker {
     runtime: Option<tokio::runtime::Runtime>,
     port: u16,
+}
+
+/// The ports of the embedded brokers serving in this process.
+static SERVING: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether every server of a `bootstrap.servers` list is an embedded broker
+/// of this process: a cluster of one broker.
+pub fn is_embedded(bootstrap_servers: &str) -> bool {
+    let serving = SERVING.lock().unwrap_or_else(|e| e.into_inner());
+    bootstrap_servers.split(',').all(|server| {
+        server
+            .trim()
+            .strip_prefix("127.0.0.1:")
+            .and_then(|port| port.parse().ok())
+            .is_some_and(|port: u16| serving.contains(&port))
+    })
 }
 
 fn free_port() -> Result<u16> {
@@ -177,8 +193,7 @@ async fn serve(port: u16, storage: Url, security: Listener) -> std::result::Resu
                     routes: routes.clone(),
                     storage: storage.clone(),
                 };
-                let context = TcpContext::default().cluster_id(Some(CLUSTER.into()));
-                tokio::spawn(security.clone().serve(stream, service, context));
+                tokio::spawn(security.clone().serve(stream, service));
             }
             _ = maintenance.tick() => {
                 let storage = storage.clone();
@@ -243,6 +258,7 @@ impl EmbeddedBroker {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        SERVING.lock().unwrap_or_else(|e| e.into_inner()).push(port);
         Ok(Self {
             runtime: Some(runtime),
             port,
@@ -261,6 +277,10 @@ impl EmbeddedBroker {
     pub fn shutdown(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
+            let mut serving = SERVING.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = serving.iter().position(|&p| p == self.port) {
+                serving.swap_remove(at);
+            }
         }
     }
 }
@@ -304,5 +324,21 @@ mod tests {
         let bytes = Frame::response(frame.header, frame.body, 18, 3).unwrap();
         // throttle_time_ms, then a zero count of top-level tagged fields
         assert_eq!(bytes[bytes.len() - 5..], [0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn only_this_process_brokers_count_as_embedded() {
+        let mut broker =
+            EmbeddedBroker::start(None, None, Listener::default(), Duration::from_secs(10))
+                .unwrap();
+        let own = broker.bootstrap_servers();
+        assert!(is_embedded(&own));
+        assert!(is_embedded(&format!("{own}, {own}")));
+        let other = format!("127.0.0.1:{}", free_port().unwrap());
+        assert!(!is_embedded(&other));
+        assert!(!is_embedded(&format!("{own},{other}")));
+        assert!(!is_embedded(&own.replace("127.0.0.1", "localhost")));
+        broker.shutdown();
+        assert!(!is_embedded(&own));
     }
 }

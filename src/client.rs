@@ -205,24 +205,45 @@ impl ConsumerContext for Context {
     }
 }
 
-/// Sets `reset` on the partitions of `tpl` that have no committed offset.
-/// Left unchanged if the committed offsets cannot be read within a second:
-/// librdkafka then reads them itself.
+/// Starts the partitions of `tpl` that have no committed offset at `reset`,
+/// resolved to an offset: left logical, librdkafka resolves each partition
+/// on its own and fetches the first one resolved alone, an empty fetch that
+/// waits out fetch.wait.max.ms when that partition is empty. Left unchanged
+/// if the committed offsets cannot be read within a second: librdkafka then
+/// reads them itself.
 fn start_uncommitted_at(
     consumer: &BaseConsumer<Context>,
     tpl: &mut TopicPartitionList,
     reset: Offset,
 ) {
+    let deadline = Instant::now() + Duration::from_secs(1);
     let Ok(committed) = consumer.committed_offsets(tpl.clone(), Duration::from_secs(1)) else {
         return;
     };
+    let mut uncommitted = TopicPartitionList::new();
     for e in committed.elements() {
-        if e.error().is_ok() && e.offset() == Offset::Invalid {
-            if let Some(mut mine) = tpl.find_partition(e.topic(), e.partition()) {
-                if mine.offset() == Offset::Invalid {
-                    let _ = mine.set_offset(reset);
-                }
-            }
+        let mine = tpl.find_partition(e.topic(), e.partition());
+        if e.error().is_ok()
+            && e.offset() == Offset::Invalid
+            && mine.is_some_and(|m| m.offset() == Offset::Invalid)
+        {
+            // A ListOffsets "timestamp" of -2 / -1 asks for the earliest / latest.
+            let _ = uncommitted.add_partition_offset(e.topic(), e.partition(), reset);
+        }
+    }
+    let resolved = consumer
+        .offsets_for_times(
+            uncommitted.clone(),
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .unwrap_or(uncommitted);
+    for e in resolved.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(n) if e.error().is_ok() && n >= 0 => Offset::Offset(n),
+            _ => reset,
+        };
+        if let Some(mut mine) = tpl.find_partition(e.topic(), e.partition()) {
+            let _ = mine.set_offset(offset);
         }
     }
 }
@@ -240,6 +261,12 @@ where
     // 100 ms default added 50 ms to every new client's first request.
     if settings.get("reconnect.backoff.max.ms").is_none() {
         settings.default("reconnect.backoff.ms", "20");
+    }
+    // With sparse connections (the default) that wait is at least 11 ms;
+    // against this process's embedded broker, a cluster of one, they spare
+    // no connection.
+    if crate::broker::is_embedded(settings.bootstrap_servers()?) {
+        settings.default("enable.sparse.connections", "false");
     }
     // librdkafka's message names the property (and value) at fault; the
     // others are listed by name only, so that a secret under a misspelt key

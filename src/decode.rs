@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::buffer::{Buffer, MutableBuffer, ScalarBuffer};
 use arrow::compute::concat_batches;
 use arrow::compute::kernels::cast::{cast, cast_with_options, CastOptions};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::ipc::convert::try_fb_to_schema;
 use arrow::ipc::reader::{read_dictionary, RecordBatchDecoder};
@@ -104,12 +104,24 @@ pub const METADATA_COLUMNS: [&str; 5] = [
     "kafka_key",
 ];
 
+/// The rows of one or more messages.
+struct Part {
+    /// With text as string views if they were wanted when it came.
+    batch: RecordBatch,
+    metas: Vec<Meta>,
+    /// The batch as decoded, if `batch` holds string views made from it.
+    plain: Option<RecordBatch>,
+}
+
 /// Collects messages and turns them into one record batch.
 pub struct FrameBuilder {
     hint: FormatHint,
     metadata: bool,
     json_schema: Option<SchemaRef>,
-    parts: Vec<(RecordBatch, Vec<Meta>)>,
+    /// Whether frames should hold text as string views (what Polars holds):
+    /// made message by message as they come, while the next ones arrive.
+    pub string_views: bool,
+    parts: Vec<Part>,
     json: Option<JsonRun>,
     bad: Vec<BadMessage>,
     rows: usize,
@@ -129,6 +141,7 @@ impl FrameBuilder {
             hint,
             metadata,
             json_schema,
+            string_views: false,
             parts: Vec::new(),
             json: None,
             bad: Vec::new(),
@@ -168,8 +181,8 @@ impl FrameBuilder {
     /// Parts from `from` on stay for the next frame: the positions handed
     /// out now stop at their first message, the rest wait for them.
     fn hold_back(&mut self, from: usize) {
-        for (_, metas) in &self.parts[from..] {
-            for m in metas {
+        for part in &self.parts[from..] {
+            for m in &part.metas {
                 let tp = (m.topic.to_string(), m.partition);
                 if let Some(next) = self.positions.remove(&tp) {
                     self.deferred.insert(tp.clone(), next);
@@ -268,7 +281,7 @@ impl FrameBuilder {
                 for b in batches {
                     let meta = self.meta(m, b.num_rows());
                     self.rows += b.num_rows();
-                    self.parts.push((b, vec![meta]));
+                    self.add_part(b, vec![meta]);
                 }
             }
             Err(e) => self.reject(m, format!("invalid Arrow IPC stream: {e}")),
@@ -353,6 +366,26 @@ impl FrameBuilder {
         Ok((Arc::new(schema), Some(take >= rows)))
     }
 
+    fn add_part(&mut self, batch: RecordBatch, metas: Vec<Meta>) {
+        let part = match self
+            .string_views
+            .then(|| batch_with_string_views(&batch))
+            .flatten()
+        {
+            Some(viewed) => Part {
+                batch: viewed,
+                metas,
+                plain: Some(batch),
+            },
+            None => Part {
+                batch,
+                metas,
+                plain: None,
+            },
+        };
+        self.parts.push(part);
+    }
+
     fn flush_json(&mut self) {
         let Some(run) = self.json.take() else { return };
         let decoded = guarded(|| {
@@ -377,7 +410,7 @@ impl FrameBuilder {
         match decoded {
             Ok(batch) => {
                 let metas = run.spans.into_iter().map(|(_, _, m)| m).collect();
-                self.parts.push((batch, metas));
+                self.add_part(batch, metas);
             }
             Err(_) if run.spans.len() > 1 => {
                 // Find the bad messages one by one; the good ones go on.
@@ -415,11 +448,16 @@ impl FrameBuilder {
             self.rows = 0;
             return Ok(None);
         }
+        let views = self.string_views;
+        let batch = |p: &Part| match &p.plain {
+            Some(plain) if !views => plain.clone(),
+            _ => p.batch.clone(),
+        };
         // Union the columns of consecutive parts; a part whose columns clash
         // (one name, two types) starts the next frame.
-        let mut merged = Schema::new(self.parts[0].0.schema().fields().clone());
+        let mut merged = Schema::new(batch(&self.parts[0]).schema().fields().clone());
         let mut take = 1;
-        for (b, _) in &self.parts[1..] {
+        for b in self.parts[1..].iter().map(batch) {
             match Schema::try_merge([merged.clone(), Schema::new(b.schema().fields().clone())]) {
                 Ok(m) => merged = m,
                 Err(_) => break,
@@ -452,13 +490,14 @@ impl FrameBuilder {
         let schema = Arc::new(Schema::new(fields));
         let rest = self.parts.split_off(take);
         let parts = std::mem::replace(&mut self.parts, rest);
-        self.rows = self.parts.iter().map(|(b, _)| b.num_rows()).sum();
+        self.rows = self.parts.iter().map(|p| p.batch.num_rows()).sum();
         let batches = parts
             .iter()
-            .map(|(b, metas)| {
-                let mut columns = align(b, &data_schema)?;
+            .map(|p| {
+                let b = batch(p);
+                let mut columns = align(&b, &data_schema)?;
                 if self.metadata {
-                    columns.extend(metadata_columns(metas));
+                    columns.extend(metadata_columns(&p.metas));
                 }
                 let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
                 Ok(RecordBatch::try_new_with_options(
@@ -860,8 +899,8 @@ fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usiz
 /// checks each view on its own, a fifth of the consumer's decode time.
 fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, ArrowError> {
     let truncated = || ArrowError::IpcError("the stream is truncated".into());
-    let mut copy = MutableBuffer::from_len_zeroed(payload.len());
-    copy.as_slice_mut().copy_from_slice(payload);
+    let mut copy = MutableBuffer::with_capacity(payload.len());
+    copy.extend_from_slice(payload);
     pad_buffer_lengths(copy.as_slice_mut());
     let data: Buffer = copy.into();
     let word = |at: usize| {
@@ -1013,6 +1052,44 @@ fn views_are_utf8(views: &BinaryViewArray) -> bool {
             }
         }
     })
+}
+
+/// `batch` with its top-level Utf8/LargeUtf8 columns as string views over
+/// the same data buffers (columns of 4 GiB of text or more stay as they
+/// are); None if no column changes.
+pub fn batch_with_string_views(batch: &RecordBatch) -> Option<RecordBatch> {
+    let mut changed = false;
+    let (fields, columns): (Vec<FieldRef>, Vec<ArrayRef>) = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| {
+            let views: Option<ArrayRef> = match c.data_type() {
+                DataType::Utf8 => Some(Arc::new(string_views(c.as_string::<i32>()))),
+                DataType::LargeUtf8 if c.as_string::<i64>().values().len() < u32::MAX as usize => {
+                    Some(Arc::new(string_views(c.as_string::<i64>())))
+                }
+                _ => None,
+            };
+            match views {
+                Some(v) => {
+                    changed = true;
+                    (
+                        Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+                        v,
+                    )
+                }
+                None => (f.clone(), c.clone()),
+            }
+        })
+        .unzip();
+    if !changed {
+        return None;
+    }
+    let schema = Schema::new_with_metadata(fields, batch.schema().metadata().clone());
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::new(schema), columns, &options).ok()
 }
 
 /// `strings` as string views over its own data buffer (under 4 GiB): what
@@ -1168,6 +1245,29 @@ mod tests {
             payload: Some(payload),
             schema_header: header,
         }
+    }
+
+    #[test]
+    fn string_views_are_made_as_messages_come_and_dropped_if_unwanted() {
+        let batch = sample();
+        let (payloads, _) = encode_with(&batch, Format::Arrow, false);
+        let read = |views_when_pushed: bool, views_when_taken: bool| {
+            let mut b = FrameBuilder::new(FormatHint::Auto, false, None);
+            b.string_views = views_when_pushed;
+            for (i, p) in payloads.iter().enumerate() {
+                b.push(msg(p, i as i64, None));
+            }
+            b.string_views = views_when_taken;
+            b.take_frame().unwrap().unwrap().concat().unwrap()
+        };
+        let viewed = read(true, true);
+        assert_eq!(viewed.schema().field(0).data_type(), &DataType::Utf8View);
+        let as_strings = cast(viewed.column(0), &DataType::Utf8).unwrap();
+        assert_eq!(as_strings.as_ref(), batch.column(0).as_ref());
+        assert_eq!(viewed.columns()[1..], batch.columns()[1..]);
+        // Views made for a frame that is then read as plain strings are dropped.
+        assert_eq!(read(true, false), batch);
+        assert_eq!(read(false, false), batch);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! tskafka's native core. The modules without pyo3 (`config`, `encode`,
-//! `decode`, `broker`, `client`) are tested by `cargo test`; `python`
+//! `decode`, `broker`, `wire`, `client`) are tested by `cargo test`; `python`
 //! holds the thin bindings.
 
 pub mod broker;
@@ -14,6 +14,7 @@ pub mod error;
 pub mod replay;
 pub mod security;
 mod storage;
+mod wire;
 
 #[cfg(feature = "python")]
 mod python;

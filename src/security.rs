@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use rama::{Context, Layer as _, Service};
+use rama::{Context, Service};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use subtle::ConstantTimeEq;
@@ -17,9 +17,6 @@ use tansu_sans_io::{
     ApiKey as _, ApiVersionsRequest, Body, ErrorCode, Frame, Header, SaslAuthenticateRequest,
     SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
-
-use tansu_service::{BytesFrameLayer, TcpBytesLayer, TcpContext};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
@@ -64,28 +61,28 @@ impl Listener {
 
     /// Serves Kafka requests on one accepted connection with `routes`,
     /// behind TLS and the SASL gate as configured, until the client hangs up.
-    pub async fn serve<S>(self, stream: TcpStream, routes: S, context: TcpContext)
+    pub async fn serve<S>(self, stream: TcpStream, routes: S)
     where
         S: Service<(), Frame, Response = Frame>,
         S::Error: ConnectionError,
     {
         match (self.tls, self.users) {
-            (None, None) => run(stream, routes, context).await,
-            (None, Some(users)) => run(stream, SaslGate::new(routes, users), context).await,
+            (None, None) => crate::wire::run(stream, routes).await,
+            (None, Some(users)) => crate::wire::run(stream, SaslGate::new(routes, users)).await,
             (Some(tls), users) => {
                 let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
                 // A failed handshake is the client's to report (wrong CA, plaintext client).
                 let Ok(Ok(stream)) = accepted else { return };
                 match users {
-                    None => run(stream, routes, context).await,
-                    Some(users) => run(stream, SaslGate::new(routes, users), context).await,
+                    None => crate::wire::run(stream, routes).await,
+                    Some(users) => crate::wire::run(stream, SaslGate::new(routes, users)).await,
                 }
             }
         }
     }
 }
 
-/// What Tansu's framing layers need of a service's error.
+/// What the broker's framing (`wire`) needs of a service's error.
 pub trait ConnectionError:
     From<tansu_service::Error>
     + From<std::io::Error>
@@ -108,18 +105,6 @@ impl<E> ConnectionError for E where
         + Sync
         + 'static
 {
-}
-
-/// Kafka framing over any byte stream, plain or TLS.
-async fn run<T, S>(stream: T, service: S, context: TcpContext)
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
-    S: Service<(), Frame, Response = Frame>,
-    S::Error: ConnectionError,
-{
-    let service = (TcpBytesLayer::default(), BytesFrameLayer::default()).into_layer(service);
-    // A client hanging up ends its connection; nothing to report.
-    let _ = service.serve(Context::with_state(context), stream).await;
 }
 
 /// A TLS server configuration from a PEM certificate (chain) and private key.

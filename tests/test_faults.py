@@ -152,6 +152,29 @@ def test_send_to_a_dead_cluster_fails_within_the_timeout():
             pytest.fail("a send to a dead cluster succeeded")
 
 
+def test_a_full_queue_to_a_dead_cluster_stops_at_the_timeout():
+    """Queueing waits for room only until the send's timeout; the rows
+    queued are then reported by flush(), the others were never sent."""
+    with MockCluster(brokers=1) as c:
+        c.create_topic("t", partitions=1)
+        producer = tk.Producer(
+            c.bootstrap_servers,
+            {"message.timeout.ms": 60_000, "queue.buffering.max.messages": 100},
+        )
+        producer.send("t", pl.DataFrame({"x": [1]}))
+        c.broker_down(1)
+        started = time.monotonic()
+        with pytest.raises(tk.TimeoutError) as info:
+            producer.send("t", pl.DataFrame({"x": range(1_000)}), format="json", timeout=2)
+        assert time.monotonic() - started < 3
+        assert "100 rows were queued (flush() reports them), the other 900 were not sent" in str(
+            info.value
+        )
+        assert producer.in_flight == 100
+        c.broker_up(1)
+        assert producer.flush(timeout=30).rows == 100
+
+
 # --- the embedded broker (Tansu) as its own process: killed, deleted topics, killed consumers
 
 

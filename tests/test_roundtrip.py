@@ -224,6 +224,22 @@ def test_wait_false_then_flush(bootstrap, topic):
     assert p.in_flight == 0
 
 
+@pytest.mark.parametrize("fmt", ["json", "arrow"])
+def test_a_full_local_queue_waits_and_delivers_every_row_in_order(bootstrap, new_topic, fmt):
+    """A local queue of 50 messages fills many times over: the send waits,
+    queues the rest, and every row arrives once, in order within its key."""
+    topic = new_topic(partitions=3)
+    p = tk.Producer(bootstrap, {"queue.buffering.max.messages": 50})
+    df = pl.DataFrame({"k": [f"key{i % 7}" for i in range(5_000)], "i": range(5_000)})
+    report = p.send(topic, df, format=fmt, key="k", rows_per_message=1 if fmt == "json" else 10)
+    assert (report.rows, report.rows_pending) == (5_000, 0)
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        back = read_all(c, 5_000)
+    assert sorted(back["i"].to_list()) == list(range(5_000))
+    for _, rows in back.group_by("k"):
+        assert rows["i"].to_list() == sorted(rows["i"].to_list())
+
+
 def test_datetimes_with_zones_and_dates(bootstrap, topic):
     df = pl.DataFrame(
         {

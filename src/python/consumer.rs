@@ -68,7 +68,7 @@ fn close_in_background(inner: Inner) -> std::sync::mpsc::Receiver<()> {
             // time; closing it first with short polls ends as soon as it is done.
             if inner.consumer.close_queue().is_ok() {
                 while !inner.consumer.closed() {
-                    let _ = inner.consumer.poll(Duration::from_millis(5));
+                    let _ = inner.consumer.poll(Duration::from_millis(1));
                 }
             }
             drop(inner);
@@ -285,6 +285,7 @@ impl Consumer {
     ) -> Result<Option<(Frame, Positions)>> {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let inner = guard.as_mut().ok_or(Error::Closed("this Consumer"))?;
+        inner.builder.string_views = false;
         self.read(inner, max_rows, Some(timeout), &mut Interrupts::off())
     }
 
@@ -530,6 +531,7 @@ impl Consumer {
         string_views: bool,
     ) -> PyResult<Py<PyAny>> {
         let frame = self.with_inner(py, |inner| {
+            inner.builder.string_views = string_views;
             let frame = self.next_frame(inner, max_rows, timeout)?;
             match frame {
                 Some(f) if string_views => with_string_views(f).map(Some),
