@@ -675,7 +675,8 @@ pub(super) fn send_batch(
                 if g.messages.len() < GATHER_MESSAGES && g.bytes.len() < GATHER_BYTES {
                     return Ok(());
                 }
-                return g.produce(producer, tally, rows_sent, check);
+                g.produce(producer, tally, rows_sent, check)?;
+                return check();
             }
             // Queued in order: what was gathered goes first.
             g.produce(producer, tally, rows_sent, check)
