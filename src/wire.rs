@@ -52,22 +52,15 @@ where
         let api_version = request.api_version()?;
         let correlation_id = request.correlation_id()?;
         let Frame { body, .. } = service.serve(Context::default(), request).await?;
-        let chunks = match body {
+        let fetch = match &body {
             Body::FetchResponse(fetch) if api_key == FetchRequest::KEY => {
-                match encode_fetch(correlation_id, api_version, &fetch) {
-                    Some(chunks) => chunks,
-                    None => vec![
-                        encode_other::<S::Error>(
-                            correlation_id,
-                            Body::FetchResponse(fetch),
-                            api_key,
-                            api_version,
-                        )
-                        .await?,
-                    ],
-                }
+                encode_fetch(correlation_id, api_version, fetch)
             }
-            body => {
+            _ => None,
+        };
+        let chunks = match fetch {
+            Some(chunks) => chunks,
+            None => {
                 vec![encode_other::<S::Error>(correlation_id, body, api_key, api_version).await?]
             }
         };
