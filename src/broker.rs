@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use rama::{Context, Service};
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_broker::service::{auth, coordinator, storage as storage_routes};
-use tansu_sans_io::{Body, FetchRequest, Frame};
+use tansu_sans_io::{Body, Frame, Header};
 use tansu_service::FrameRouteService;
-use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer, TopicId, Topition};
+use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer};
 use url::Url;
 
 use crate::security::Listener;
@@ -46,7 +46,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// In memory by default; a file path keeps topics and offsets in SQLite.
-fn storage_url(storage: Option<&str>) -> Result<Url> {
+pub(crate) fn storage_url(storage: Option<&str>) -> Result<Url> {
     let memory = || Url::parse("memory://tansu/").expect("valid url");
     match storage {
         None | Some("memory") | Some("memory://") => Ok(memory()),
@@ -75,9 +75,8 @@ const CLUSTER: &str = "tskafka";
 /// Tansu's routes with two answers changed: ApiVersions comes without its
 /// optional tagged fields (features, ZK migration), which librdkafka before
 /// 2.1, as in Debian's kcat, misreads (clients take absent fields as their
-/// defaults); and a fetch is answered at once when data is ready, where
-/// Tansu waits out `max_wait_ms` on every fetch (each 5 MiB answer cost a
-/// consumer a full wait).
+/// defaults); and fetches are answered by `fetch::answer` (at once when
+/// records are there, where Tansu's fetch slept on a timer every time).
 #[derive(Clone)]
 struct Adjusted<S> {
     routes: S,
@@ -87,20 +86,21 @@ struct Adjusted<S> {
 impl<S> Service<(), Frame> for Adjusted<S>
 where
     S: Service<(), Frame, Response = Frame>,
+    S::Error: From<tansu_storage::Error> + From<tansu_sans_io::Error>,
 {
     type Response = Frame;
     type Error = S::Error;
 
-    async fn serve(
-        &self,
-        ctx: Context<()>,
-        mut req: Frame,
-    ) -> std::result::Result<Frame, S::Error> {
-        if let Body::FetchRequest(fetch) = &mut req.body {
-            // A larger min_bytes asks to wait for more data: left to Tansu.
-            if fetch.max_wait_ms > 0 && fetch.min_bytes <= 1 && self.data_ready(fetch).await {
-                fetch.max_wait_ms = 0;
-            }
+    async fn serve(&self, ctx: Context<()>, req: Frame) -> std::result::Result<Frame, S::Error> {
+        if let Body::FetchRequest(fetch) = &req.body {
+            let answer = crate::fetch::answer(&self.storage, fetch).await?;
+            return Ok(Frame {
+                size: 0,
+                header: Header::Response {
+                    correlation_id: req.correlation_id()?,
+                },
+                body: Body::FetchResponse(answer),
+            });
         }
         let mut frame = self.routes.serve(ctx, req).await?;
         if let Body::ApiVersionsResponse(r) = &mut frame.body {
@@ -113,40 +113,11 @@ where
     }
 }
 
-impl<S> Adjusted<S> {
-    /// Whether any partition of `fetch` holds records at or after its offset.
-    async fn data_ready(&self, fetch: &FetchRequest) -> bool {
-        let committed = fetch.isolation_level == Some(1);
-        for topic in fetch.topics.iter().flatten() {
-            if topic.topic.is_none() && topic.topic_id.is_none() {
-                continue;
-            }
-            let Ok(metadata) = self.storage.metadata(Some(&[TopicId::from(topic)])).await else {
-                continue;
-            };
-            let Some(name) = metadata.topics().first().and_then(|t| t.name.clone()) else {
-                continue;
-            };
-            for p in topic.partitions.iter().flatten() {
-                let tp = Topition::new(name.clone(), p.partition);
-                if let Ok(stage) = self.storage.offset_stage(&tp).await {
-                    let end = if committed {
-                        stage.last_stable()
-                    } else {
-                        stage.high_watermark()
-                    };
-                    if p.fetch_offset < end {
-                        return true;
-                    }
-                }
-            }
-        }
-        false
-    }
-}
-
 /// Tansu's storage behind `storage`, corrected, with this broker registered.
-async fn open_storage(port: u16, storage: Url) -> std::result::Result<Corrected, String> {
+pub(crate) async fn open_storage(
+    port: u16,
+    storage: Url,
+) -> std::result::Result<Corrected, String> {
     let url = Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
     let storage = StorageContainer::builder()
         .cluster_id(CLUSTER)
@@ -157,7 +128,7 @@ async fn open_storage(port: u16, storage: Url) -> std::result::Result<Corrected,
         .build()
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let storage = Corrected(storage);
+    let storage = Corrected::new(storage);
     storage
         .register_broker(BrokerRegistrationRequest {
             broker_id: 1,
@@ -305,7 +276,7 @@ mod tests {
         let storage = rt
             .block_on(open_storage(0, storage_url(None).unwrap()))
             .unwrap();
-        let routes = FrameRouteService::<(), tansu_service::Error>::builder()
+        let routes = FrameRouteService::<(), tansu_broker::Error>::builder()
             .build()
             .unwrap();
         let req = Frame {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use arrow::array::builder::make_view;
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BinaryViewArray, GenericStringArray, Int32Array,
-    Int64Array, OffsetSizeTrait, RecordBatch, RecordBatchOptions, StringArray, StringViewArray,
-    TimestampMillisecondArray,
+    new_null_array, Array, ArrayRef, AsArray, BinaryViewArray, GenericBinaryArray,
+    GenericStringArray, Int32Array, Int64Array, OffsetSizeTrait, RecordBatch, RecordBatchOptions,
+    StringArray, StringViewArray, TimestampMillisecondArray,
 };
 use arrow::buffer::{Buffer, MutableBuffer, ScalarBuffer};
 use arrow::compute::concat_batches;
@@ -276,12 +276,13 @@ impl FrameBuilder {
     }
 
     fn push_arrow(&mut self, m: &MessageRef<'_>, payload: &[u8]) {
-        match guarded(|| read_ipc_stream(payload).map_err(|e| e.to_string())) {
+        let views = self.string_views;
+        match guarded(|| read_ipc_stream(payload, views).map_err(|e| e.to_string())) {
             Ok(batches) => {
-                for b in batches {
+                for (b, viewed) in batches {
                     let meta = self.meta(m, b.num_rows());
                     self.rows += b.num_rows();
-                    self.add_part(b, vec![meta]);
+                    self.push_part(b, viewed, vec![meta]);
                 }
             }
             Err(e) => self.reject(m, format!("invalid Arrow IPC stream: {e}")),
@@ -367,11 +368,16 @@ impl FrameBuilder {
     }
 
     fn add_part(&mut self, batch: RecordBatch, metas: Vec<Meta>) {
-        let part = match self
+        let viewed = self
             .string_views
             .then(|| batch_with_string_views(&batch))
-            .flatten()
-        {
+            .flatten();
+        self.push_part(batch, viewed, metas);
+    }
+
+    /// A part of the frame: `batch`, and the same with string views if made.
+    fn push_part(&mut self, batch: RecordBatch, viewed: Option<RecordBatch>, metas: Vec<Meta>) {
+        let part = match viewed {
             Some(viewed) => Part {
                 batch: viewed,
                 metas,
@@ -897,7 +903,12 @@ fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usiz
 /// the payload is copied once (the arrays slice that copy) and string views
 /// are read as binary views whose UTF-8 is checked buffer by buffer: arrow
 /// checks each view on its own, a fifth of the consumer's decode time.
-fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, ArrowError> {
+/// The record batches of one Arrow IPC stream, each with the same batch
+/// with string views for its text columns when `views` asks for them.
+fn read_ipc_stream(
+    payload: &[u8],
+    views: bool,
+) -> std::result::Result<Vec<(RecordBatch, Option<RecordBatch>)>, ArrowError> {
     let truncated = || ArrowError::IpcError("the stream is truncated".into());
     let mut copy = MutableBuffer::with_capacity(payload.len());
     copy.extend_from_slice(payload);
@@ -942,11 +953,15 @@ fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, Arro
                 let fields: Vec<_> = schema
                     .fields()
                     .iter()
-                    .map(|f| match f.data_type() {
-                        DataType::Utf8View => {
-                            Arc::new(f.as_ref().clone().with_data_type(DataType::BinaryView))
-                        }
-                        _ => f.clone(),
+                    .map(|f| {
+                        let read_as = match f.data_type() {
+                            DataType::Utf8View => DataType::BinaryView,
+                            // checked for UTF-8 as the string views are made
+                            DataType::Utf8 if views => DataType::Binary,
+                            DataType::LargeUtf8 if views => DataType::LargeBinary,
+                            _ => return f.clone(),
+                        };
+                        Arc::new(f.as_ref().clone().with_data_type(read_as))
                     })
                     .collect();
                 let read_as = Schema::new_with_metadata(fields, schema.metadata().clone());
@@ -968,7 +983,7 @@ fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, Arro
                 .with_require_alignment(false)
                 .read_record_batch()?;
                 check_row_count(batch.num_rows(), body_len)?;
-                batches.push(views_as_strings(batch, schema)?);
+                batches.push(text_checked(batch, schema, views)?);
             }
             (MessageHeader::DictionaryBatch, Some((_, read_as))) => {
                 let fb = message.header_as_dictionary_batch().ok_or_else(truncated)?;
@@ -996,32 +1011,123 @@ fn read_ipc_stream(payload: &[u8]) -> std::result::Result<Vec<RecordBatch>, Arro
     Ok(batches)
 }
 
-/// `batch` (string views read as binary views) with `schema`'s types back.
-fn views_as_strings(
+/// `batch`, its text read as binary, with `schema`'s types back once the
+/// text is checked to be UTF-8: plain, and with string views if `views`
+/// (made in the same pass as the check). Arrow has checked the offsets.
+fn text_checked(
     batch: RecordBatch,
     schema: &SchemaRef,
-) -> std::result::Result<RecordBatch, ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(col, f)| match f.data_type() {
-            DataType::Utf8View => {
-                let views = col.as_binary_view();
-                if !views_are_utf8(views) {
-                    return Err(ArrowError::InvalidArgumentError(format!(
-                        "column {:?} holds bytes that are not UTF-8",
-                        f.name()
-                    )));
+    views: bool,
+) -> std::result::Result<(RecordBatch, Option<RecordBatch>), ArrowError> {
+    let not_utf8 = |f: &Field| {
+        ArrowError::InvalidArgumentError(format!(
+            "column {:?} holds bytes that are not UTF-8",
+            f.name()
+        ))
+    };
+    let mut plain = Vec::with_capacity(batch.num_columns());
+    let mut viewed = Vec::with_capacity(batch.num_columns());
+    let mut view_fields = Vec::with_capacity(batch.num_columns());
+    for (col, f) in batch.columns().iter().zip(schema.fields()) {
+        let (text, views): (ArrayRef, Option<StringViewArray>) = match col.data_type() {
+            DataType::Binary if f.data_type() == &DataType::Utf8 => {
+                let (text, views) =
+                    utf8_of_binary(col.as_binary::<i32>()).ok_or_else(|| not_utf8(f))?;
+                (Arc::new(text), views)
+            }
+            DataType::LargeBinary if f.data_type() == &DataType::LargeUtf8 => {
+                let (text, views) =
+                    utf8_of_binary(col.as_binary::<i64>()).ok_or_else(|| not_utf8(f))?;
+                (Arc::new(text), views)
+            }
+            DataType::BinaryView if f.data_type() == &DataType::Utf8View => {
+                let binary = col.as_binary_view();
+                if !views_are_utf8(binary) {
+                    return Err(not_utf8(f));
                 }
                 // SAFETY: every value was just checked to be UTF-8.
-                Ok(Arc::new(unsafe { views.clone().to_string_view_unchecked() }) as ArrayRef)
+                (
+                    Arc::new(unsafe { binary.clone().to_string_view_unchecked() }),
+                    None,
+                )
             }
-            _ => Ok(col.clone()),
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+            _ => (col.clone(), None),
+        };
+        match views {
+            Some(v) => {
+                viewed.push(Arc::new(v) as ArrayRef);
+                view_fields.push(Arc::new(
+                    f.as_ref().clone().with_data_type(DataType::Utf8View),
+                ));
+            }
+            None => {
+                viewed.push(text.clone());
+                view_fields.push(f.clone());
+            }
+        }
+        plain.push(text);
+    }
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+    let plain = RecordBatch::try_new_with_options(schema.clone(), plain, &options)?;
+    if !views || view_fields.iter().zip(schema.fields()).all(|(a, b)| a == b) {
+        return Ok((plain, None));
+    }
+    let view_schema = Schema::new_with_metadata(view_fields, schema.metadata().clone());
+    let viewed = RecordBatch::try_new_with_options(Arc::new(view_schema), viewed, &options)?;
+    Ok((plain, Some(viewed)))
+}
+
+/// `binary` (offsets checked by arrow) as text, with its string views (as
+/// `string_views` makes them) when under 4 GiB; None unless its bytes are
+/// UTF-8 from the first offset to the last and every offset is on a
+/// character boundary (arrow's own check, here in the pass making views).
+fn utf8_of_binary<O: OffsetSizeTrait>(
+    binary: &GenericBinaryArray<O>,
+) -> Option<(GenericStringArray<O>, Option<StringViewArray>)> {
+    let values = binary.values();
+    let bytes = values.as_slice();
+    let offsets = binary.value_offsets();
+    let (first, last) = (offsets[0].as_usize(), offsets[offsets.len() - 1].as_usize());
+    std::str::from_utf8(&bytes[first..last]).ok()?;
+    // `at` <= `last` <= bytes.len(): arrow checked the offsets.
+    let boundary = |at: usize| at == last || (bytes[at] as i8) >= -0x40;
+    let views = if bytes.len() < u32::MAX as usize {
+        let mut ok = boundary(first);
+        let views: Vec<u128> = offsets
+            .windows(2)
+            .map(|w| {
+                let end = w[1].as_usize();
+                ok &= boundary(end);
+                view_of(bytes, w[0].as_usize(), end)
+            })
+            .collect();
+        if !ok {
+            return None;
+        }
+        // SAFETY: each view describes a range of `values` (buffer 0) from
+        // one character boundary to another of UTF-8; nulls are kept.
+        Some(unsafe {
+            StringViewArray::new_unchecked(
+                ScalarBuffer::from(views),
+                Arc::from([values.clone()]),
+                binary.nulls().cloned(),
+            )
+        })
+    } else {
+        if !offsets.iter().all(|o| boundary(o.as_usize())) {
+            return None;
+        }
+        None
+    };
+    // SAFETY: as above, every value is UTF-8.
+    let text = unsafe {
+        GenericStringArray::new_unchecked(
+            binary.offsets().clone(),
+            values.clone(),
+            binary.nulls().cloned(),
+        )
+    };
+    Some((text, views))
 }
 
 /// Whether every view (null or not, as arrow's own check) is UTF-8. A data
@@ -1102,22 +1208,7 @@ pub fn string_views<O: OffsetSizeTrait>(strings: &GenericStringArray<O>) -> Stri
     let views: Vec<u128> = strings
         .value_offsets()
         .windows(2)
-        .map(|w| {
-            let (start, end) = (w[0].as_usize(), w[1].as_usize());
-            let len = end - start;
-            if len > 12 {
-                let prefix = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap());
-                // length | prefix | buffer 0 | offset
-                (len as u128) | (prefix as u128) << 32 | (start as u128) << 96
-            } else if let Some(window) = bytes.get(start..start + 16) {
-                // length | the string inline, zero-padded
-                let raw = u128::from_le_bytes(window.try_into().unwrap());
-                let mask = (1u128 << (8 * len)) - 1;
-                (len as u128) | (raw & mask) << 32
-            } else {
-                make_view(&bytes[start..end], 0, start as u32)
-            }
-        })
+        .map(|w| view_of(bytes, w[0].as_usize(), w[1].as_usize()))
         .collect();
     // SAFETY: every view describes a range of `data` that holds valid UTF-8
     // (a string of a valid StringArray), in buffer 0; nulls are kept.
@@ -1127,6 +1218,24 @@ pub fn string_views<O: OffsetSizeTrait>(strings: &GenericStringArray<O>) -> Stri
             Arc::from([data.clone()]),
             strings.nulls().cloned(),
         )
+    }
+}
+
+/// The view of `bytes[start..end]` in buffer 0 (`start <= end <= bytes.len()`).
+#[inline]
+fn view_of(bytes: &[u8], start: usize, end: usize) -> u128 {
+    let len = end - start;
+    if len > 12 {
+        let prefix = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap());
+        // length | prefix | buffer 0 | offset
+        (len as u128) | (prefix as u128) << 32 | (start as u128) << 96
+    } else if let Some(window) = bytes.get(start..start + 16) {
+        // length | the string inline, zero-padded
+        let raw = u128::from_le_bytes(window.try_into().unwrap());
+        let mask = (1u128 << (8 * len)) - 1;
+        (len as u128) | (raw & mask) << 32
+    } else {
+        make_view(&bytes[start..end], 0, start as u32)
     }
 }
 
@@ -1563,7 +1672,9 @@ mod tests {
             .unwrap()
         };
         let stream = ipc(&[batch(0), batch(5)]);
-        let ours = read_ipc_stream(&stream).unwrap();
+        let read = |stream: &[u8]| read_ipc_stream(stream, false).map(plain);
+        let ours = read(&stream).unwrap();
+        assert_eq!(read_ipc_stream(&stream, true).map(plain).unwrap(), ours);
         let theirs: Vec<_> =
             arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&stream), None)
                 .unwrap()
@@ -1572,9 +1683,71 @@ mod tests {
         assert_eq!(ours, theirs);
         assert_eq!(ours, vec![batch(0), batch(5)]);
         // no end-of-stream marker
-        assert_eq!(read_ipc_stream(&stream[..stream.len() - 8]).unwrap(), ours);
+        assert_eq!(read(&stream[..stream.len() - 8]).unwrap(), ours);
         for cut in [0, 5, 100, stream.len() / 2] {
-            assert!(read_ipc_stream(&stream[..cut]).is_err(), "{cut}");
+            assert!(read(&stream[..cut]).is_err(), "{cut}");
+        }
+    }
+
+    fn plain(batches: Vec<(RecordBatch, Option<RecordBatch>)>) -> Vec<RecordBatch> {
+        batches.into_iter().map(|(b, _)| b).collect()
+    }
+
+    /// Text a writer may send: checked alike whether string views are made
+    /// as it is read (arrow's checks skipped, done in the same pass) or not.
+    #[test]
+    fn text_is_checked_alike_with_and_without_string_views() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let stream = |offsets: Vec<i32>, values: &[u8]| {
+            let rows = offsets.len() - 1;
+            // SAFETY: only written, never read: the IPC writer copies bytes.
+            let strings = unsafe {
+                StringArray::new_unchecked(
+                    arrow::buffer::OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                    Buffer::from(values.to_vec()),
+                    None,
+                )
+            };
+            let n = Int64Array::from_iter_values(0..rows as i64);
+            ipc(&[
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(strings), Arc::new(n)]).unwrap(),
+            ])
+        };
+        let read = |s: &[u8], views: bool| read_ipc_stream(s, views);
+        let long = "Ünïcode text well past twelve bytes";
+        let good = [
+            stream(vec![0, 1, 1, 3], "aéb".as_bytes()[..3].as_ref()),
+            stream(
+                vec![0, long.len() as i32, 2 * long.len() as i32],
+                format!("{long}{long}").as_bytes(),
+            ),
+            stream(vec![0], b""),
+        ];
+        for s in &good {
+            let plain = read(s, false).unwrap();
+            let viewed = read(s, true).unwrap();
+            assert_eq!(plain[0].0, viewed[0].0);
+            let views = viewed[0].1.as_ref().unwrap();
+            assert_eq!(views.column(0).data_type(), &DataType::Utf8View);
+            assert_eq!(
+                &cast(views.column(0), &DataType::Utf8).unwrap(),
+                plain[0].0.column(0)
+            );
+        }
+        let bad = [
+            stream(vec![0, 2, 4], &[b'a', 0xff, b'c', b'd']), // not UTF-8
+            stream(vec![0, 1, 3], "éa".as_bytes()),           // cuts a character
+            stream(vec![0, 3, 2, 4], b"abcd"),                // decreasing
+            stream(vec![0, 9, 4], b"abcd"),                   // past the text
+            stream(vec![0, 20, 4], long.as_bytes()),          // past the text, long
+        ];
+        for (i, s) in bad.iter().enumerate() {
+            assert!(read(s, false).is_err(), "{i} without views");
+            let e = read(s, true).unwrap_err().to_string().to_lowercase();
+            assert!(e.contains("utf") || e.contains("offset"), "{i}: {e}");
         }
     }
 
@@ -1583,7 +1756,12 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, true)]));
         let read = |a: arrow::array::StringViewArray| {
             let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(a)]).unwrap();
-            read_ipc_stream(&ipc(&[b]))
+            let stream = ipc(&[b]);
+            let without = read_ipc_stream(&stream, false).map(plain);
+            let with = read_ipc_stream(&stream, true).map(plain);
+            assert_eq!(without.as_ref().ok(), with.as_ref().ok());
+            assert_eq!(without.is_ok(), with.is_ok());
+            without
         };
         let long = "a long enough value ü";
         // UTF-8 buffers, views on boundaries

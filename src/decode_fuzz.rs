@@ -27,6 +27,8 @@ const SLOW: Duration = Duration::from_secs(10);
 /// errors of the messages it refused.
 fn decode(hint: FormatHint, metadata: bool, messages: &[(&[u8], Option<&[u8]>)]) -> Vec<String> {
     let mut b = FrameBuilder::new(hint, metadata, None);
+    // Half the inputs as a Polars consumer reads them (text as string views).
+    b.string_views = metadata;
     for (i, (payload, header)) in messages.iter().enumerate() {
         b.push(MessageRef {
             topic: "fuzz",

@@ -13,6 +13,7 @@ pub mod encode;
 pub mod error;
 pub mod replay;
 pub mod security;
+mod fetch;
 mod storage;
 mod wire;
 

@@ -7,9 +7,11 @@
 //!   records' timestamps (Tansu used the last batch's base offset and the
 //!   time the batch was stored).
 //!
-//! Everything else is delegated unchanged.
+//! Everything else is delegated unchanged. Fetches waiting for records
+//! are woken by `produced` when a produce or a transaction's end stores some.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -35,13 +37,23 @@ use tansu_storage::{
     StorageContainer, TopicId, Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse,
     TxnOffsetCommitRequest, UpdateError, Version,
 };
+use tokio::sync::Notify;
 use url::Url;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
-pub struct Corrected(pub StorageContainer);
+pub struct Corrected(pub StorageContainer, Arc<Notify>);
 
 impl Corrected {
+    pub fn new(storage: StorageContainer) -> Self {
+        Self(storage, Arc::default())
+    }
+
+    /// Notified when records are stored or a transaction ends.
+    pub fn produced(&self) -> &Notify {
+        &self.1
+    }
+
     /// The first batch at or after `offset` (Tansu's own fetch order).
     async fn first_from(
         &self,
@@ -223,7 +235,9 @@ impl Storage for Corrected {
         if !exists {
             return Err(tansu_storage::Error::Api(ErrorCode::UnknownTopicOrPartition));
         }
-        self.0.produce(txn, tp, batch).await
+        let offset = self.0.produce(txn, tp, batch).await?;
+        self.1.notify_waiters();
+        Ok(offset)
     }
     async fn offset_stage(&self, tp: &Topition) -> Result<OffsetStage> {
         self.0.offset_stage(tp).await
@@ -364,9 +378,12 @@ impl Storage for Corrected {
         producer_epoch: i16,
         committed: bool,
     ) -> Result<ErrorCode> {
-        self.0
+        let code = self
+            .0
             .txn_end(transaction_id, producer_id, producer_epoch, committed)
-            .await
+            .await?;
+        self.1.notify_waiters();
+        Ok(code)
     }
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         self.0.maintain(now).await

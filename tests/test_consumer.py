@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import polars as pl
@@ -28,6 +29,21 @@ def test_latest_skips_what_was_there(bootstrap, new_topic):
         assert c.poll_frame(timeout=1.0) is None
         p.send(topic, pl.DataFrame({"i": [3]}))
         assert read_all(c, 1)["i"].to_list() == [3]
+
+
+def test_a_waiting_fetch_is_answered_when_a_row_arrives(bootstrap, new_topic):
+    """A fetch waiting at the broker for records returns when they come, not
+    at the end of fetch.wait.max.ms."""
+    topic = new_topic(1)
+    with tk.Consumer(bootstrap, {"fetch.wait.max.ms": 10_000}, partitions=[(topic, 0)],
+                     offset="latest") as c:
+        assert c.poll_frame(timeout=0.5) is None  # its fetch now waits at the broker
+        sent = time.monotonic()
+        tk.Producer(bootstrap).send(topic, pl.DataFrame({"i": [7]}))
+        frame = c.poll_frame(timeout=9)
+        waited = time.monotonic() - sent
+    assert frame is not None and frame["i"].to_list() == [7]
+    assert waited < 2.5, f"the row came {waited:.1f} s after it was sent"
 
 
 def test_manual_commit_resumes_after_the_last_commit(bootstrap, new_topic):

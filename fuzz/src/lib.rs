@@ -52,6 +52,8 @@ pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Opt
         }));
     });
     let mut b = FrameBuilder::new(hint, metadata, None);
+    // Half the inputs as a Polars consumer reads them (text as string views).
+    b.string_views = metadata;
     for (i, (payload, header)) in payloads.iter().enumerate() {
         b.push(MessageRef {
             topic: "fuzz",
