@@ -37,6 +37,38 @@ def produce(p, topic: str, payload: bytes) -> None:
     p.poll(0)
 
 
+def read_tskafka(bootstrap: str, topic: str, n: int) -> None:
+    """Reads `n` rows of `topic` into Polars, as one frame where it can."""
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        got = 0
+        while got < n:
+            # Like the peer, ask for what is left: a frame then ends
+            # at the last row instead of after a quiet spell.
+            f = c.poll_frame(max_rows=n - got, timeout=10)
+            assert f is not None, f"stalled at {got}"
+            got += f.height
+
+
+def read_confluent(bootstrap: str, topic: str, n: int) -> None:
+    """confluent-kafka + pyarrow.ipc: `n` rows of Arrow IPC messages into one Table."""
+    import confluent_kafka as ck
+
+    # The same fetch settings tskafka uses by default.
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                     "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
+                     "max.partition.fetch.bytes": 16 << 20, "fetch.max.bytes": 4 << 20})
+    c.subscribe([topic])
+    tables, got = [], 0
+    while got < n:
+        # consume() waits out its timeout unless it gets all it asked for.
+        for m in c.consume(min(1000, max(1, (n - got) // 5_000)), timeout=10):
+            t = pyarrow.ipc.open_stream(m.value()).read_all()
+            tables.append(t)
+            got += t.num_rows
+    pa.concat_tables(tables).combine_chunks()
+    c.close()
+
+
 def median_rate(rows: int, run: Callable[[], None], repeat: int) -> tuple[float, float]:
     """rows/s of the median wall time, and the median CPU seconds per run."""
     times, cpu = [], []
@@ -156,34 +188,10 @@ def main() -> None:
 
     # Consuming.
     def tk_read(topic: str) -> Callable[[], None]:
-        def run() -> None:
-            with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
-                got = 0
-                while got < n:
-                    # Like the peer, ask for what is left: a frame then ends
-                    # at the last row instead of after a quiet spell.
-                    f = c.poll_frame(max_rows=n - got, timeout=10)
-                    assert f is not None, f"stalled at {got}"
-                    got += f.height
-        return run
+        return lambda: read_tskafka(bootstrap, topic, n)
 
     def ck_read(topic: str) -> Callable[[], None]:
-        def run() -> None:
-            # The same fetch settings tskafka uses by default.
-            c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                             "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
-                             "max.partition.fetch.bytes": 16 << 20, "fetch.max.bytes": 4 << 20})
-            c.subscribe([topic])
-            tables, got = [], 0
-            while got < n:
-                # consume() waits out its timeout unless it gets all it asked for.
-                for m in c.consume(min(1000, max(1, (n - got) // 5_000)), timeout=10):
-                    t = pyarrow.ipc.open_stream(m.value()).read_all()
-                    tables.append(t)
-                    got += t.num_rows
-            pa.concat_tables(tables).combine_chunks()
-            c.close()
-        return run
+        return lambda: read_confluent(bootstrap, topic, n)
 
     # The two Arrow reads take turns (A B, B A, ...): whichever runs right
     # after a large allocation pays for fresh memory, so neither always does.

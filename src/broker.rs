@@ -119,6 +119,7 @@ pub(crate) async fn open_storage(
     storage: Url,
 ) -> std::result::Result<Corrected, String> {
     let url = Url::parse(&format!("tcp://127.0.0.1:{port}")).expect("valid url");
+    let in_memory = storage.scheme() == "memory";
     let storage = StorageContainer::builder()
         .cluster_id(CLUSTER)
         .node_id(1)
@@ -128,7 +129,7 @@ pub(crate) async fn open_storage(
         .build()
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let storage = Corrected::new(storage);
+    let storage = Corrected::new(storage, in_memory);
     storage
         .register_broker(BrokerRegistrationRequest {
             broker_id: 1,

@@ -899,12 +899,12 @@ fn array_to_lines(payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<usiz
     Ok(rows)
 }
 
-/// The record batches of one Arrow IPC stream. As arrow's StreamReader, but
-/// the payload is copied once (the arrays slice that copy) and string views
-/// are read as binary views whose UTF-8 is checked buffer by buffer: arrow
-/// checks each view on its own, a fifth of the consumer's decode time.
 /// The record batches of one Arrow IPC stream, each with the same batch
-/// with string views for its text columns when `views` asks for them.
+/// with string views for its text columns when `views` asks for them. As
+/// arrow's StreamReader, but the payload is copied once (the arrays slice
+/// that copy) and text is read as binary, its UTF-8 checked here: string
+/// views buffer by buffer (arrow checks each view on its own, a fifth of
+/// the consumer's decode time), plain strings in the pass making views.
 fn read_ipc_stream(
     payload: &[u8],
     views: bool,
@@ -1694,7 +1694,7 @@ mod tests {
     }
 
     /// Text a writer may send: checked alike whether string views are made
-    /// as it is read (arrow's checks skipped, done in the same pass) or not.
+    /// as it is read (UTF-8 checked in the pass making them) or not (arrow).
     #[test]
     fn text_is_checked_alike_with_and_without_string_views() {
         let schema = Arc::new(Schema::new(vec![

@@ -190,26 +190,42 @@ mod tests {
     use tansu_sans_io::create_topics_request::CreatableTopic;
     use tansu_sans_io::record::{inflated, Record};
 
-    async fn storage() -> Corrected {
-        let url = crate::broker::storage_url(None).unwrap();
-        let storage = crate::broker::open_storage(0, url).await.unwrap();
-        let topic = CreatableTopic::default()
+    /// Topic "t", two partitions.
+    fn topic() -> CreatableTopic {
+        CreatableTopic::default()
             .name("t".into())
             .num_partitions(2)
             .replication_factor(1)
             .assignments(Some([].into()))
-            .configs(Some([].into()));
-        storage.create_topic(topic, false).await.unwrap();
+            .configs(Some([].into()))
+    }
+
+    async fn storage() -> Corrected {
+        let url = crate::broker::storage_url(None).unwrap();
+        let storage = crate::broker::open_storage(0, url).await.unwrap();
+        storage.create_topic(topic(), false).await.unwrap();
         storage
     }
 
     /// A batch of one record of `len` bytes; returns its size in an answer.
     async fn produce(storage: &Corrected, partition: i32, len: usize) -> u64 {
-        let batch: Batch = inflated::Batch::builder()
-            .record(Record::builder().value(Some(Bytes::from(vec![b'x'; len]))))
-            .build()
-            .and_then(TryInto::try_into)
-            .unwrap();
+        produce_records(storage, partition, 1, len, b'x').await
+    }
+
+    /// A batch of `records` records of `len` bytes of `byte`.
+    async fn produce_records(
+        storage: &Corrected,
+        partition: i32,
+        records: i32,
+        len: usize,
+        byte: u8,
+    ) -> u64 {
+        let mut builder = inflated::Batch::builder().last_offset_delta(records - 1);
+        for i in 0..records {
+            let value = Bytes::from(vec![byte; len]);
+            builder = builder.record(Record::builder().offset_delta(i).value(Some(value)));
+        }
+        let batch: Batch = builder.build().and_then(TryInto::try_into).unwrap();
         let size = batch.record_data.len() as u64;
         storage
             .produce(None, &Topition::new("t", partition), batch)
@@ -309,6 +325,65 @@ mod tests {
             .expect("woken by the produce")
             .unwrap();
         assert_eq!(shape(&r), [(0, 0), (1, 1)]);
+    }
+
+    /// Tansu's own answer (corrected), without the kept batches.
+    async fn stored(storage: &Corrected, offset: i64, max_bytes: u32) -> Vec<Batch> {
+        let tp = Topition::new("t", 0);
+        let iso = IsolationLevel::ReadUncommitted;
+        storage
+            .fetch_stored(&tp, offset, 0, max_bytes, iso)
+            .await
+            .unwrap()
+    }
+
+    async fn kept(storage: &Corrected, offset: i64, max_bytes: u32) -> Vec<Batch> {
+        let tp = Topition::new("t", 0);
+        let iso = IsolationLevel::ReadUncommitted;
+        storage.fetch(&tp, offset, 0, max_bytes, iso).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn kept_batches_answer_as_the_stored_ones() {
+        let storage = storage().await;
+        let mut size = 0;
+        for records in [1, 3, 2, 1, 4] {
+            size = produce_records(&storage, 0, records, 100, b'a').await;
+        }
+        let check = |offsets: std::ops::Range<i64>| {
+            let storage = storage.clone();
+            async move {
+                for offset in offsets {
+                    for max in [0, 1, size as u32, 3 * size as u32, 1 << 20] {
+                        let want = stored(&storage, offset, max).await;
+                        // Read twice: the first keeps what it reads, the second uses it.
+                        assert_eq!(kept(&storage, offset, max).await, want, "{offset} {max}");
+                        assert_eq!(kept(&storage, offset, max).await, want, "{offset} {max}");
+                    }
+                }
+            }
+        };
+        check(0..12).await;
+        // Batches stored after some were kept.
+        produce_records(&storage, 0, 2, 100, b'b').await;
+        check(0..14).await;
+    }
+
+    #[tokio::test]
+    async fn a_topic_made_again_is_not_answered_from_kept_batches() {
+        let storage = storage().await;
+        produce_records(&storage, 0, 2, 10, b'a').await;
+        assert_eq!(kept(&storage, 0, 1 << 20).await.len(), 1);
+        storage
+            .delete_topic(&TopicId::Name("t".into()))
+            .await
+            .unwrap();
+        storage.create_topic(topic(), false).await.unwrap();
+        produce_records(&storage, 0, 2, 10, b'b').await;
+        let batches = kept(&storage, 0, 1 << 20).await;
+        assert_eq!(batches, stored(&storage, 0, 1 << 20).await);
+        let inflated = inflated::Batch::try_from(batches[0].clone()).unwrap();
+        assert_eq!(inflated.records[0].value.as_deref(), Some(&[b'b'; 10][..]));
     }
 
     #[tokio::test]

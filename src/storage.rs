@@ -9,9 +9,12 @@
 //!
 //! Everything else is delegated unchanged. Fetches waiting for records
 //! are woken by `produced` when a produce or a transaction's end stores some.
+//! In memory, batches once read are kept (`Batches`): a stored batch never
+//! changes, and Tansu lists, reads and CRC-checks every batch it returns on
+//! every fetch.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -42,16 +45,115 @@ use url::Url;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
-pub struct Corrected(pub StorageContainer, Arc<Notify>);
+pub struct Corrected {
+    storage: StorageContainer,
+    produced: Arc<Notify>,
+    /// None when stored elsewhere than in memory: kept batches would then
+    /// be a second copy.
+    batches: Option<Arc<Mutex<Batches>>>,
+}
+
+/// Record batches Tansu returned, by partition and base offset, valid
+/// until records can go (a topic or records deleted, retention): then all
+/// are dropped and `generation` moves on, so that a fetch under way when
+/// that happened does not keep what it read.
+#[derive(Debug, Default)]
+struct Batches {
+    generation: u64,
+    kept: HashMap<Topition, BTreeMap<i64, deflated::Batch>>,
+}
+
+impl Batches {
+    /// The kept batches from the one holding `offset` on, while each
+    /// follows the last and starts before `end`; up to and including the
+    /// first that takes the total past `max_bytes` (as Tansu counts).
+    /// With the offset after them and whether the limit was reached.
+    fn run(
+        &self,
+        tp: &Topition,
+        offset: i64,
+        end: i64,
+        max_bytes: u32,
+    ) -> (Vec<deflated::Batch>, i64, bool) {
+        let mut out = Vec::new();
+        let mut next = offset;
+        let Some(kept) = self.kept.get(tp) else {
+            return (out, next, false);
+        };
+        let Some((&first, _)) = kept.range(..=offset).next_back() else {
+            return (out, next, false);
+        };
+        let mut left = u64::from(max_bytes);
+        for (&base, batch) in kept.range(first..) {
+            let last = base + i64::from(batch.last_offset_delta);
+            if base >= end || (base != first && base != next) || last < offset {
+                break;
+            }
+            out.push(batch.clone());
+            next = last + 1;
+            let size = stored_size(batch);
+            if size > left {
+                return (out, next, true);
+            }
+            left -= size;
+        }
+        (out, next, false)
+    }
+}
+
+/// A batch's size as Tansu stores it and counts it against a fetch's limit.
+fn stored_size(batch: &deflated::Batch) -> u64 {
+    12 + batch.batch_length.max(0) as u64
+}
 
 impl Corrected {
-    pub fn new(storage: StorageContainer) -> Self {
-        Self(storage, Arc::default())
+    pub fn new(storage: StorageContainer, in_memory: bool) -> Self {
+        Self {
+            storage,
+            produced: Arc::default(),
+            batches: in_memory.then(Arc::default),
+        }
     }
 
     /// Notified when records are stored or a transaction ends.
     pub fn produced(&self) -> &Notify {
-        &self.1
+        &self.produced
+    }
+
+    /// Drops every kept batch; after records may have gone.
+    fn forget_batches(&self) {
+        if let Some(batches) = &self.batches {
+            let mut b = batches.lock().unwrap_or_else(|e| e.into_inner());
+            b.generation += 1;
+            b.kept.clear();
+        }
+    }
+
+    /// Tansu's fetch, corrected to start at the batch holding `offset`.
+    pub(crate) async fn fetch_stored(
+        &self,
+        topition: &Topition,
+        offset: i64,
+        min_bytes: u32,
+        max_bytes: u32,
+        isolation: IsolationLevel,
+    ) -> Result<Vec<deflated::Batch>> {
+        let batches = self
+            .storage
+            .fetch(topition, offset, min_bytes, max_bytes, isolation)
+            .await?;
+        if batches.first().is_some_and(|b| b.base_offset == offset) {
+            return Ok(batches);
+        }
+        let start = self
+            .batch_start(topition, offset, isolation, batches.first())
+            .await?;
+        if start == offset {
+            return Ok(batches);
+        }
+        self.storage
+            .fetch(topition, start, min_bytes, max_bytes, isolation)
+            .await
     }
 
     /// The first batch at or after `offset` (Tansu's own fetch order).
@@ -62,7 +164,7 @@ impl Corrected {
         iso: IsolationLevel,
     ) -> Result<Option<deflated::Batch>> {
         Ok(self
-            .0
+            .storage
             .fetch(tp, offset, 0, 1, iso)
             .await?
             .into_iter()
@@ -81,7 +183,7 @@ impl Corrected {
         if first.is_some_and(|b| b.base_offset <= offset) {
             return Ok(offset);
         }
-        let stage = self.0.offset_stage(tp).await?;
+        let stage = self.storage.offset_stage(tp).await?;
         if offset >= stage.high_watermark() || offset < stage.log_start() {
             return Ok(offset);
         }
@@ -103,11 +205,11 @@ impl Corrected {
 
     /// The first offset whose record timestamp is >= `at_ms`, and that timestamp.
     async fn offset_for_time(&self, tp: &Topition, at_ms: i64) -> Result<Option<(i64, i64)>> {
-        let stage = self.0.offset_stage(tp).await?;
+        let stage = self.storage.offset_stage(tp).await?;
         let mut next = stage.log_start();
         while next < stage.high_watermark() {
             let batches = self
-                .0
+                .storage
                 .fetch(tp, next, 0, 4 << 20, IsolationLevel::ReadUncommitted)
                 .await?;
             let Some(last) = batches.last() else { break };
@@ -140,22 +242,39 @@ impl Storage for Corrected {
         max_bytes: u32,
         isolation: IsolationLevel,
     ) -> Result<Vec<deflated::Batch>> {
-        let batches = self
-            .0
-            .fetch(topition, offset, min_bytes, max_bytes, isolation)
-            .await?;
-        if batches.first().is_some_and(|b| b.base_offset == offset) {
+        let Some(kept) = &self.batches else {
+            return self
+                .fetch_stored(topition, offset, min_bytes, max_bytes, isolation)
+                .await;
+        };
+        let stage = self.storage.offset_stage(topition).await?;
+        let end = if isolation == IsolationLevel::ReadCommitted {
+            stage.last_stable()
+        } else {
+            stage.high_watermark()
+        };
+        let (generation, mut batches, next, full) = {
+            let kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            let (batches, next, full) = kept.run(topition, offset, end, max_bytes);
+            (kept.generation, batches, next, full)
+        };
+        if full || next >= end {
             return Ok(batches);
         }
-        let start = self
-            .batch_start(topition, offset, isolation, batches.first())
+        let taken: u64 = batches.iter().map(stored_size).sum();
+        let left = u64::from(max_bytes).saturating_sub(taken) as u32;
+        let read = self
+            .fetch_stored(topition, next, min_bytes, left, isolation)
             .await?;
-        if start == offset {
-            return Ok(batches);
+        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.generation == generation {
+            let partition = kept.kept.entry(topition.clone()).or_default();
+            for b in &read {
+                partition.insert(b.base_offset, b.clone());
+            }
         }
-        self.0
-            .fetch(topition, start, min_bytes, max_bytes, isolation)
-            .await
+        batches.extend(read);
+        Ok(batches)
     }
 
     async fn list_offsets(
@@ -165,7 +284,7 @@ impl Storage for Corrected {
     ) -> Result<Vec<(Topition, ListOffsetResponse)>> {
         let mut out = Vec::with_capacity(offsets.len());
         for (tp, request) in offsets {
-            let stage: OffsetStage = self.0.offset_stage(tp).await?;
+            let stage: OffsetStage = self.storage.offset_stage(tp).await?;
             let (offset, timestamp) = match request {
                 ListOffset::Earliest => (stage.log_start(), None),
                 ListOffset::Latest => (
@@ -196,28 +315,32 @@ impl Storage for Corrected {
     }
 
     async fn register_broker(&self, r: BrokerRegistrationRequest) -> Result<()> {
-        self.0.register_broker(r).await
+        self.storage.register_broker(r).await
     }
     async fn create_topic(&self, topic: CreatableTopic, validate_only: bool) -> Result<Uuid> {
-        self.0.create_topic(topic, validate_only).await
+        self.storage.create_topic(topic, validate_only).await
     }
     async fn incremental_alter_resource(
         &self,
         r: AlterConfigsResource,
     ) -> Result<AlterConfigsResourceResponse> {
-        self.0.incremental_alter_resource(r).await
+        self.storage.incremental_alter_resource(r).await
     }
     async fn delete_records(
         &self,
         topics: &[DeleteRecordsTopic],
     ) -> Result<Vec<DeleteRecordsTopicResult>> {
-        self.0.delete_records(topics).await
+        let deleted = self.storage.delete_records(topics).await;
+        self.forget_batches();
+        deleted
     }
     async fn delete_topic(&self, topic: &TopicId) -> Result<ErrorCode> {
-        self.0.delete_topic(topic).await
+        let deleted = self.storage.delete_topic(topic).await;
+        self.forget_batches();
+        deleted
     }
     async fn brokers(&self) -> Result<Vec<DescribeClusterBroker>> {
-        self.0.brokers().await
+        self.storage.brokers().await
     }
     async fn produce(
         &self,
@@ -227,20 +350,22 @@ impl Storage for Corrected {
     ) -> Result<i64> {
         // Tansu stores batches for a deleted topic and acknowledges them, so a
         // producer still holding its metadata would count lost rows delivered.
-        let metadata = self.0.metadata(Some(&[TopicId::from(tp)])).await?;
+        let metadata = self.storage.metadata(Some(&[TopicId::from(tp)])).await?;
         let exists = metadata.topics().first().is_some_and(|t| {
             t.error_code == i16::from(ErrorCode::None)
                 && t.partitions.as_ref().is_some_and(|p| !p.is_empty())
         });
         if !exists {
-            return Err(tansu_storage::Error::Api(ErrorCode::UnknownTopicOrPartition));
+            return Err(tansu_storage::Error::Api(
+                ErrorCode::UnknownTopicOrPartition,
+            ));
         }
-        let offset = self.0.produce(txn, tp, batch).await?;
-        self.1.notify_waiters();
+        let offset = self.storage.produce(txn, tp, batch).await?;
+        self.produced.notify_waiters();
         Ok(offset)
     }
     async fn offset_stage(&self, tp: &Topition) -> Result<OffsetStage> {
-        self.0.offset_stage(tp).await
+        self.storage.offset_stage(tp).await
     }
     async fn offset_commit(
         &self,
@@ -248,7 +373,9 @@ impl Storage for Corrected {
         retention: Option<Duration>,
         offsets: &[(Topition, OffsetCommitRequest)],
     ) -> Result<Vec<(Topition, ErrorCode)>> {
-        self.0.offset_commit(group_id, retention, offsets).await
+        self.storage
+            .offset_commit(group_id, retention, offsets)
+            .await
     }
     async fn offset_fetch(
         &self,
@@ -256,13 +383,15 @@ impl Storage for Corrected {
         topics: &[Topition],
         require_stable: Option<bool>,
     ) -> Result<BTreeMap<Topition, i64>> {
-        self.0.offset_fetch(group_id, topics, require_stable).await
+        self.storage
+            .offset_fetch(group_id, topics, require_stable)
+            .await
     }
     async fn committed_offset_topitions(&self, group_id: &str) -> Result<BTreeMap<Topition, i64>> {
-        self.0.committed_offset_topitions(group_id).await
+        self.storage.committed_offset_topitions(group_id).await
     }
     async fn metadata(&self, topics: Option<&[TopicId]>) -> Result<MetadataResponse> {
-        self.0.metadata(topics).await
+        self.storage.metadata(topics).await
     }
     async fn upsert_user_scram_credential(
         &self,
@@ -270,7 +399,7 @@ impl Storage for Corrected {
         mechanism: ScramMechanism,
         credential: ScramCredential,
     ) -> Result<()> {
-        self.0
+        self.storage
             .upsert_user_scram_credential(user, mechanism, credential)
             .await
     }
@@ -279,14 +408,16 @@ impl Storage for Corrected {
         user: &str,
         mechanism: ScramMechanism,
     ) -> Result<()> {
-        self.0.delete_user_scram_credential(user, mechanism).await
+        self.storage
+            .delete_user_scram_credential(user, mechanism)
+            .await
     }
     async fn user_scram_credential(
         &self,
         user: &str,
         mechanism: ScramMechanism,
     ) -> Result<Option<ScramCredential>> {
-        self.0.user_scram_credential(user, mechanism).await
+        self.storage.user_scram_credential(user, mechanism).await
     }
     async fn describe_config(
         &self,
@@ -294,23 +425,23 @@ impl Storage for Corrected {
         resource: ConfigResource,
         keys: Option<&[String]>,
     ) -> Result<DescribeConfigsResult> {
-        self.0.describe_config(name, resource, keys).await
+        self.storage.describe_config(name, resource, keys).await
     }
     async fn list_groups(&self, states_filter: Option<&[String]>) -> Result<Vec<ListedGroup>> {
-        self.0.list_groups(states_filter).await
+        self.storage.list_groups(states_filter).await
     }
     async fn delete_groups(
         &self,
         group_ids: Option<&[String]>,
     ) -> Result<Vec<DeletableGroupResult>> {
-        self.0.delete_groups(group_ids).await
+        self.storage.delete_groups(group_ids).await
     }
     async fn describe_groups(
         &self,
         group_ids: Option<&[String]>,
         include_authorized_operations: bool,
     ) -> Result<Vec<NamedGroupDetail>> {
-        self.0
+        self.storage
             .describe_groups(group_ids, include_authorized_operations)
             .await
     }
@@ -320,7 +451,7 @@ impl Storage for Corrected {
         partition_limit: i32,
         cursor: Option<Topition>,
     ) -> Result<Vec<DescribeTopicPartitionsResponseTopic>> {
-        self.0
+        self.storage
             .describe_topic_partitions(topics, partition_limit, cursor)
             .await
     }
@@ -330,7 +461,7 @@ impl Storage for Corrected {
         detail: GroupDetail,
         version: Option<Version>,
     ) -> Result<Version, UpdateError<GroupDetail>> {
-        self.0.update_group(group_id, detail, version).await
+        self.storage.update_group(group_id, detail, version).await
     }
     async fn init_producer(
         &self,
@@ -339,7 +470,7 @@ impl Storage for Corrected {
         producer_id: Option<i64>,
         producer_epoch: Option<i16>,
     ) -> Result<ProducerIdResponse> {
-        self.0
+        self.storage
             .init_producer(
                 transaction_id,
                 transaction_timeout_ms,
@@ -355,7 +486,7 @@ impl Storage for Corrected {
         producer_epoch: i16,
         group_id: &str,
     ) -> Result<ErrorCode> {
-        self.0
+        self.storage
             .txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
             .await
     }
@@ -363,13 +494,13 @@ impl Storage for Corrected {
         &self,
         partitions: TxnAddPartitionsRequest,
     ) -> Result<TxnAddPartitionsResponse> {
-        self.0.txn_add_partitions(partitions).await
+        self.storage.txn_add_partitions(partitions).await
     }
     async fn txn_offset_commit(
         &self,
         offsets: TxnOffsetCommitRequest,
     ) -> Result<Vec<TxnOffsetCommitResponseTopic>> {
-        self.0.txn_offset_commit(offsets).await
+        self.storage.txn_offset_commit(offsets).await
     }
     async fn txn_end(
         &self,
@@ -379,25 +510,27 @@ impl Storage for Corrected {
         committed: bool,
     ) -> Result<ErrorCode> {
         let code = self
-            .0
+            .storage
             .txn_end(transaction_id, producer_id, producer_epoch, committed)
             .await?;
-        self.1.notify_waiters();
+        self.produced.notify_waiters();
         Ok(code)
     }
     async fn maintain(&self, now: SystemTime) -> Result<()> {
-        self.0.maintain(now).await
+        let maintained = self.storage.maintain(now).await;
+        self.forget_batches();
+        maintained
     }
     async fn cluster_id(&self) -> Result<String> {
-        self.0.cluster_id().await
+        self.storage.cluster_id().await
     }
     async fn node(&self) -> Result<i32> {
-        self.0.node().await
+        self.storage.node().await
     }
     async fn advertised_listener(&self) -> Result<Url> {
-        self.0.advertised_listener().await
+        self.storage.advertised_listener().await
     }
     async fn ping(&self) -> Result<()> {
-        self.0.ping().await
+        self.storage.ping().await
     }
 }
