@@ -983,7 +983,7 @@ fn read_ipc_stream(
                 .with_require_alignment(false)
                 .read_record_batch()?;
                 check_row_count(batch.num_rows(), body_len)?;
-                batches.push(text_checked(batch, schema, views)?);
+                batches.push(text_checked(batch, schema)?);
             }
             (MessageHeader::DictionaryBatch, Some((_, read_as))) => {
                 let fb = message.header_as_dictionary_batch().ok_or_else(truncated)?;
@@ -1012,12 +1012,12 @@ fn read_ipc_stream(
 }
 
 /// `batch`, its text read as binary, with `schema`'s types back once the
-/// text is checked to be UTF-8: plain, and with string views if `views`
-/// (made in the same pass as the check). Arrow has checked the offsets.
+/// text is checked to be UTF-8: plain, and with string views when plain
+/// text was read as binary (views made in the same pass as the check).
+/// Arrow has checked the offsets.
 fn text_checked(
     batch: RecordBatch,
     schema: &SchemaRef,
-    views: bool,
 ) -> std::result::Result<(RecordBatch, Option<RecordBatch>), ArrowError> {
     let not_utf8 = |f: &Field| {
         ArrowError::InvalidArgumentError(format!(
@@ -1027,7 +1027,6 @@ fn text_checked(
     };
     let mut plain = Vec::with_capacity(batch.num_columns());
     let mut viewed = Vec::with_capacity(batch.num_columns());
-    let mut view_fields = Vec::with_capacity(batch.num_columns());
     for (col, f) in batch.columns().iter().zip(schema.fields()) {
         let (text, views): (ArrayRef, Option<StringViewArray>) = match col.data_type() {
             DataType::Binary if f.data_type() == &DataType::Utf8 => {
@@ -1053,28 +1052,13 @@ fn text_checked(
             }
             _ => (col.clone(), None),
         };
-        match views {
-            Some(v) => {
-                viewed.push(Arc::new(v) as ArrayRef);
-                view_fields.push(Arc::new(
-                    f.as_ref().clone().with_data_type(DataType::Utf8View),
-                ));
-            }
-            None => {
-                viewed.push(text.clone());
-                view_fields.push(f.clone());
-            }
-        }
+        viewed.push(views.map(|v| Arc::new(v) as ArrayRef));
         plain.push(text);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     let plain = RecordBatch::try_new_with_options(schema.clone(), plain, &options)?;
-    if !views || view_fields.iter().zip(schema.fields()).all(|(a, b)| a == b) {
-        return Ok((plain, None));
-    }
-    let view_schema = Schema::new_with_metadata(view_fields, schema.metadata().clone());
-    let viewed = RecordBatch::try_new_with_options(Arc::new(view_schema), viewed, &options)?;
-    Ok((plain, Some(viewed)))
+    let viewed = with_views(&plain, viewed);
+    Ok((plain, viewed))
 }
 
 /// `binary` (offsets checked by arrow) as text, with its string views (as
@@ -1164,36 +1148,43 @@ fn views_are_utf8(views: &BinaryViewArray) -> bool {
 /// the same data buffers (columns of 4 GiB of text or more stay as they
 /// are); None if no column changes.
 pub fn batch_with_string_views(batch: &RecordBatch) -> Option<RecordBatch> {
-    let mut changed = false;
-    let (fields, columns): (Vec<FieldRef>, Vec<ArrayRef>) = batch
-        .schema()
-        .fields()
+    let views = batch
+        .columns()
         .iter()
-        .zip(batch.columns())
-        .map(|(f, c)| {
-            let views: Option<ArrayRef> = match c.data_type() {
+        .map(|c| -> Option<ArrayRef> {
+            match c.data_type() {
                 DataType::Utf8 => Some(Arc::new(string_views(c.as_string::<i32>()))),
                 DataType::LargeUtf8 if c.as_string::<i64>().values().len() < u32::MAX as usize => {
                     Some(Arc::new(string_views(c.as_string::<i64>())))
                 }
                 _ => None,
-            };
-            match views {
-                Some(v) => {
-                    changed = true;
-                    (
-                        Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
-                        v,
-                    )
-                }
-                None => (f.clone(), c.clone()),
             }
         })
-        .unzip();
-    if !changed {
+        .collect();
+    with_views(batch, views)
+}
+
+/// `batch` with the columns that have a view array (one per column) replaced
+/// by it; None if none has.
+fn with_views(batch: &RecordBatch, views: Vec<Option<ArrayRef>>) -> Option<RecordBatch> {
+    if views.iter().all(Option::is_none) {
         return None;
     }
-    let schema = Schema::new_with_metadata(fields, batch.schema().metadata().clone());
+    let schema = batch.schema();
+    let (fields, columns): (Vec<FieldRef>, Vec<ArrayRef>) = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .zip(views)
+        .map(|((f, c), v)| match v {
+            Some(v) => (
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+                v,
+            ),
+            None => (f.clone(), c.clone()),
+        })
+        .unzip();
+    let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(Arc::new(schema), columns, &options).ok()
 }
