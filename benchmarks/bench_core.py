@@ -17,7 +17,7 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.ipc
@@ -35,6 +35,15 @@ def produce(p, topic: str, payload: bytes) -> None:
         except BufferError:
             p.poll(0.01)
     p.poll(0)
+
+
+def ipc_payloads(table: pa.Table, rows: int = 5_000) -> Iterator[bytes]:
+    """`table` as Arrow IPC streams of `rows` rows each, written by pyarrow."""
+    for batch in table.to_batches(max_chunksize=rows):
+        sink = io.BytesIO()
+        with pyarrow.ipc.new_stream(sink, batch.schema) as w:
+            w.write_batch(batch)
+        yield sink.getvalue()
 
 
 def read_tskafka(bootstrap: str, topic: str, n: int) -> None:
@@ -175,11 +184,7 @@ def main() -> None:
         p = ck.Producer(conf)
         topics["pyarrow ipc"] = topic = fresh_topic()
         wire_bytes["pyarrow ipc"] = 0
-        for batch in table.to_batches(max_chunksize=5_000):
-            sink = io.BytesIO()
-            with pyarrow.ipc.new_stream(sink, batch.schema) as w:
-                w.write_batch(batch)
-            payload = sink.getvalue()
+        for payload in ipc_payloads(table):
             wire_bytes["pyarrow ipc"] += len(payload)
             produce(p, topic, payload)
         p.flush()

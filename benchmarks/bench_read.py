@@ -12,12 +12,10 @@ sends; this is the read alone, with more runs for a steadier median.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import time
 
-import pyarrow.ipc
-from bench_core import produce, read_confluent, read_tskafka
+from bench_core import ipc_payloads, produce, read_confluent, read_tskafka
 
 import tskafka as tk
 from tskafka import datasets
@@ -40,11 +38,8 @@ def main() -> None:
         admin.create_topic(topic, partitions=3)
     tk.Producer(bootstrap).send("tskafka", retail)
     p = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for batch in retail.to_arrow().to_batches(max_chunksize=5_000):
-        sink = io.BytesIO()
-        with pyarrow.ipc.new_stream(sink, batch.schema) as w:
-            w.write_batch(batch)
-        produce(p, "pyarrow", sink.getvalue())
+    for payload in ipc_payloads(retail.to_arrow()):
+        produce(p, "pyarrow", payload)
     p.flush()
     del p  # its connections close before the broker's
 
