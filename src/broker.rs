@@ -19,22 +19,7 @@ use crate::error::{Error, Result};
 pub struct EmbeddedBroker {
     runtime: Option<tokio::runtime::Runtime>,
     port: u16,
-}
-
-/// The ports of the embedded brokers serving in this process.
-static SERVING: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-
-/// Whether every server of a `bootstrap.servers` list is an embedded broker
-/// of this process: a cluster of one broker.
-pub fn is_embedded(bootstrap_servers: &str) -> bool {
-    let serving = SERVING.lock().unwrap_or_else(|e| e.into_inner());
-    bootstrap_servers.split(',').all(|server| {
-        server
-            .trim()
-            .strip_prefix("127.0.0.1:")
-            .and_then(|port| port.parse().ok())
-            .is_some_and(|port: u16| serving.contains(&port))
-    })
+    registration: Option<crate::in_process::Registration>,
 }
 
 fn free_port() -> Result<u16> {
@@ -230,10 +215,10 @@ impl EmbeddedBroker {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        SERVING.lock().unwrap_or_else(|e| e.into_inner()).push(port);
         Ok(Self {
             runtime: Some(runtime),
             port,
+            registration: Some(crate::in_process::register(port)),
         })
     }
 
@@ -249,10 +234,7 @@ impl EmbeddedBroker {
     pub fn shutdown(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
-            let mut serving = SERVING.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(at) = serving.iter().position(|&p| p == self.port) {
-                serving.swap_remove(at);
-            }
+            self.registration = None;
         }
     }
 }
@@ -304,13 +286,8 @@ mod tests {
             EmbeddedBroker::start(None, None, Listener::default(), Duration::from_secs(10))
                 .unwrap();
         let own = broker.bootstrap_servers();
-        assert!(is_embedded(&own));
-        assert!(is_embedded(&format!("{own}, {own}")));
-        let other = format!("127.0.0.1:{}", free_port().unwrap());
-        assert!(!is_embedded(&other));
-        assert!(!is_embedded(&format!("{own},{other}")));
-        assert!(!is_embedded(&own.replace("127.0.0.1", "localhost")));
+        assert!(crate::in_process::serves_every(&own));
         broker.shutdown();
-        assert!(!is_embedded(&own));
+        assert!(!crate::in_process::serves_every(&own));
     }
 }

@@ -265,7 +265,7 @@ where
     // With sparse connections (the default) that wait is at least 11 ms;
     // against this process's embedded broker, a cluster of one, they spare
     // no connection.
-    if crate::broker::is_embedded(settings.bootstrap_servers()?) {
+    if crate::in_process::serves_every(settings.bootstrap_servers()?) {
         settings.default("enable.sparse.connections", "false");
     }
     // librdkafka's message names the property (and value) at fault; the

@@ -11,6 +11,7 @@ pub mod decode;
 mod decode_fuzz;
 pub mod encode;
 pub mod error;
+pub mod in_process;
 pub mod replay;
 pub mod security;
 mod fetch;
