@@ -50,7 +50,8 @@ impl FromStr for Encoding {
 
 #[derive(Clone, Debug)]
 pub struct CsvOptions {
-    pub delimiter: u8,
+    /// None: tab for a `.tsv` file, else comma.
+    pub delimiter: Option<u8>,
     pub encoding: Encoding,
     /// Column whose values are datetimes (parsed even when they look numeric: epochs).
     pub time_column: Option<String>,
@@ -65,7 +66,7 @@ pub struct CsvOptions {
 impl Default for CsvOptions {
     fn default() -> Self {
         Self {
-            delimiter: b',',
+            delimiter: None,
             encoding: Encoding::Auto,
             time_column: None,
             time_format: None,
@@ -365,10 +366,13 @@ pub struct CsvReader {
 }
 
 impl CsvReader {
-    pub fn open(path: &str, options: CsvOptions) -> Result<Self> {
+    pub fn open(path: &str, mut options: CsvOptions) -> Result<Self> {
         let file = File::open(path).map_err(|e| {
             Error::Config(format!("cannot open CSV file {path:?}: {e}"))
         })?;
+        if options.delimiter.is_none() && path.to_ascii_lowercase().ends_with(".tsv") {
+            options.delimiter = Some(b'\t');
+        }
         Self::new(path.to_owned(), Box::new(std::io::BufReader::with_capacity(1 << 20, file)), options)
     }
 
@@ -377,7 +381,7 @@ impl CsvReader {
             return Err(Error::Config("chunk_rows must be >= 1".into()));
         }
         let mut records = ::csv::ReaderBuilder::new()
-            .delimiter(options.delimiter)
+            .delimiter(options.delimiter.unwrap_or(b','))
             .has_headers(true)
             .flexible(true)
             .from_reader(input);

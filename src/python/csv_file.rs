@@ -22,7 +22,7 @@ pub fn csv_options(
     dtypes: Option<HashMap<String, String>>,
     on_bad_rows: &str,
     chunk_rows: usize,
-    delimiter: &str,
+    delimiter: Option<&str>,
 ) -> Result<CsvOptions> {
     let skip_bad_rows = match on_bad_rows {
         "error" => false,
@@ -33,11 +33,13 @@ pub fn csv_options(
             )))
         }
     };
-    let delimiter = match delimiter.as_bytes() {
-        [b] => *b,
-        _ => {
+    let delimiter = match delimiter.map(str::as_bytes) {
+        None => None,
+        Some([b]) => Some(*b),
+        Some(_) => {
             return Err(Error::Config(format!(
-                "delimiter must be one character, got {delimiter:?}"
+                "delimiter must be one character, got {:?}",
+                delimiter.unwrap_or_default()
             )))
         }
     };
@@ -60,7 +62,7 @@ pub fn csv_options(
 impl CsvFile {
     #[new]
     #[pyo3(signature = (path, *, time_column=None, time_format=None, encoding="auto", dtypes=None,
-                        on_bad_rows="error", chunk_rows=65_536, delimiter=","))]
+                        on_bad_rows="error", chunk_rows=65_536, delimiter=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -71,7 +73,7 @@ impl CsvFile {
         dtypes: Option<HashMap<String, String>>,
         on_bad_rows: &str,
         chunk_rows: usize,
-        delimiter: &str,
+        delimiter: Option<&str>,
     ) -> PyResult<Self> {
         let options = csv_options(
             time_column,

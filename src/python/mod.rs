@@ -64,6 +64,17 @@ pub mod _tskafka {
             .collect())
     }
 
+    /// `text` with every secret value of `config` (and each line of a
+    /// multi-line one, such as a PEM key) replaced by `***`.
+    #[pyfunction]
+    fn scrub(text: &str, config: std::collections::BTreeMap<String, String>) -> String {
+        let mut settings = crate::config::Settings::new();
+        for (k, v) in config {
+            settings.set(k, v);
+        }
+        settings.scrub(text)
+    }
+
     /// Whether `key` holds a credential (scrubbed from messages).
     #[pyfunction]
     fn is_secret(key: &str) -> bool {

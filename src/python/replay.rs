@@ -314,7 +314,7 @@ impl Replay {
                         timestamp="auto", format="arrow", schema_header=false, headers=None,
                         encoding="auto",
                         time_format=None, dtypes=None, on_bad_rows="error", chunk_rows=65_536,
-                        delimiter=",", timeout=30.0))]
+                        delimiter=None, timeout=30.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -337,7 +337,7 @@ impl Replay {
         dtypes: Option<HashMap<String, String>>,
         on_bad_rows: &str,
         chunk_rows: usize,
-        delimiter: &str,
+        delimiter: Option<&str>,
         timeout: f64,
     ) -> PyResult<Self> {
         let mut settings = client_settings(bootstrap_servers, config)?;
