@@ -18,6 +18,7 @@ __all__ = [
     "is_sensitive",
     "read_ini",
     "read_ini_sections",
+    "scrub",
     "__version__",
     "librdkafka_version",
 ]
