@@ -46,13 +46,7 @@ impl Admin {
                 return done.map_err(|e| Error::kafka(what, &e));
             }
             client::drain_main_queue(self.admin.inner());
-            if let Some(e) = self
-                .admin
-                .inner()
-                .context()
-                .errors
-                .security_error(started, &self.settings)
-            {
+            if let Some(e) = self.admin.inner().context().errors.security_error(started, &self.settings) {
                 return Err(e);
             }
             interrupts.check()?;

@@ -74,9 +74,7 @@ pub struct MockCluster {
 
 impl MockCluster {
     fn get(&self) -> Result<&RdMockCluster<'static, DefaultProducerContext>> {
-        self.cluster
-            .as_ref()
-            .ok_or(Error::Closed("this MockCluster"))
+        self.cluster.as_ref().ok_or(Error::Closed("this MockCluster"))
     }
 }
 

@@ -58,10 +58,7 @@ pub mod _tskafka {
         Ok(sections
             .into_iter()
             .map(|(name, s)| {
-                let values = s
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
+                let values = s.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
                 (name, values)
             })
             .collect())
