@@ -200,9 +200,9 @@ impl Producer {
                 rows_delivered,
             });
         }
-        let limit = Duration::from_secs(2).min(deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        }));
+        let limit = Duration::from_secs(2).min(
+            deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now())),
+        );
         let check = if limit.is_zero() {
             Ok(vec![])
         } else {
