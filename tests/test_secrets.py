@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+
 import tskafka as tk
 from tskafka.testing import MockCluster
 
