@@ -8,7 +8,7 @@ import uuid
 
 import polars as pl
 import pytest
-from conftest import read_all, retail_frame
+from helpers import read_all, retail_frame
 
 import tskafka as tk
 

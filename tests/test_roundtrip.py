@@ -9,7 +9,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import as_plain_json, read_all, retail_frame
+from helpers import as_plain_json, read_all, retail_frame
 
 import tskafka as tk
 
