@@ -25,10 +25,12 @@ import polars as pl
 from .aggregate import RunningAggregate, _as_frame
 
 try:
+    import anywidget  # noqa: F401 - plotly's FigureWidget needs it
     import plotly.graph_objects as go
-except ImportError as e:  # pragma: no cover - depends on the install
+except ImportError as e:
     raise ImportError(
-        'tskafka.live draws with Plotly: pip install "tskafka[live]" (plotly and anywidget)'
+        f'tskafka.live draws with Plotly in widgets, and {e.name or "plotly"} is not '
+        'installed: pip install "tskafka[live]" (plotly and anywidget)'
     ) from e
 
 _charts: weakref.WeakSet[_LiveFigure] = weakref.WeakSet()
