@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from . import _tskafka
 from ._config import ConfigLike
-from ._csv import _dtype_name
+from ._csv import csv_options
 from ._frames import as_arrow_stream, native_headers, native_key
 from .exceptions import ConfigError
 
@@ -218,13 +218,11 @@ def replay(
     """
     from ._config import native as native_config
 
-    delimiter = "\t" if isinstance(source, str) and source.lower().endswith(".tsv") else ","
     native = _tskafka.Replay(
         topic,
         _source(source, chunk_rows),
         bootstrap_servers,
         native_config(config, "producer"),
-        time_column=time_column,
         speed=speed,
         every=every,
         window=window,
@@ -234,13 +232,16 @@ def replay(
         format=format,
         schema_header=schema_header,
         headers=native_headers(headers),
-        encoding=encoding,
-        time_format=time_format,
-        dtypes=None if dtypes is None else {k: _dtype_name(v) for k, v in dtypes.items()},
-        on_bad_rows=on_bad_rows,
-        chunk_rows=chunk_rows,
-        delimiter=delimiter,
         timeout=timeout,
+        # The time column paces any source; in a CSV it is also read as datetimes.
+        **csv_options(
+            time_column=time_column,
+            time_format=time_format,
+            encoding=encoding,
+            dtypes=dtypes,
+            on_bad_rows=on_bad_rows,
+            chunk_rows=chunk_rows,
+        ),
     )
     handle = Replay(native)
     with _running_lock:
