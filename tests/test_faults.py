@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ import time
 
 import polars as pl
 import pytest
+from helpers import free_port
+
 import tskafka as tk
 from tskafka import datasets
 from tskafka.testing import MockCluster
@@ -220,12 +221,6 @@ def test_a_full_queue_to_a_dead_cluster_stops_at_the_timeout():
 
 
 # --- the embedded broker (Tansu) as its own process: killed, deleted topics, killed consumers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class BrokerProcess:
