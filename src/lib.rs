@@ -1,5 +1,5 @@
 //! tskafka's native core. The modules without pyo3 (`config`, `encode`,
-//! `decode`, `broker`, `wire`, `client`) are tested by `cargo test`; `python`
+//! `decode`, `broker`, `client`) are tested by `cargo test`; `python`
 //! holds the thin bindings.
 
 pub mod broker;
@@ -13,10 +13,6 @@ pub mod encode;
 pub mod error;
 pub mod in_process;
 pub mod replay;
-pub mod security;
-mod fetch;
-mod storage;
-mod wire;
 
 #[cfg(feature = "python")]
 mod python;

@@ -344,7 +344,7 @@ def parser() -> argparse.ArgumentParser:
 
     broker = sub.add_parser("broker", help="run the embedded broker in the foreground")
     broker.add_argument("--port", type=int, default=9092)
-    broker.add_argument("--storage", help="SQLite file keeping topics across restarts (default: memory)")
+    broker.add_argument("--storage", help="file keeping topics, records and offsets across restarts (default: memory)")
     broker.add_argument("--certfile", help="TLS: PEM server certificate (its chain after it); needs --keyfile")
     broker.add_argument("--keyfile", help="TLS: PEM private key of --certfile")
     broker.add_argument(
