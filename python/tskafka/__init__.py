@@ -14,8 +14,7 @@ from ._replay import Replay, ReplayProgress, replay
 from ._tskafka import LocalBroker, SendReport
 from .admin import Admin
 from .aggregate import RunningAggregate
-from .background import BackgroundConsumer, BackgroundStatus
-from .consumer import Consumer
+from .consumer import BackgroundConsumer, BackgroundStatus, Consumer
 from .exceptions import (
     BrokerError,
     ClosedError,

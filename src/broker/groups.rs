@@ -10,7 +10,7 @@
 //! storage's; membership lives here, in memory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,8 +24,6 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
-use super::storage::lock;
-
 /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
 pub const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
 pub const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
@@ -38,6 +36,10 @@ pub const INITIAL_REBALANCE_DELAY: Duration = Duration::ZERO;
 
 /// How long a member id handed out with MEMBER_ID_REQUIRED waits for its join.
 const PENDING_MEMBER_WAIT: Duration = Duration::from_secs(30);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

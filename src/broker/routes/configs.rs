@@ -14,7 +14,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{text, Broker, Context, NODE_ID};
-use crate::broker::storage::configs::{broker_configs, topic_default, TOPIC_DEFAULTS};
+use crate::broker::groups::{
+    INITIAL_REBALANCE_DELAY, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS,
+};
+use crate::broker::storage::configs::{topic_default, TOPIC_DEFAULTS};
 use crate::broker::storage::{Refused, Topic};
 
 /// Kafka's resource types.
@@ -276,4 +279,36 @@ pub fn incremental_alter_configs(
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The broker's configs as clients read them (DescribeConfigs on the broker).
+fn broker_configs(listener: &str, auto_create_topics: bool) -> Vec<(&'static str, String)> {
+    vec![
+        ("advertised.listeners", listener.to_owned()),
+        ("listeners", listener.to_owned()),
+        ("broker.id", "1".into()),
+        ("node.id", "1".into()),
+        ("auto.create.topics.enable", auto_create_topics.to_string()),
+        ("num.partitions", "1".into()),
+        ("default.replication.factor", "1".into()),
+        ("min.insync.replicas", "1".into()),
+        ("offsets.topic.replication.factor", "1".into()),
+        ("log.retention.ms", "-1".into()),
+        ("log.retention.bytes", "-1".into()),
+        ("log.cleanup.policy", "delete".into()),
+        ("message.max.bytes", "1048588".into()),
+        ("delete.topic.enable", "true".into()),
+        (
+            "group.min.session.timeout.ms",
+            MIN_SESSION_TIMEOUT_MS.to_string(),
+        ),
+        (
+            "group.max.session.timeout.ms",
+            MAX_SESSION_TIMEOUT_MS.to_string(),
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            INITIAL_REBALANCE_DELAY.as_millis().to_string(),
+        ),
+    ]
 }

@@ -191,10 +191,8 @@ mod tests {
             ]))),
             RequestKind::Metadata(MetadataRequest::default()),
             RequestKind::DescribeCluster(DescribeClusterRequest::default()),
-            RequestKind::Produce(
-                ProduceRequest::default()
-                    .with_acks(-1)
-                    .with_topic_data(vec![TopicProduceData::default()
+            RequestKind::Produce(ProduceRequest::default().with_acks(-1).with_topic_data(
+                vec![TopicProduceData::default()
                         .with_name(name("t"))
                         .with_topic_id(topic_id)
                         .with_partition_data(vec![
@@ -204,13 +202,11 @@ mod tests {
                             PartitionProduceData::default()
                                 .with_index(9)
                                 .with_records(Some(records)),
-                        ])]),
-            ),
+                        ])],
+            )),
             RequestKind::InitProducerId(InitProducerIdRequest::default()),
-            RequestKind::Fetch(
-                FetchRequest::default()
-                    .with_max_bytes(1 << 20)
-                    .with_topics(vec![FetchTopic::default()
+            RequestKind::Fetch(FetchRequest::default().with_max_bytes(1 << 20).with_topics(
+                vec![FetchTopic::default()
                         .with_topic(name("t"))
                         .with_topic_id(topic_id)
                         .with_partitions(vec![
@@ -218,8 +214,8 @@ mod tests {
                             FetchPartition::default()
                                 .with_partition(1)
                                 .with_fetch_offset(99),
-                        ])]),
-            ),
+                        ])],
+            )),
             RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(vec![
                 ListOffsetsTopic::default()
                     .with_name(name("t"))

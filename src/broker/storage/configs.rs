@@ -100,37 +100,3 @@ pub fn check_topic_name(name: &str) -> Result<(), Refused> {
     }
     Ok(())
 }
-
-/// The broker's configs as clients read them (DescribeConfigs on the broker).
-pub fn broker_configs(listener: &str, auto_create_topics: bool) -> Vec<(&'static str, String)> {
-    vec![
-        ("advertised.listeners", listener.to_owned()),
-        ("listeners", listener.to_owned()),
-        ("broker.id", "1".into()),
-        ("node.id", "1".into()),
-        ("auto.create.topics.enable", auto_create_topics.to_string()),
-        ("num.partitions", "1".into()),
-        ("default.replication.factor", "1".into()),
-        ("min.insync.replicas", "1".into()),
-        ("offsets.topic.replication.factor", "1".into()),
-        ("log.retention.ms", "-1".into()),
-        ("log.retention.bytes", "-1".into()),
-        ("log.cleanup.policy", "delete".into()),
-        ("message.max.bytes", "1048588".into()),
-        ("delete.topic.enable", "true".into()),
-        (
-            "group.min.session.timeout.ms",
-            crate::broker::groups::MIN_SESSION_TIMEOUT_MS.to_string(),
-        ),
-        (
-            "group.max.session.timeout.ms",
-            crate::broker::groups::MAX_SESSION_TIMEOUT_MS.to_string(),
-        ),
-        (
-            "group.initial.rebalance.delay.ms",
-            crate::broker::groups::INITIAL_REBALANCE_DELAY
-                .as_millis()
-                .to_string(),
-        ),
-    ]
-}
