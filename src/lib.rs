@@ -1,21 +1,23 @@
-//! tskafka's native core. The modules without pyo3 (`config`, `encode`,
-//! `decode`, `broker`, `wire`, `client`) are tested by `cargo test`; `python`
-//! holds the thin bindings.
+//! tskafka's native core. Everything but `python` is free of pyo3 and tested
+//! by `cargo test`: the clients and their engine (`client`), the replay
+//! (`replay`), the codecs (`encode`, `decode`, `csv_reader`), the embedded
+//! broker (`broker`, `wire`, `fetch`, `storage`, `security`). `python` holds
+//! the bindings: classes, argument parsing, conversions, the error mapping.
 
 pub mod broker;
 pub mod client;
-pub mod config;
 pub mod csv_reader;
 pub mod decode;
 #[cfg(test)]
 mod decode_fuzz;
 pub mod encode;
 pub mod error;
+mod fetch;
 pub mod in_process;
 pub mod replay;
 pub mod security;
-mod fetch;
 mod storage;
+pub mod wait;
 mod wire;
 
 #[cfg(feature = "python")]

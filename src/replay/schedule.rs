@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
 };
 
 use crate::error::{Error, Result};
@@ -58,7 +58,11 @@ pub fn event_micros(col: &dyn Array, name: &str) -> Result<Vec<Option<i64>>> {
 }
 
 /// Consecutive rows `[start, end)` that go out at one moment, and that moment's event time.
-pub fn groups(times: &[Option<i64>], window_us: i64, name: &str) -> Result<Vec<(usize, usize, i64)>> {
+pub fn groups(
+    times: &[Option<i64>],
+    window_us: i64,
+    name: &str,
+) -> Result<Vec<(usize, usize, i64)>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < times.len() {
