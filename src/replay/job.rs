@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::ThreadedProducer;
+use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 use super::schedule::{event_micros, groups, Clock, Pace};
 use super::source::Reader;
@@ -38,6 +38,8 @@ pub(super) struct Shared {
     pub(super) paused: Mutex<bool>,
     pub(super) wake: Condvar,
     pub(super) paused_us: AtomicU64,
+    /// Until the first message of a paced replay is acknowledged.
+    pub(super) starting: AtomicBool,
     pub(super) phase: Mutex<Phase>,
     pub(super) finished: Condvar,
     pub(super) outcome: Mutex<Option<Error>>,
@@ -53,13 +55,14 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(paced: bool) -> Self {
         Self {
             stop: AtomicBool::new(false),
             stop_deadline: Mutex::new(None),
             paused: Mutex::new(false),
             wake: Condvar::new(),
             paused_us: AtomicU64::new(0),
+            starting: AtomicBool::new(paced),
             phase: Mutex::new(Phase::Running),
             finished: Condvar::new(),
             outcome: Mutex::new(None),
@@ -144,6 +147,8 @@ pub(super) struct Job {
     pub(super) pace: Pace,
     pub(super) time: Option<(usize, String)>,
     pub(super) headers: Option<OwnedHeaders>,
+    /// How long the first message may take to be acknowledged.
+    pub(super) warm_up: Duration,
 }
 
 impl Job {
@@ -180,11 +185,40 @@ impl Job {
         }
     }
 
+    /// The schedule of a paced replay starts once its first message is
+    /// acknowledged: the producer is then connected, has its producer id and
+    /// the topic's metadata, and a message reaches consumers as soon as it
+    /// is sent. Started earlier, those first round trips would make the
+    /// first messages late, and the ones after them catch up in a burst.
+    fn start_clock(&self, shared: &Shared, speed: f64) -> Result<Clock> {
+        let settled = || shared.tally.pending.load(Relaxed) == 0;
+        if !settled() {
+            // An idempotent producer asks for its id when a metadata answer
+            // arrives, else on a 500 ms timer; the answers it had came before
+            // it was connected to the broker it would ask. The request stays
+            // on its way if this wait for it ends first.
+            let _ = self
+                .producer
+                .client()
+                .fetch_metadata(Some(&self.topic), wait::SLICE);
+        }
+        wait::poll_until(
+            Some(Instant::now() + self.warm_up),
+            Duration::from_millis(1),
+            &mut || shared.hold(),
+            settled,
+        )?;
+        shared.starting.store(false, Relaxed);
+        Ok(Clock::start(speed, shared.paused_total()))
+    }
+
     pub(super) fn run(&mut self, shared: &Shared) -> Result<()> {
-        let mut clock = Clock::new(match self.pace {
+        let speed = match self.pace {
             Pace::EventTime { speed, .. } => speed,
             _ => 1.0,
-        });
+        };
+        // None until the first message of a paced replay is acknowledged.
+        let mut clock: Option<Clock> = None;
         let mut n = 0u64;
         while let Some(batch) = match self.first.take() {
             Some(b) => Some(b),
@@ -207,8 +241,14 @@ impl Job {
                     let mut start = 0;
                     while start < batch.num_rows() {
                         let len = rows.min(batch.num_rows() - start);
-                        shared.wait_until(&mut clock, Clock::nth_offset(n, every))?;
+                        match clock.as_mut() {
+                            Some(c) => shared.wait_until(c, Clock::nth_offset(n, every))?,
+                            None => shared.hold()?,
+                        }
                         self.send(shared, &batch.slice(start, len))?;
+                        if clock.is_none() {
+                            clock = Some(self.start_clock(shared, speed)?);
+                        }
                         n += 1;
                         start += len;
                         reached(start);
@@ -221,9 +261,20 @@ impl Job {
                         .expect("event-time pace has a time column");
                     let times = times.as_deref().unwrap_or_default();
                     for (start, end, t) in groups(times, window_us, name)? {
-                        let offset = clock.event_offset(t);
-                        shared.wait_until(&mut clock, offset)?;
+                        match clock.as_mut() {
+                            Some(c) => {
+                                let offset = c.event_offset(t);
+                                shared.wait_until(c, offset)?;
+                            }
+                            None => shared.hold()?,
+                        }
                         self.send(shared, &batch.slice(start, end - start))?;
+                        if clock.is_none() {
+                            let mut started = self.start_clock(shared, speed)?;
+                            // The first group's time is the schedule's start.
+                            started.event_offset(t);
+                            clock = Some(started);
+                        }
                         shared.event_time_us.fetch_max(t, Relaxed);
                     }
                 }

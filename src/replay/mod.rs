@@ -8,8 +8,9 @@
 //! - [`policy`]: whether messages carry event times as their Kafka
 //!   timestamps (not when the topic's retention would delete them at once),
 //!   and how many rows each message holds.
-//! - [`job`]: the thread: each message waits for its moment, then is queued;
-//!   at the end the thread waits for every acknowledgement.
+//! - [`job`]: the thread. A paced replay sends its first message at once and
+//!   starts the schedule when that message is acknowledged (`progress`
+//!   says "starting" until then), so a consumer sees every message on time.
 //!
 //! [`Replay::start`] checks everything it can before the thread starts: the
 //! options, the source's time column, that the topic exists.
@@ -128,10 +129,14 @@ impl ReplayOptions {
 }
 
 /// The replay's producer settings: tskafka's defaults under the user's.
-fn replay_settings(mut settings: Settings) -> Settings {
+fn replay_settings(mut settings: Settings, pace: &Pace) -> Settings {
     settings
         .default("enable.idempotence", "true")
-        .default("linger.ms", "5")
+        // A paced message goes out when it is due; lingering only delays it.
+        .default(
+            "linger.ms",
+            if matches!(pace, Pace::Fast) { "5" } else { "0" },
+        )
         .default("client.id", "tskafka-replay")
         // A bounded local queue keeps memory flat when the source outruns the broker.
         .default("queue.buffering.max.kbytes", "65536");
@@ -141,7 +146,7 @@ fn replay_settings(mut settings: Settings) -> Settings {
 /// Where a replay stands.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress {
-    /// 'running', 'paused', 'stopping', 'done', 'stopped' or 'failed'.
+    /// 'starting', 'running', 'paused', 'stopping', 'done', 'stopped' or 'failed'.
     pub state: &'static str,
     pub rows_sent: u64,
     pub rows_delivered: u64,
@@ -178,7 +183,7 @@ impl Replay {
         check: Check<'_>,
     ) -> Result<Self> {
         let pace = options.pace()?;
-        let settings = replay_settings(settings);
+        let settings = replay_settings(settings, &pace);
         let mut reader = source.open()?;
         let schema = reader.schema();
         let time = match &options.time_column {
@@ -259,8 +264,9 @@ impl Replay {
             pace,
             time,
             headers,
+            warm_up: metadata_timeout,
         };
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(!matches!(pace, Pace::Fast)));
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tskafka-replay".into())
@@ -344,6 +350,7 @@ impl Replay {
         let state = match *lock(&s.phase) {
             Phase::Running if s.stopping() => "stopping",
             Phase::Running if *lock(&s.paused) => "paused",
+            Phase::Running if s.starting.load(Relaxed) => "starting",
             Phase::Running => "running",
             Phase::Done => "done",
             Phase::Stopped => "stopped",
@@ -455,5 +462,29 @@ mod tests {
             flat_out.pace().unwrap_err().to_string(),
             "timestamp='event' needs time_column"
         );
+    }
+
+    #[test]
+    fn paced_replays_do_not_linger() {
+        let mut given = Settings::new();
+        given.set("bootstrap.servers", "b:1");
+        let paced = replay_settings(
+            given.clone(),
+            &Pace::Every {
+                every: Duration::from_secs(1),
+                rows: 1,
+            },
+        );
+        assert_eq!(paced.get("linger.ms"), Some("0"));
+        assert_eq!(
+            replay_settings(given.clone(), &Pace::Fast).get("linger.ms"),
+            Some("5")
+        );
+        given.set("linger.ms", "20");
+        let event = Pace::EventTime {
+            speed: 1.0,
+            window_us: 0,
+        };
+        assert_eq!(replay_settings(given, &event).get("linger.ms"), Some("20"));
     }
 }
