@@ -6,13 +6,14 @@ use arrow::ffi_stream::RecordBatchStreamReader;
 use arrow::pyarrow::{FromPyArrow, IntoPyArrow};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyString};
+use pyo3::types::{PyDict, PyString};
 
 use crate::client::Settings;
 use crate::decode::Frame;
 use crate::error::{Error, Result};
 
-/// A dict of librdkafka properties; values may be str, int, float or bool.
+/// A dict of librdkafka properties with string values: `tskafka.Config`
+/// (which every public path goes through) turns other values into strings.
 fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
     let mut settings = Settings::new();
     let Some(config) = config else {
@@ -28,17 +29,14 @@ fn settings_from_py(config: Option<&Bound<'_, PyAny>>) -> Result<Settings> {
         let key: String = k
             .extract()
             .map_err(|_| Error::Config(format!("config keys must be strings, got {k}")))?;
-        let value = if v.is_instance_of::<PyBool>() {
-            if v.extract::<bool>()? {
-                "true"
-            } else {
-                "false"
-            }
-            .to_owned()
-        } else {
-            v.str()?.to_string()
+        let Ok(value) = v.cast::<PyString>() else {
+            return Err(Error::Config(format!(
+                "config property {key:?} must be a string, got {}: pass the config through \
+                 tskafka.Config, which turns numbers, booleans and lists into librdkafka's strings",
+                type_name(&v)
+            )));
         };
-        settings.set(key, value);
+        settings.set(key, value.to_str()?);
     }
     Ok(settings)
 }
