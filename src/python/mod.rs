@@ -38,20 +38,6 @@ pub mod _tskafka {
 
     use super::*;
 
-    /// The `[default]` section of a config.ini overlaid with `section`.
-    #[pyfunction]
-    #[pyo3(signature = (text, section=None))]
-    fn read_ini(
-        text: &str,
-        section: Option<&str>,
-    ) -> PyResult<std::collections::BTreeMap<String, String>> {
-        let settings = crate::client::Settings::from_ini(text, section)?;
-        Ok(settings
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect())
-    }
-
     /// Every section of a config.ini: `{section: {key: value}}`.
     #[pyfunction]
     fn read_ini_sections(
