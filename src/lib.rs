@@ -1,8 +1,8 @@
 //! tskafka's native core. Everything but `python` is free of pyo3 and tested
 //! by `cargo test`: the clients and their engine (`client`), the replay
-//! (`replay`), the codecs (`encode`, `decode`, `csv_reader`), the embedded
-//! broker (`broker`, `wire`, `fetch`, `storage`, `security`). `python` holds
-//! the bindings: classes, argument parsing, conversions, the error mapping.
+//! (`replay`), the waits (`wait`), the codecs (`encode`, `decode`,
+//! `csv_reader`), the embedded broker (`broker`). `python` holds the
+//! bindings: classes, argument parsing, conversions, the error mapping.
 
 pub mod broker;
 pub mod client;
@@ -12,13 +12,9 @@ pub mod decode;
 mod decode_fuzz;
 pub mod encode;
 pub mod error;
-mod fetch;
 pub mod in_process;
 pub mod replay;
-pub mod security;
-mod storage;
 pub mod wait;
-mod wire;
 
 #[cfg(feature = "python")]
 mod python;

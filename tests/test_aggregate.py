@@ -9,9 +9,10 @@ import time
 import numpy as np
 import polars as pl
 import pytest
-import tskafka as tk
-from conftest import retail_frame
+from helpers import retail_frame
 from polars.testing import assert_frame_equal
+
+import tskafka as tk
 from tskafka import datasets
 
 REVENUE = pl.col("Quantity") * pl.col("Price")

@@ -12,8 +12,9 @@ import uuid
 
 import polars as pl
 import pytest
+from helpers import numbered, read_all
+
 import tskafka as tk
-from conftest import read_all
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
@@ -21,10 +22,6 @@ def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
-
-
-def numbered(start: int, stop: int) -> pl.DataFrame:
-    return pl.DataFrame({"i": range(start, stop)})
 
 
 class Collect:

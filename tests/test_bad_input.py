@@ -14,15 +14,11 @@ import time
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import read_all, retail_frame
+from helpers import numbered, read_all, retail_frame
 
 import tskafka as tk
 
 CORPUS = pathlib.Path(__file__).parent / "fuzz_corpus"
-
-
-def numbered(start: int, stop: int) -> pl.DataFrame:
-    return pl.DataFrame({"i": list(range(start, stop))})
 
 
 def ipc(table: pa.Table) -> bytes:

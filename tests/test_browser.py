@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "sensors.ipynb"
@@ -36,12 +36,6 @@ pytestmark = [
     ),
     pytest.mark.timeout(240),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

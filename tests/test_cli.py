@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import polars as pl
 import pytest
+from helpers import free_port
 
 from tskafka import datasets
 
@@ -24,12 +24,6 @@ def tskafka(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
         timeout=timeout,
         env={**os.environ, "TSKAFKA_BOOTSTRAP": ""},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import sys
 
 import polars as pl
 import pytest
+from helpers import read_all, retail_frame
+
 import tskafka as tk
-from conftest import read_all, retail_frame
 
 CONFLUENT_INI = """\
 # As Confluent's Python examples write it.

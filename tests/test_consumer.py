@@ -8,7 +8,7 @@ import uuid
 
 import polars as pl
 import pytest
-from conftest import read_all, retail_frame
+from helpers import read_all, retail_frame
 
 import tskafka as tk
 
@@ -139,3 +139,22 @@ def test_reads_over_many_fetches_with_a_raised_message_max(bootstrap, new_topic)
     with tk.Consumer(bootstrap, {"message.max.bytes": "10000000"}, topics=[topic], offset="earliest") as c:
         back = read_all(c, len(df))
     assert back.sort("row").equals(df)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"topics": ["t"], "partitions": [("t", 0)]},
+        {"topics": [1]},
+        {"partitions": "t"},
+        {"partitions": [("t",)]},
+        {"partitions": [("t", "0")]},
+        {"partitions": [("t", 0, "earliest")]},
+    ],
+)
+def test_bad_topics_or_partitions_fail_at_once(arguments):
+    # Checked before the client is made: no wait for an unreachable cluster.
+    started = time.monotonic()
+    with pytest.raises(tk.ConfigError, match="topics|partitions"):
+        tk.Consumer("127.0.0.1:9", timeout=30, **arguments)
+    assert time.monotonic() - started < 2

@@ -6,6 +6,8 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from helpers import read_all
+from polars.testing import assert_frame_equal
 
 import tskafka as tk
 from tskafka import datasets
@@ -126,3 +128,14 @@ def test_large_file_streams_in_chunks(tmp_path):
     assert sum(c.height for c in chunks) == 50_000
     back = datasets.online_retail(str(path))
     assert back.equals(df)
+
+
+def test_a_tsv_path_reads_tab_separated_in_read_csv_and_replay(tmp_path, bootstrap, new_topic):
+    path = write(tmp_path, "sensor\tvalue\tnote\na\t1\tx, y\nb\t2\tz\n", name="readings.tsv")
+    expected = pl.DataFrame({"sensor": ["a", "b"], "value": [1, 2], "note": ["x, y", "z"]})
+    assert_frame_equal(tk.read_csv(path), expected)
+    topic = new_topic(1)
+    report = tk.replay(path, topic, bootstrap, speed=None).wait(timeout=20)
+    assert report.rows_delivered == 2
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        assert_frame_equal(read_all(c, 2), expected)

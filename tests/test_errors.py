@@ -9,7 +9,7 @@ import time
 
 import polars as pl
 import pytest
-from conftest import read_all, retail_frame
+from helpers import read_all, retail_frame
 
 import tskafka as tk
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ import time
 
 import polars as pl
 import pytest
+from helpers import free_port
+
 import tskafka as tk
 from tskafka import datasets
 from tskafka.testing import MockCluster
@@ -219,17 +220,11 @@ def test_a_full_queue_to_a_dead_cluster_stops_at_the_timeout():
         assert producer.flush(timeout=30).rows == 100
 
 
-# --- the embedded broker (Tansu) as its own process: killed, deleted topics, killed consumers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# --- the embedded broker as its own process: killed, deleted topics, killed consumers
 
 
 class BrokerProcess:
-    """`python -m tskafka broker` on a fixed port and SQLite file, so it can be
+    """`python -m tskafka broker` on a fixed port and storage file, so it can be
     killed (or stopped) and started again where it was."""
 
     def __init__(self, storage: str) -> None:
@@ -412,7 +407,7 @@ def test_killed_consumer_resumes_from_its_last_commit(bootstrap, new_topic, tmp_
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["killed", "stopped"])
 def test_send_across_a_broker_restart_on_file_storage(tmp_path, stop):
     """300,000 rows in flight while the broker process is killed (or stopped
-    with Ctrl+C) and started again on the same port and SQLite file: the
+    with Ctrl+C) and started again on the same port and storage file: the
     producer retries, and the topic holds every row exactly once, in order per key."""
     broker = BrokerProcess(str(tmp_path / "kafka.db"))
     try:

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc
 import pytest
-from conftest import read_all, retail_frame
+from helpers import read_all, retail_frame
 
 import tskafka as tk
 

@@ -15,6 +15,7 @@ from typing import Self
 
 import polars as pl
 import pytest
+
 import tskafka as tk
 from tskafka import datasets
 from tskafka.testing import MockCluster

@@ -7,8 +7,9 @@ import time
 import numpy as np
 import polars as pl
 import pytest
+from helpers import retail_frame
+
 import tskafka as tk
-from conftest import retail_frame
 from tskafka import datasets
 
 go = pytest.importorskip("plotly.graph_objects")

@@ -8,7 +8,7 @@ import time
 
 import polars as pl
 import pytest
-from conftest import as_plain_json, read_all, retail_frame
+from helpers import as_plain_json, read_all, retail_frame
 
 import tskafka as tk
 from tskafka import datasets

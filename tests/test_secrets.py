@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+
 import tskafka as tk
 from tskafka.testing import MockCluster
 
@@ -255,3 +256,31 @@ def test_cli_output(bootstrap, new_topic, tmp_path):
         assert tskafka(*command, "--help").returncode == 0
     for command in (["topics"], ["replay"], ["consume"]):
         assert tskafka(*command, "-X", f"sasl.password={SENTINEL}", "--help").returncode == 0
+
+
+def test_cli_scrubs_every_line_of_a_multi_line_secret(bootstrap, new_topic, tmp_path):
+    """A PEM key in config.ini is scrubbed line by line: a line of it shown
+    alone (say, pasted as an argument by mistake) shows as *** too."""
+    topic = new_topic(1)
+    key_lines = [f"MII{SENTINEL}{n}{uuid.uuid4().hex}" for n in range(3)]
+    pem = ["-----BEGIN PRIVATE KEY-----", *key_lines, "-----END PRIVATE KEY-----"]
+    ini = tmp_path / "config.ini"
+    ini.write_text(f"[default]\nbootstrap.servers={bootstrap}\nsecurity.protocol=PLAINTEXT\n"
+                   f"ssl.key.pem={pem[0]}\n" + "".join(f"    {line}\n" for line in pem[1:]))
+    csv = tmp_path / "rows.csv"
+    pl.DataFrame({"n": range(5)}).write_csv(csv)
+
+    def tskafka(*args: str) -> subprocess.CompletedProcess[str]:
+        done = run("-m", "tskafka", *args, "--config", str(ini), "--timeout", "3")
+        for line in key_lines:
+            assert line not in done.stdout + done.stderr, f"tskafka {' '.join(args)}: {done.stderr}"
+        return done
+
+    listed = tskafka("topics", "list")
+    assert listed.returncode == 0 and topic in listed.stdout.split(), listed.stderr
+    missing = tskafka("replay", key_lines[0], topic)
+    assert missing.returncode == 2 and "no such file: ***" in missing.stderr, missing.stderr
+    bad_speed = tskafka("replay", str(csv), topic, "--time-column", "n", "--speed", key_lines[1])
+    assert bad_speed.returncode == 2 and "got '***'" in bad_speed.stderr, bad_speed.stderr
+    unknown = tskafka("topics", "describe", key_lines[2])
+    assert unknown.returncode == 1 and "***" in unknown.stderr, unknown.stderr

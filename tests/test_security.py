@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import read_all, retail_frame
+from helpers import read_all, retail_frame
 
 import tskafka as tk
 

@@ -237,3 +237,10 @@ def native(config: ConfigLike, section: str | None) -> dict[str, str] | None:
     """What the native clients take: a plain dict, or None."""
     resolved = resolve(config, section)
     return None if resolved is None else resolved.to_dict()
+
+
+def load_config(config: ConfigLike, section: str | None = None) -> dict[str, str] | None:
+    """librdkafka properties as a dict: from a Config or dict, or from a
+    Confluent-style ``config.ini`` (its ``[default]`` section overlaid with
+    ``section``). See :class:`Config`."""
+    return native(config, section)

@@ -37,7 +37,6 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def csv_options(
-    path: str | os.PathLike[str],
     *,
     time_column: str | None = None,
     time_format: str | None = None,
@@ -47,7 +46,9 @@ def csv_options(
     chunk_rows: int = 65_536,
     delimiter: str | None = None,
 ) -> dict[str, Any]:
-    path = os.fspath(path)
+    """The native CSV reader's options, for ``read_csv``, ``iter_csv`` and
+    ``replay``. The reader picks the delimiter when it is None: a tab for a
+    ``.tsv`` file, else a comma."""
     return {
         "time_column": time_column,
         "time_format": time_format,
@@ -55,7 +56,7 @@ def csv_options(
         "dtypes": None if dtypes is None else {k: _dtype_name(v) for k, v in dtypes.items()},
         "on_bad_rows": on_bad_rows,
         "chunk_rows": chunk_rows,
-        "delimiter": delimiter or ("\t" if path.lower().endswith(".tsv") else ","),
+        "delimiter": delimiter,
     }
 
 
@@ -63,7 +64,7 @@ def iter_csv(path: str | os.PathLike[str], *, output: Output = "polars", **optio
     """The rows of a CSV file as frames of up to ``chunk_rows`` rows; memory
     stays flat however large the file. Options as in :func:`read_csv`."""
     output = check_output(output)
-    reader = _tskafka.CsvFile(os.fspath(path), **csv_options(path, **options))
+    reader = _tskafka.CsvFile(os.fspath(path), **csv_options(**options))
     for batch in reader:
         yield convert(pa.Table.from_batches([batch]), output)
 
@@ -99,7 +100,6 @@ def read_csv(
     reader = _tskafka.CsvFile(
         os.fspath(path),
         **csv_options(
-            path,
             time_column=time_column,
             time_format=time_format,
             encoding=encoding,

@@ -62,4 +62,11 @@ def check_output(output: str) -> Output:
         from .exceptions import ConfigError
 
         raise ConfigError(f"output must be 'polars', 'pyarrow' or 'pandas', got {output!r}")
+    if output == "pandas":
+        try:
+            import pandas  # noqa: F401
+        except ImportError as e:
+            raise ImportError(
+                'output="pandas" needs pandas: pip install "tskafka[pandas]"'
+            ) from e
     return output  # type: ignore[return-value]

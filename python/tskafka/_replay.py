@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import atexit
 import datetime as _dt
 import os
-import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from . import _tskafka
+from . import _at_exit, _tskafka
 from ._config import ConfigLike
-from ._csv import _dtype_name
+from ._csv import csv_options
 from ._frames import as_arrow_stream, native_headers, native_key
 from .exceptions import ConfigError
-
-_running: set[Replay] = set()
-_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -59,6 +54,7 @@ class Replay:
         self._native = native
         for message in native.warnings:
             warnings.warn(message, stacklevel=3)
+        _at_exit.stop_at_exit(self, _at_exit.Stage.REPLAY)
 
     @property
     def topic(self) -> str:
@@ -119,10 +115,24 @@ class Replay:
         return self._finish()
 
     def _finish(self) -> ReplayProgress:
-        with _running_lock:
-            _running.discard(self)
+        _at_exit.forget(self, _at_exit.Stage.REPLAY)
         self._native.check()
         return self.progress
+
+    def _stop_at_exit(self) -> None:
+        """Running replays stop instead of being cut off mid-send."""
+        self.stop(timeout=2.0)
+
+    def __del__(self) -> None:
+        # Freeing the native replay stops it: say so when that cuts it short.
+        native = getattr(self, "_native", None)
+        if native is not None and native.progress()["state"] in ("running", "paused"):
+            warnings.warn(
+                f"the replay to {native.topic!r} stopped: its handle was freed while it was "
+                "running; keep it (r = tk.replay(...)) and wait() or stop() it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def __enter__(self) -> Self:
         return self
@@ -218,13 +228,11 @@ def replay(
     """
     from ._config import native as native_config
 
-    delimiter = "\t" if isinstance(source, str) and source.lower().endswith(".tsv") else ","
     native = _tskafka.Replay(
         topic,
         _source(source, chunk_rows),
         bootstrap_servers,
         native_config(config, "producer"),
-        time_column=time_column,
         speed=speed,
         every=every,
         window=window,
@@ -234,27 +242,16 @@ def replay(
         format=format,
         schema_header=schema_header,
         headers=native_headers(headers),
-        encoding=encoding,
-        time_format=time_format,
-        dtypes=None if dtypes is None else {k: _dtype_name(v) for k, v in dtypes.items()},
-        on_bad_rows=on_bad_rows,
-        chunk_rows=chunk_rows,
-        delimiter=delimiter,
         timeout=timeout,
+        # The time column paces any source; in a CSV it is also read as datetimes.
+        **csv_options(
+            time_column=time_column,
+            time_format=time_format,
+            encoding=encoding,
+            dtypes=dtypes,
+            on_bad_rows=on_bad_rows,
+            chunk_rows=chunk_rows,
+        ),
     )
-    handle = Replay(native)
-    with _running_lock:
-        _running.add(handle)
-    return handle
+    return Replay(native)
 
-
-@atexit.register
-def _stop_all() -> None:
-    """At interpreter exit, running replays stop instead of being cut off mid-send."""
-    with _running_lock:
-        handles = list(_running)
-    for h in handles:
-        try:
-            h.stop(timeout=2.0)
-        except Exception:
-            pass

@@ -33,12 +33,11 @@ class LocalBroker:
     def __new__(
         cls,
         port: int | None = None,
-        storage: str | None = None,
+        storage: str | os.PathLike[str] | None = None,
         *,
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
         users: dict[str, str] | None = None,
-        timeout: float = 30.0,
     ) -> LocalBroker: ...
     @property
     def bootstrap_servers(self) -> str: ...

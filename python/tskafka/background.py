@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from . import _tskafka
+from . import _at_exit, _tskafka
 from ._frames import convert
 from .exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from . import Consumer
-
-#: Background consumers that may still be running; stopped before the interpreter exits.
-_running: weakref.WeakSet[BackgroundConsumer] = weakref.WeakSet()
-
-
-def _stop_all() -> None:
-    for bg in list(_running):
-        try:
-            bg._native.stop(timeout=2.0, raise_error=False)
-        except BaseException:  # noqa: BLE001, S110 - shutting down: nothing to report to
-            pass
-
-
-# Runs before the interpreter waits for its threads and finalizes, unlike atexit.
-threading._register_atexit(_stop_all)  # type: ignore[attr-defined]
+    from .consumer import Consumer
 
 
 @dataclass(frozen=True)
@@ -73,6 +56,8 @@ class BackgroundConsumer:
     consumer's next ``poll_frame`` or carried into its next ``start()``.
     """
 
+    _native: _tskafka.Background
+
     def __init__(
         self,
         consumer: Consumer,
@@ -93,9 +78,8 @@ class BackgroundConsumer:
         self.consumer = consumer
         self.output = consumer.output
         self.on_frame = on_frame
+        # The native reader refuses to start while ``previous`` still runs.
         previous = consumer._background
-        if previous is not None and previous.running:
-            raise ConfigError("this consumer is already reading in the background: stop() it first")
         sink = None
         if on_frame is not None:
             output = self.output
@@ -109,15 +93,14 @@ class BackgroundConsumer:
             max_rows=max_rows,
             buffer_rows=buffer_rows,
             drop_oldest=when_full == "drop",
-            previous=None if previous is None else previous._handle,
+            previous=None if previous is None else previous._native,
         )
         self._reported = False
         consumer._background = self
-        _running.add(self)
+        _at_exit.stop_at_exit(self, _at_exit.Stage.BACKGROUND_READER)
 
-    @property
-    def _handle(self) -> _tskafka.Background:
-        return self._native
+    def _stop_at_exit(self) -> None:
+        self._native.stop(timeout=2.0, raise_error=False)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop reading and wait for the thread (it looks every 0.1 s, so this

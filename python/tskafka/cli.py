@@ -38,26 +38,23 @@ def _config(args: argparse.Namespace, section: str | None) -> Config:
     return config
 
 
-def _secrets(args: argparse.Namespace) -> list[str]:
-    """The secret values the command was given, longest first, to keep out of what it prints."""
+def _given_configs(args: argparse.Namespace) -> list[dict[str, str]]:
+    """The properties the command was given (file, $TSKAFKA_*, -X), whose
+    secrets are scrubbed from what it prints: as its client takes them (its
+    config.ini section overlaid), then without the section, for values the
+    section overrode. Empty if reading them is what failed."""
     if getattr(args, "config", False) is False:
         return []
     try:
-        config = _config(args, None)
+        return [_config(args, section).to_dict() for section in (args.section, None)]
     except Exception:  # noqa: BLE001 - the config itself is what failed: nothing read
         return []
-    values = {
-        v
-        for props in [dict(config), *config.sections.values()]
-        for k, v in props.items()
-        if v and _tskafka.is_secret(k)
-    }
-    return sorted(values, key=len, reverse=True)
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    for value in secrets:
-        text = text.replace(value, "***")
+def _scrub(text: str, args: argparse.Namespace) -> str:
+    """``text`` without the secret values the command was given (each line of a PEM key too)."""
+    for config in _given_configs(args):
+        text = _tskafka.scrub(text, config)
     return text
 
 
@@ -108,7 +105,7 @@ def _replay(args: argparse.Namespace) -> int:
     r = replay(
         args.file,
         args.topic,
-        config=_config(args, "producer"),
+        config=_config(args, args.section),
         time_column=args.time_column,
         speed=speed,
         every=args.every,
@@ -165,7 +162,7 @@ def _consume(args: argparse.Namespace) -> int:
     idle_since = time.monotonic()
     writer = None
     with Consumer(
-        config=_config(args, "consumer"),
+        config=_config(args, args.section),
         topics=args.topics,
         group_id=args.group,
         offset="earliest" if args.from_beginning else None,
@@ -217,7 +214,7 @@ def _append(path: str, frame: Any, writer: Any) -> Any:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    admin = Admin(config=_config(args, "admin"))
+    admin = Admin(config=_config(args, args.section))
     if args.action == "list":
         for name in admin.list_topics(timeout=args.timeout):
             print(name)
@@ -347,7 +344,7 @@ def parser() -> argparse.ArgumentParser:
 
     broker = sub.add_parser("broker", help="run the embedded broker in the foreground")
     broker.add_argument("--port", type=int, default=9092)
-    broker.add_argument("--storage", help="SQLite file keeping topics across restarts (default: memory)")
+    broker.add_argument("--storage", help="file keeping topics, records and offsets across restarts (default: memory)")
     broker.add_argument("--certfile", help="TLS: PEM server certificate (its chain after it); needs --keyfile")
     broker.add_argument("--keyfile", help="TLS: PEM private key of --certfile")
     broker.add_argument(
@@ -373,7 +370,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--skip-bad-rows", action="store_true", help="skip and count rows that do not parse")
     rp.add_argument("--quiet", "-q", action="store_true")
     _add_client_options(rp)
-    rp.set_defaults(run=_replay)
+    rp.set_defaults(run=_replay, section="producer")
 
     co = sub.add_parser("consume", help="print what arrives on topics, batch by batch")
     co.add_argument("topics", nargs="+")
@@ -386,7 +383,7 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("--out", help="also append the rows to this CSV or Parquet file")
     co.add_argument("--quiet", "-q", action="store_true")
     _add_client_options(co)
-    co.set_defaults(run=_consume)
+    co.set_defaults(run=_consume, section="consumer")
 
     tp = sub.add_parser("topics", help="list, create, delete or describe topics")
     tp.add_argument("action", nargs="?", choices=["list", "create", "delete", "describe"], default="list")
@@ -395,7 +392,7 @@ def parser() -> argparse.ArgumentParser:
     tp.add_argument("--exist-ok", action="store_true")
     tp.add_argument("--missing-ok", action="store_true")
     _add_client_options(tp)
-    tp.set_defaults(run=_topics)
+    tp.set_defaults(run=_topics, section="admin")
 
     ds = sub.add_parser("dataset", help="write a dataset to CSV or Parquet")
     ds.add_argument("name", choices=["retail", "sensors", "values"])
@@ -414,15 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except UsageError as e:
-        print(f"tskafka {args.command}: {_scrub(str(e), _secrets(args))}", file=sys.stderr)
+        print(f"tskafka {args.command}: {_scrub(str(e), args)}", file=sys.stderr)
         return 2
     except TsKafkaError as e:
-        print(f"tskafka {args.command}: {_scrub(str(e), _secrets(args))}", file=sys.stderr)
+        print(f"tskafka {args.command}: {_scrub(str(e), args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - a bug's traceback, printed without the secrets
-        print(_scrub(traceback.format_exc(), _secrets(args)), file=sys.stderr, end="")
+        print(_scrub(traceback.format_exc(), args), file=sys.stderr, end="")
         return 1
 
 

@@ -16,30 +16,22 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import polars as pl
 
+from . import _at_exit
 from .aggregate import RunningAggregate, _as_frame
 
 try:
+    import anywidget  # noqa: F401 - plotly's FigureWidget needs it
     import plotly.graph_objects as go
-except ImportError as e:  # pragma: no cover - depends on the install
+except ImportError as e:
     raise ImportError(
-        'tskafka.live draws with Plotly: pip install "tskafka[live]" (plotly and anywidget)'
+        f'tskafka.live draws with Plotly in widgets, and {e.name or "plotly"} is not '
+        'installed: pip install "tskafka[live]" (plotly and anywidget)'
     ) from e
-
-_charts: weakref.WeakSet[_LiveFigure] = weakref.WeakSet()
-
-
-def _stop_all() -> None:
-    for chart in list(_charts):
-        chart.stop(draw=False)
-
-
-threading._register_atexit(_stop_all)  # type: ignore[attr-defined]
 
 
 class _LiveFigure:
@@ -56,7 +48,7 @@ class _LiveFigure:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        _charts.add(self)
+        _at_exit.stop_at_exit(self, _at_exit.Stage.LIVE_CHART)
 
     # --- to override -------------------------------------------------------
     def _take(self, frame: pl.DataFrame) -> None:
@@ -109,6 +101,9 @@ class _LiveFigure:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def _stop_at_exit(self) -> None:
+        self.stop(draw=False)
 
     def _run(self) -> None:
         interval = 1.0 / self.fps

@@ -13,7 +13,8 @@ drops older data: spread test data over partitions and keep it small.
 
 from __future__ import annotations
 
-from . import _Client, _tskafka
+from . import _tskafka
+from ._client import _Client
 
 
 class MockCluster(_Client):

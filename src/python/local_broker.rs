@@ -1,14 +1,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use pyo3::prelude::*;
 
 use super::wait::detached;
-use crate::broker::EmbeddedBroker;
+use crate::broker::{self, BrokerOptions, EmbeddedBroker, Users};
 use crate::error::Error;
-use crate::security::{self, Listener, Users};
 
 /// A Kafka-compatible broker inside this process, on 127.0.0.1.
 #[pyclass(frozen, module = "tskafka._tskafka")]
@@ -24,44 +22,41 @@ pub struct LocalBroker {
 #[pymethods]
 impl LocalBroker {
     #[new]
-    #[pyo3(signature = (port=None, storage=None, *, certfile=None, keyfile=None, users=None,
-                        timeout=30.0))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (port=None, storage=None, *, certfile=None, keyfile=None, users=None))]
     fn new(
         py: Python<'_>,
         port: Option<u16>,
-        storage: Option<String>,
+        storage: Option<PathBuf>,
         certfile: Option<PathBuf>,
         keyfile: Option<PathBuf>,
         users: Option<HashMap<String, String>>,
-        timeout: f64,
     ) -> PyResult<Self> {
         let users = Users::new(users.unwrap_or_default())?;
         let user_names: Vec<String> = users.names().map(str::to_owned).collect();
         let (certfile, tls) = match (certfile, keyfile) {
             (None, None) => (None, None),
             (Some(cert), Some(key)) => {
-                let tls = detached(py, || security::server_tls(&cert, &key))?;
+                let tls = detached(py, || broker::server_tls(&cert, &key))?;
                 (Some(std::path::absolute(&cert).unwrap_or(cert)), Some(tls))
             }
             _ => {
                 return Err(Error::Config(
-                    "TLS needs both certfile= (PEM certificate, chain after it) and                      keyfile= (PEM private key)"
+                    "TLS needs both certfile= (PEM certificate, chain after it) and \
+                     keyfile= (PEM private key)"
                         .into(),
                 )
                 .into())
             }
         };
-        let listener = Listener::new(tls, users);
-        let security_protocol = listener.security_protocol();
-        let broker = detached(py, || {
-            EmbeddedBroker::start(
-                port,
-                storage.as_deref(),
-                listener,
-                Duration::from_secs_f64(timeout.max(0.1)),
-            )
-        })?;
+        let options = BrokerOptions {
+            port,
+            storage: storage.filter(|s| s.as_os_str() != "memory" && s.as_os_str() != "memory://"),
+            tls,
+            users,
+            auto_create_topics: false,
+        };
+        let broker = detached(py, || EmbeddedBroker::start(options))?;
+        let security_protocol = broker.security_protocol();
         Ok(Self {
             bootstrap: broker.bootstrap_servers(),
             port: broker.port(),
@@ -99,7 +94,7 @@ impl LocalBroker {
             config.insert("ssl.ca.location", ca.display().to_string());
         }
         if !self.user_names.is_empty() {
-            config.insert("sasl.mechanisms", security::MECHANISM.to_owned());
+            config.insert("sasl.mechanisms", broker::MECHANISM.to_owned());
             let username = match (username, &self.user_names[..]) {
                 (Some(u), _) => Some(u),
                 (None, [only]) => Some(only.clone()),

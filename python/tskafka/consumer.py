@@ -1,0 +1,233 @@
+"""``tskafka.Consumer``: a topic read into frames."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal, SupportsIndex
+
+from . import _at_exit, _tskafka
+from ._client import _Client
+from ._config import ConfigLike, native
+from ._frames import Output, check_output, convert
+from .background import BackgroundConsumer
+from .exceptions import ConfigError, ConsumeError
+
+Assignment = Iterable[tuple[str, int] | tuple[str, int, int]]
+
+
+def _topic_names(topics: str | Iterable[str]) -> list[str]:
+    """``topics`` as the native subscribe takes them: a list of names."""
+    if isinstance(topics, str):
+        return [topics]
+    names = list(topics) if isinstance(topics, Iterable) else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"topics must be a topic name or a list of names, got {topics!r}")
+    return names
+
+
+def _partition_list(partitions: Assignment) -> list[tuple[str, int, int | None]]:
+    """``partitions`` as the native assign takes them: (topic, partition, offset or None)."""
+    shape = "a list of (topic, partition) or (topic, partition, offset) tuples"
+    if isinstance(partitions, str) or not isinstance(partitions, Iterable):
+        raise ConfigError(f"partitions must be {shape}, got {partitions!r}")
+    out = []
+    for p in partitions:
+        entry = _partition_entry(p)
+        if entry is None:
+            raise ConfigError(f"partitions must be {shape}, got {p!r}")
+        out.append(entry)
+    return out
+
+
+def _partition_entry(p: object) -> tuple[str, int, int | None] | None:
+    """(topic, partition, offset or None), or None if ``p`` is not such a tuple."""
+    if not isinstance(p, Sequence) or isinstance(p, str) or len(p) not in (2, 3):
+        return None
+    topic, partition, offset = p[0], _integer(p[1]), p[2] if len(p) == 3 else None
+    start = None if offset is None else _integer(offset)
+    if not isinstance(topic, str) or partition is None or (offset is not None and start is None):
+        return None
+    return topic, partition, start
+
+
+def _integer(value: object) -> int | None:
+    """``value`` as an int if it is one (numpy integers too, not bools), else None."""
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+        return None
+    return operator.index(value)
+
+
+def _millis(t: _dt.datetime | float) -> int:
+    if isinstance(t, _dt.datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.UTC)
+        return int(t.timestamp() * 1000)
+    return int(t)
+
+
+class Consumer(_Client):
+    """Reads a topic into frames.
+
+    Give ``topics`` to join ``group_id`` (a fresh group if None) or
+    ``partitions`` (``[(topic, partition)]`` or ``[(topic, partition, offset)]``)
+    to read without a group. ``offset`` ('earliest'/'latest') is where a
+    partition without a committed offset starts. With ``auto_commit`` the
+    offsets of rows returned to you are committed in the background;
+    otherwise call ``commit()`` after processing. Left as None, ``group_id``,
+    ``offset`` and ``auto_commit`` come from the config (``group.id``,
+    ``auto.offset.reset``, ``enable.auto.commit``, e.g. a ``[consumer]``
+    section), else a fresh group, 'latest' and True; given, they win.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        config: ConfigLike = None,
+        *,
+        topics: str | Iterable[str] | None = None,
+        partitions: Assignment | None = None,
+        group_id: str | None = None,
+        offset: str | None = None,
+        auto_commit: bool | None = None,
+        format: str = "auto",
+        metadata: bool = False,
+        output: Output = "polars",
+        on_error: str = "raise",
+        json_schema: Any = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.output = check_output(output)
+        if topics is not None and partitions is not None:
+            raise ConfigError("give topics= (a group subscription) or partitions=, not both")
+        # Checked before a client is made: a bad argument fails at once.
+        topic_names = None if topics is None else _topic_names(topics)
+        assignment = None if partitions is None else _partition_list(partitions)
+        self._background: BackgroundConsumer | None = None
+        self._native = _tskafka.Consumer(
+            bootstrap_servers,
+            native(config, "consumer"),
+            group_id=group_id,
+            offset=offset,
+            auto_commit=auto_commit,
+            format=format,
+            metadata=metadata,
+            on_error=on_error,
+            json_schema=json_schema,
+            timeout=timeout,
+        )
+        try:
+            if topic_names:
+                self._native.subscribe(topic_names)
+            if assignment:
+                self._native.assign(assignment)
+        except BaseException:
+            self._native.close()
+            raise
+        _at_exit.stop_at_exit(self, _at_exit.Stage.CONSUMER)
+
+    def subscribe(self, topics: str | Iterable[str]) -> None:
+        self._native.subscribe(_topic_names(topics))
+
+    def assign(self, partitions: Assignment) -> None:
+        self._native.assign(_partition_list(partitions))
+
+    def poll_frame(self, max_rows: int = 100_000, timeout: float | None = 1.0) -> Any:
+        """Up to ``max_rows`` rows (from as many messages as arrive within
+        ``timeout`` seconds) as one frame, or None if nothing arrived."""
+        bg = self._idle()
+        if bg is not None and bg.status.unconsumed_rows:
+            # Rows a stopped background reader read but nobody took come first.
+            return bg.drain(max_rows)
+        # Polars holds text as string views: made natively, they cost no copy.
+        table = self._native.poll_table(max_rows, timeout, string_views=self.output == "polars")
+        return convert(table, self.output)
+
+    def _idle(self) -> BackgroundConsumer | None:
+        bg = self._background
+        if bg is not None and bg.running:
+            raise ConsumeError(
+                "this consumer is reading in the background: stop() it first"
+            )
+        return bg
+
+    def start(
+        self,
+        on_frame: Callable[[Any], object] | None = None,
+        *,
+        max_rows: int = 100_000,
+        buffer_rows: int | None = None,
+        when_full: Literal["wait", "drop"] = "wait",
+    ) -> BackgroundConsumer:
+        """Read on a native thread from now on: see ``BackgroundConsumer``."""
+        return BackgroundConsumer(
+            self, on_frame, max_rows=max_rows, buffer_rows=buffer_rows, when_full=when_full
+        )
+
+    @property
+    def background(self) -> BackgroundConsumer | None:
+        """The last background reader started on this consumer."""
+        return self._background
+
+    def close(self) -> None:
+        """Stop a background reader (raising its error, if it failed and no
+        ``stop()`` or ``join()`` has), leave the group (committing returned rows when auto-commit is on) and close."""
+        bg = self._background
+        try:
+            if bg is not None:
+                bg._close()
+        finally:
+            self._native.close()
+            _at_exit.forget(self, _at_exit.Stage.CONSUMER)
+
+    def _stop_at_exit(self) -> None:
+        self._native.close()
+
+    def commit(self, asynchronous: bool = False) -> None:
+        """Commit the offsets of every row returned so far."""
+        self._native.commit(asynchronous)
+
+    def committed(self, timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        return self._native.committed(timeout)
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return self._native.assignment()
+
+    def seek(
+        self,
+        offset: int | str | None = None,
+        *,
+        timestamp: _dt.datetime | int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        timeout: float = 10.0,
+    ) -> list[tuple[str, int, int]]:
+        """Move assigned partitions (all, or those of ``topic``/``partition``)
+        to ``offset`` (a number, 'earliest', 'latest') or to the first message
+        at or after ``timestamp`` (a datetime, naive meaning UTC, or epoch ms).
+        Returns ``[(topic, partition, offset)]`` moved to (-1: the end)."""
+        ts = None if timestamp is None else _millis(timestamp)
+        bg = self._idle()
+        if bg is not None and bg.status.unconsumed_rows:
+            if topic is not None or partition is not None:
+                raise ConsumeError(
+                    f"{bg.status.unconsumed_rows} rows read in the background are not "
+                    "drained yet: drain() them before moving some partitions"
+                )
+            # Moving every partition: rows read ahead from before the seek go.
+            bg._native.clear()
+        return self._native.seek(
+            offset=offset, timestamp_ms=ts, topic=topic, partition=partition, timeout=timeout
+        )
+
+    @property
+    def bad_messages(self) -> list[tuple[str, int, int, str, bytes]]:
+        """Messages skipped with ``on_error='skip'``: (topic, partition, offset, error, payload)."""
+        return self._native.bad_messages
+
+    def __iter__(self) -> Iterator[Any]:
+        while not self.closed:
+            frame = self.poll_frame()
+            if frame is not None:
+                yield frame
