@@ -38,8 +38,6 @@ pub(super) struct Shared {
     pub(super) paused: Mutex<bool>,
     pub(super) wake: Condvar,
     pub(super) paused_us: AtomicU64,
-    /// Until the first message of a paced replay is acknowledged.
-    pub(super) starting: AtomicBool,
     pub(super) phase: Mutex<Phase>,
     pub(super) finished: Condvar,
     pub(super) outcome: Mutex<Option<Error>>,
@@ -55,14 +53,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(paced: bool) -> Self {
+    pub(super) fn new() -> Self {
         Self {
             stop: AtomicBool::new(false),
             stop_deadline: Mutex::new(None),
             paused: Mutex::new(false),
             wake: Condvar::new(),
             paused_us: AtomicU64::new(0),
-            starting: AtomicBool::new(paced),
             phase: Mutex::new(Phase::Running),
             finished: Condvar::new(),
             outcome: Mutex::new(None),
@@ -208,7 +205,6 @@ impl Job {
             &mut || shared.hold(),
             settled,
         )?;
-        shared.starting.store(false, Relaxed);
         Ok(Clock::start(speed, shared.paused_total()))
     }
 

@@ -9,8 +9,8 @@
 //!   timestamps (not when the topic's retention would delete them at once),
 //!   and how many rows each message holds.
 //! - [`job`]: the thread. A paced replay sends its first message at once and
-//!   starts the schedule when that message is acknowledged (`progress`
-//!   says "starting" until then), so a consumer sees every message on time.
+//!   starts the schedule when that message is acknowledged, so a consumer
+//!   sees every message on time.
 //!
 //! [`Replay::start`] checks everything it can before the thread starts: the
 //! options, the source's time column, that the topic exists.
@@ -146,7 +146,7 @@ fn replay_settings(mut settings: Settings, pace: &Pace) -> Settings {
 /// Where a replay stands.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress {
-    /// 'starting', 'running', 'paused', 'stopping', 'done', 'stopped' or 'failed'.
+    /// 'running', 'paused', 'stopping', 'done', 'stopped' or 'failed'.
     pub state: &'static str,
     pub rows_sent: u64,
     pub rows_delivered: u64,
@@ -266,7 +266,7 @@ impl Replay {
             headers,
             warm_up: metadata_timeout,
         };
-        let shared = Arc::new(Shared::new(!matches!(pace, Pace::Fast)));
+        let shared = Arc::new(Shared::new());
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tskafka-replay".into())
@@ -350,7 +350,6 @@ impl Replay {
         let state = match *lock(&s.phase) {
             Phase::Running if s.stopping() => "stopping",
             Phase::Running if *lock(&s.paused) => "paused",
-            Phase::Running if s.starting.load(Relaxed) => "starting",
             Phase::Running => "running",
             Phase::Done => "done",
             Phase::Stopped => "stopped",
