@@ -77,6 +77,54 @@ impl Default for CsvOptions {
     }
 }
 
+impl CsvOptions {
+    /// The options as callers name them: `encoding` 'auto', 'utf-8' or
+    /// 'latin-1'; `dtypes` by dtype name; `on_bad_rows` 'error' or 'skip';
+    /// `delimiter` one character (None: tab for a `.tsv` file, else comma).
+    pub fn from_args(
+        time_column: Option<String>,
+        time_format: Option<String>,
+        encoding: &str,
+        dtypes: Option<HashMap<String, String>>,
+        on_bad_rows: &str,
+        chunk_rows: usize,
+        delimiter: Option<&str>,
+    ) -> Result<Self> {
+        let skip_bad_rows = match on_bad_rows {
+            "error" => false,
+            "skip" => true,
+            other => {
+                return Err(Error::Config(format!(
+                    "on_bad_rows must be 'error' or 'skip', got {other:?}"
+                )))
+            }
+        };
+        let delimiter = match delimiter.map(str::as_bytes) {
+            None => None,
+            Some([b]) => Some(*b),
+            Some(_) => {
+                return Err(Error::Config(format!(
+                    "delimiter must be one character, got {:?}",
+                    delimiter.unwrap_or_default()
+                )))
+            }
+        };
+        Ok(CsvOptions {
+            delimiter,
+            encoding: encoding.parse::<Encoding>()?,
+            time_column,
+            time_format,
+            dtypes: dtypes
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| Ok((k, parse_dtype(&v)?)))
+                .collect::<Result<_>>()?,
+            chunk_rows,
+            skip_bad_rows,
+        })
+    }
+}
+
 /// A dtype name as users write it (polars / pyarrow / numpy spellings).
 pub fn parse_dtype(name: &str) -> Result<DataType> {
     Ok(match name.to_ascii_lowercase().as_str() {
@@ -163,16 +211,15 @@ fn time_format(text: &str) -> Result<Time> {
     if let Some(n) = per_second {
         return Ok(Time::Epoch(n));
     }
-    let items: Vec<Item<'static>> = StrftimeItems::new(text)
-        .map(|i| i.to_owned())
-        .collect();
+    let items: Vec<Item<'static>> = StrftimeItems::new(text).map(|i| i.to_owned()).collect();
     if items.iter().any(|i| matches!(i, Item::Error)) {
         return Err(Error::Config(format!(
             "time_format {text:?} is not a valid strftime format (e.g. '%m/%d/%Y %H:%M'), \
              nor epoch_s/epoch_ms/epoch_us/epoch_ns"
         )));
     }
-    let zoned = text.contains("%z") || text.contains("%:z") || text.contains("%#z") || text.ends_with('Z');
+    let zoned =
+        text.contains("%z") || text.contains("%:z") || text.contains("%#z") || text.ends_with('Z');
     let date_only = !["%H", "%I", "%M", "%S", "%T", "%R", "%s"]
         .iter()
         .any(|t| text.contains(t));
@@ -293,7 +340,11 @@ fn infer(values: &StringArray, is_time: bool) -> Plan {
         return if is_time { Plan::EpochAuto } else { Plan::Int };
     }
     if all_parse(values, |v| v.parse::<f64>().ok()) {
-        return if is_time { Plan::EpochAuto } else { Plan::Float };
+        return if is_time {
+            Plan::EpochAuto
+        } else {
+            Plan::Float
+        };
     }
     if !is_time
         && all_parse(values, |v| match v.to_ascii_lowercase().as_str() {
@@ -323,11 +374,19 @@ fn plan_for(dtype: &DataType, values: &StringArray) -> Result<Plan> {
         DataType::Float64 => Plan::Float,
         DataType::Boolean => Plan::Bool,
         DataType::Date32 => match detect_time(values) {
-            Some(t @ Time::Format { date_only: true, .. }) => Plan::Time(t),
+            Some(
+                t @ Time::Format {
+                    date_only: true, ..
+                },
+            ) => Plan::Time(t),
             _ => Plan::Time(time_format("%Y-%m-%d")?),
         },
         DataType::Timestamp(_, _) => detected()?,
-        other => return Err(Error::Config(format!("unsupported CSV column type {other}"))),
+        other => {
+            return Err(Error::Config(format!(
+                "unsupported CSV column type {other}"
+            )))
+        }
     })
 }
 
@@ -367,13 +426,16 @@ pub struct CsvReader {
 
 impl CsvReader {
     pub fn open(path: &str, mut options: CsvOptions) -> Result<Self> {
-        let file = File::open(path).map_err(|e| {
-            Error::Config(format!("cannot open CSV file {path:?}: {e}"))
-        })?;
+        let file = File::open(path)
+            .map_err(|e| Error::Config(format!("cannot open CSV file {path:?}: {e}")))?;
         if options.delimiter.is_none() && path.to_ascii_lowercase().ends_with(".tsv") {
             options.delimiter = Some(b'\t');
         }
-        Self::new(path.to_owned(), Box::new(std::io::BufReader::with_capacity(1 << 20, file)), options)
+        Self::new(
+            path.to_owned(),
+            Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            options,
+        )
     }
 
     pub fn new(name: String, input: Box<dyn Read + Send>, options: CsvOptions) -> Result<Self> {
@@ -516,7 +578,9 @@ impl CsvReader {
     fn read_chunk(&mut self) -> Result<Chunk> {
         let width = self.header.len();
         let mut builders: Vec<StringBuilder> = (0..width)
-            .map(|_| StringBuilder::with_capacity(self.options.chunk_rows, self.options.chunk_rows * 8))
+            .map(|_| {
+                StringBuilder::with_capacity(self.options.chunk_rows, self.options.chunk_rows * 8)
+            })
             .collect();
         let mut lines = Vec::with_capacity(self.options.chunk_rows.min(1 << 16));
         let mut record = std::mem::take(&mut self.record);
@@ -721,11 +785,40 @@ impl RecordBatchReader for CsvReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_from_args_are_checked() {
+        let dtypes = HashMap::from([("n".to_owned(), "int64".to_owned())]);
+        let o = CsvOptions::from_args(None, None, "latin-1", Some(dtypes), "skip", 8, Some(";"))
+            .unwrap();
+        assert_eq!(o.delimiter, Some(b';'));
+        assert!(o.skip_bad_rows);
+        assert_eq!(o.dtypes["n"], DataType::Int64);
+        assert_eq!(o.chunk_rows, 8);
+        let err = |encoding, on_bad_rows, delimiter| {
+            CsvOptions::from_args(None, None, encoding, None, on_bad_rows, 8, delimiter)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("auto", "ignore", None),
+            "on_bad_rows must be 'error' or 'skip', got \"ignore\""
+        );
+        assert_eq!(
+            err("auto", "error", Some("ab")),
+            "delimiter must be one character, got \"ab\""
+        );
+        assert!(err("utf-16", "error", None).contains("utf-16"));
+    }
     use arrow::array::AsArray;
     use arrow::datatypes::TimestampMicrosecondType;
 
     fn read(text: &[u8], options: CsvOptions) -> Result<(CsvReader, Vec<RecordBatch>)> {
-        let mut r = CsvReader::new("test.csv".into(), Box::new(std::io::Cursor::new(text.to_vec())), options)?;
+        let mut r = CsvReader::new(
+            "test.csv".into(),
+            Box::new(std::io::Cursor::new(text.to_vec())),
+            options,
+        )?;
         let mut out = Vec::new();
         while let Some(b) = r.next_batch()? {
             out.push(b);
@@ -808,7 +901,11 @@ C489449,-12,12/1/2010 8:26,2.1,\n";
         assert_eq!(r.rows_skipped, 2);
         assert_eq!(r.bad_rows[0].line, 4);
         assert_eq!(r.bad_rows[1].line, 6);
-        assert!(r.bad_rows[1].reason.contains("\"five\""), "{:?}", r.bad_rows);
+        assert!(
+            r.bad_rows[1].reason.contains("\"five\""),
+            "{:?}",
+            r.bad_rows
+        );
     }
 
     #[test]
@@ -828,9 +925,15 @@ C489449,-12,12/1/2010 8:26,2.1,\n";
     fn given_datetime_types_detect_their_form() {
         let csv = b"a,b,c\n12/1/2010 8:26,2010-12-01,1700000000\n";
         let dtypes = [
-            ("a".to_owned(), DataType::Timestamp(TimeUnit::Microsecond, None)),
+            (
+                "a".to_owned(),
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+            ),
             ("b".to_owned(), DataType::Date32),
-            ("c".to_owned(), DataType::Timestamp(TimeUnit::Microsecond, None)),
+            (
+                "c".to_owned(),
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+            ),
         ]
         .into_iter()
         .collect();
@@ -841,7 +944,12 @@ C489449,-12,12/1/2010 8:26,2.1,\n";
         let (_, b) = read(csv, options).unwrap();
         let a = b[0].column(0).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(a.value(0), 1_291_191_960_000_000);
-        assert_eq!(b[0].column(1).as_primitive::<arrow::datatypes::Date32Type>().value(0), 14_944);
+        assert_eq!(
+            b[0].column(1)
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value(0),
+            14_944
+        );
         let c = b[0].column(2).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(c.value(0), 1_700_000_000_000_000);
     }
@@ -857,6 +965,9 @@ C489449,-12,12/1/2010 8:26,2.1,\n";
             ..Default::default()
         };
         let err = read(b"a,b\n1,2\n", options).err().unwrap().to_string();
-        assert!(err.contains("\"when\"") && err.contains("[\"a\", \"b\"]"), "{err}");
+        assert!(
+            err.contains("\"when\"") && err.contains("[\"a\", \"b\"]"),
+            "{err}"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! One error type for the native core, and its single conversion into the
-//! Python exception tree declared in `python/tskafka/exceptions.py`.
+//! One error type for the native core. The bindings turn it into the Python
+//! exception tree declared in `python/tskafka/exceptions.py`.
 
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 
@@ -38,13 +38,32 @@ pub enum Error {
     Timeout(String),
     #[error("{0}")]
     Broker(String),
-    /// A Python exception (KeyboardInterrupt) caught while waiting natively.
-    #[cfg(feature = "python")]
-    #[error("interrupted")]
-    Python(pyo3::PyErr),
+    /// The process could not start a thread (too many threads, or no memory for its stack).
+    #[error("the process could not start a thread for {what}: {reason}")]
+    Thread { what: &'static str, reason: String },
+    /// Work ended because its owner asked it to stop (a replay's or a
+    /// background reader's stop); not a failure.
+    #[error("stopped on request")]
+    Stopped,
+    /// An error raised by the caller's own code while the core waited or
+    /// called back: a signal check (KeyboardInterrupt), a callback's
+    /// exception. Handed back to the caller as it was.
+    #[error("{0}")]
+    Caller(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
+    pub fn caller(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Caller(Box::new(err))
+    }
+
+    pub fn thread(what: &'static str, err: &std::io::Error) -> Self {
+        Error::Thread {
+            what,
+            reason: err.to_string(),
+        }
+    }
+
     pub fn kafka(context: impl std::fmt::Display, err: &RdError) -> Self {
         let code = err.rdkafka_error_code();
         let retriable = code.is_some_and(is_retriable);
@@ -95,106 +114,31 @@ fn is_retriable(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-#[cfg(feature = "python")]
-mod python {
-    use super::Error;
-    use pyo3::exceptions::PyRuntimeError;
-    use pyo3::prelude::*;
-    use pyo3::types::{PyBytes, PyDict};
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn raise(py: Python<'_>, class: &str, message: String, attrs: &[(&str, Py<PyAny>)]) -> PyErr {
-        let build = || -> PyResult<PyErr> {
-            let cls = py.import("tskafka.exceptions")?.getattr(class)?;
-            let kwargs = PyDict::new(py);
-            for (k, v) in attrs {
-                kwargs.set_item(k, v)?;
-            }
-            let exc = cls.call((message.clone(),), Some(&kwargs))?;
-            Ok(PyErr::from_value(exc))
+    #[test]
+    fn a_thread_that_cannot_start_says_so() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "Resource temporarily unavailable",
+        );
+        let message = Error::thread("the replay", &io).to_string();
+        assert_eq!(
+            message,
+            "the process could not start a thread for the replay: Resource temporarily unavailable"
+        );
+    }
+
+    #[test]
+    fn a_caller_error_comes_back_as_it_was() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("mine")]
+        struct Mine;
+        let Error::Caller(inner) = Error::caller(Mine) else {
+            panic!("not a caller error");
         };
-        build().unwrap_or_else(|e| PyRuntimeError::new_err(format!("{message} ({e})")))
-    }
-
-    impl From<Error> for PyErr {
-        fn from(err: Error) -> PyErr {
-            Python::attach(|py| {
-                let message = err.to_string();
-                let o = |v: Bound<'_, PyAny>| v.unbind();
-                match err {
-                    Error::Python(e) => e,
-                    Error::Config(_) => raise(py, "ConfigError", message, &[]),
-                    Error::Kafka {
-                        code,
-                        retriable,
-                        fatal,
-                        ..
-                    } => raise(
-                        py,
-                        "KafkaError",
-                        message,
-                        &[
-                            ("code", o(code.into_pyobject(py).unwrap().into_any())),
-                            (
-                                "retriable",
-                                o(retriable.into_pyobject(py).unwrap().to_owned().into_any()),
-                            ),
-                            (
-                                "fatal",
-                                o(fatal.into_pyobject(py).unwrap().to_owned().into_any()),
-                            ),
-                        ],
-                    ),
-                    Error::Produce {
-                        rows_failed,
-                        rows_delivered,
-                        ..
-                    } => raise(
-                        py,
-                        "ProduceError",
-                        message,
-                        &[
-                            (
-                                "rows_failed",
-                                o(rows_failed.into_pyobject(py).unwrap().into_any()),
-                            ),
-                            (
-                                "rows_delivered",
-                                o(rows_delivered.into_pyobject(py).unwrap().into_any()),
-                            ),
-                        ],
-                    ),
-                    Error::Decode {
-                        topic,
-                        partition,
-                        offset,
-                        payload,
-                        ..
-                    } => raise(
-                        py,
-                        "DecodeError",
-                        message,
-                        &[
-                            ("topic", o(topic.into_pyobject(py).unwrap().into_any())),
-                            (
-                                "partition",
-                                o(partition.into_pyobject(py).unwrap().into_any()),
-                            ),
-                            ("offset", o(offset.into_pyobject(py).unwrap().into_any())),
-                            ("payload", o(PyBytes::new(py, &payload).into_any())),
-                        ],
-                    ),
-                    Error::Schema(_) => raise(py, "SchemaError", message, &[]),
-                    Error::Closed(_) => raise(py, "ClosedError", message, &[]),
-                    Error::Timeout(_) => raise(py, "TimeoutError", message, &[]),
-                    Error::Broker(_) => raise(py, "BrokerError", message, &[]),
-                }
-            })
-        }
-    }
-
-    impl From<PyErr> for Error {
-        fn from(err: PyErr) -> Self {
-            Error::Python(err)
-        }
+        assert!(inner.downcast::<Mine>().is_ok());
     }
 }

@@ -1,10 +1,11 @@
-//! tskafka's native core. The modules without pyo3 (`config`, `encode`,
-//! `decode`, `broker`, `client`) are tested by `cargo test`; `python`
-//! holds the thin bindings.
+//! tskafka's native core. Everything but `python` is free of pyo3 and tested
+//! by `cargo test`: the clients and their engine (`client`), the replay
+//! (`replay`), the waits (`wait`), the codecs (`encode`, `decode`,
+//! `csv_reader`), the embedded broker (`broker`). `python` holds the
+//! bindings: classes, argument parsing, conversions, the error mapping.
 
 pub mod broker;
 pub mod client;
-pub mod config;
 pub mod csv_reader;
 pub mod decode;
 #[cfg(test)]
@@ -13,6 +14,7 @@ pub mod encode;
 pub mod error;
 pub mod in_process;
 pub mod replay;
+pub mod wait;
 
 #[cfg(feature = "python")]
 mod python;

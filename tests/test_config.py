@@ -58,6 +58,24 @@ def test_dict_and_keywords_become_librdkafka_strings():
     assert pickle.loads(pickle.dumps(c)) == c
 
 
+def test_the_native_clients_take_only_strings():
+    """Config owns turning values into librdkafka's strings: the native
+    clients take strings only, and name the property that is not one."""
+    native = tk._tskafka
+    not_a_string = r'"linger.ms" must be a string, got int: .*tskafka.Config'
+    for make in (native.Producer, native.Consumer, native.Admin):
+        with pytest.raises(tk.ConfigError, match=not_a_string):
+            make("127.0.0.1:1", {"linger.ms": 5})
+    with pytest.raises(tk.ConfigError, match='"enable.idempotence" must be a string, got bool'):
+        native.Replay("t", pl.DataFrame({"x": [1]}), "127.0.0.1:1", {"enable.idempotence": False})
+    # The public classes pass every value through Config first.
+    p = tk.Producer("127.0.0.1:1", {"linger.ms": 5, "enable.idempotence": False})
+    try:
+        assert '"enable.idempotence": "false", "linger.ms": "5"' in repr(p._native)
+    finally:
+        p.close()
+
+
 def test_merging_later_wins_and_none_removes():
     base = tk.Config({"bootstrap.servers": "a:1", "linger.ms": 5, "acks": "all"})
     merged = base | {"linger.ms": 10, "acks": None}

@@ -188,3 +188,37 @@ def test_confluent_config_ini(tmp_path):
     assert "127.0.0.1:9" in repr(p) and "s3cr3t-sentinel" not in repr(p)
     with pytest.raises(tk.ConfigError, match="cannot read config file"):
         tk.Producer(config=tmp_path / "missing.ini")
+
+
+NO_THREADS = """
+import os, resource
+import tskafka as tk
+consumer = tk.Consumer("127.0.0.1:1")
+os.setuid(65534)  # RLIMIT_NPROC binds only a user without CAP_SYS_RESOURCE
+status = open("/proc/self/status").read()
+threads = int(status.split("Threads:")[1].split()[0])
+resource.setrlimit(resource.RLIMIT_NPROC, (threads, threads))
+try:
+    consumer.start(buffer_rows=10)
+except tk.TsKafkaError as e:
+    print(type(e).__name__, e)
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/self/status"),
+    reason="needs root on Linux to run a process that may start no more threads",
+)
+def test_a_thread_that_cannot_start_is_not_a_config_error():
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", NO_THREADS], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    # The base class: neither a config problem nor one of the other kinds.
+    assert run.stdout.startswith(
+        "TsKafkaError the process could not start a thread for a background consumer: "
+        "Resource temporarily unavailable"
+    ), run.stdout + run.stderr

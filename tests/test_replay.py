@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 import polars as pl
@@ -38,6 +39,83 @@ def test_event_time_schedule_is_kept_without_drift(bootstrap, new_topic):
     assert abs(error).max() < 40, error
     assert abs(error[-1]) < 40, error
     assert float(pl.Series(abs(error)).median()) < 10, error
+
+
+def replay_arrivals(bootstrap: str, topic: str, frame: pl.DataFrame, speed: float):
+    """When a consumer already reading the partition receives each replayed
+    message, and when tk.replay() returned (time.monotonic() seconds)."""
+    confluent = pytest.importorskip("confluent_kafka")
+    c = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": topic})
+    c.assign([confluent.TopicPartition(topic, 0, confluent.OFFSET_BEGINNING)])
+    arrivals: list[float] = []
+
+    def read() -> None:
+        deadline = time.monotonic() + 30
+        while len(arrivals) <= frame.height and time.monotonic() < deadline:
+            m = c.poll(0.05)
+            if m is not None and m.error() is None:
+                arrivals.append(time.monotonic())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        # The consumer is reading (connected, fetching) once a first message reached it.
+        tk.Producer(bootstrap).send(topic, pl.DataFrame({"marker": [1]}))
+        while not arrivals and reader.is_alive():
+            time.sleep(0.01)
+        r = tk.replay(frame, topic, bootstrap, time_column="t", speed=speed)
+        returned = time.monotonic()
+        assert r.wait(timeout=30).rows_delivered == frame.height
+    finally:
+        reader.join()
+        c.close()
+    return arrivals[1:], returned
+
+
+def test_a_consumer_receives_every_message_on_schedule(bootstrap, new_topic):
+    """The schedule starts once the producer is ready (connected, with its
+    producer id and the topic's metadata): started before, the first
+    messages reach consumers late and the next ones catch up in a burst."""
+    gaps = [4, 2, 1, 4, 1, 9, 2, 1]  # seconds, as in the replay tutorial's data
+    speed = 20.0
+    seconds = [sum(gaps[:i]) for i in range(len(gaps) + 1)]
+    base = dt.datetime(2024, 1, 1)
+    frame = pl.DataFrame(
+        {"t": [base + dt.timedelta(seconds=s) for s in seconds], "v": range(len(seconds))}
+    )
+    for run in range(5):
+        arrivals, returned = replay_arrivals(bootstrap, new_topic(1), frame, speed)
+        assert len(arrivals) == len(seconds), f"run {run}: {len(arrivals)} messages arrived"
+        first = arrivals[0] - returned
+        assert first < 1.0, f"run {run}: the first message arrived {first:.3f}s after replay()"
+        late_ms = [
+            round(1000 * (arrived - (arrivals[0] + s / speed)), 1)
+            for arrived, s in zip(arrivals, seconds, strict=True)
+        ]
+        assert max(map(abs, late_ms)) <= 25, f"run {run}: ms behind schedule {late_ms}"
+
+
+def test_the_schedule_waits_for_the_first_acknowledgement():
+    """Against a cluster that answers in half a second, the second reading
+    (due 0.1 s after the first) waits for the first one's acknowledgement."""
+    from tskafka.testing import MockCluster
+
+    with MockCluster(brokers=1) as cluster:
+        cluster.create_topic("t", partitions=1)
+        cluster.round_trip_time(1, 0.5)
+        readings = datasets.sensors(rows=20, period=1.0)
+        r = tk.replay(
+            readings, "t", cluster.bootstrap_servers, time_column="timestamp", speed=10,
+            timestamp="send",
+        )
+        time.sleep(0.45)
+        progress = r.progress
+        assert (progress.rows_sent, progress.rows_delivered) == (1, 0)
+        deadline = time.monotonic() + 10
+        while r.progress.rows_delivered < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.progress.rows_delivered >= 2
+        assert r.stop().rows_failed == 0
 
 
 def test_rows_sharing_a_tick_or_window_go_in_one_message(bootstrap, new_topic):

@@ -7,55 +7,11 @@ use arrow::pyarrow::ToPyArrow;
 use pyo3::prelude::*;
 
 use super::wait::detached;
-use crate::csv_reader::{parse_dtype, CsvOptions, CsvReader, Encoding};
-use crate::error::{Error, Result};
+use crate::csv_reader::{CsvOptions, CsvReader};
 
 #[pyclass(frozen, module = "tskafka._tskafka")]
 pub struct CsvFile {
     reader: Mutex<CsvReader>,
-}
-
-pub fn csv_options(
-    time_column: Option<String>,
-    time_format: Option<String>,
-    encoding: &str,
-    dtypes: Option<HashMap<String, String>>,
-    on_bad_rows: &str,
-    chunk_rows: usize,
-    delimiter: Option<&str>,
-) -> Result<CsvOptions> {
-    let skip_bad_rows = match on_bad_rows {
-        "error" => false,
-        "skip" => true,
-        other => {
-            return Err(Error::Config(format!(
-                "on_bad_rows must be 'error' or 'skip', got {other:?}"
-            )))
-        }
-    };
-    let delimiter = match delimiter.map(str::as_bytes) {
-        None => None,
-        Some([b]) => Some(*b),
-        Some(_) => {
-            return Err(Error::Config(format!(
-                "delimiter must be one character, got {:?}",
-                delimiter.unwrap_or_default()
-            )))
-        }
-    };
-    Ok(CsvOptions {
-        delimiter,
-        encoding: encoding.parse::<Encoding>()?,
-        time_column,
-        time_format,
-        dtypes: dtypes
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| Ok((k, parse_dtype(&v)?)))
-            .collect::<Result<_>>()?,
-        chunk_rows,
-        skip_bad_rows,
-    })
 }
 
 #[pymethods]
@@ -75,7 +31,7 @@ impl CsvFile {
         chunk_rows: usize,
         delimiter: Option<&str>,
     ) -> PyResult<Self> {
-        let options = csv_options(
+        let options = CsvOptions::from_args(
             time_column,
             time_format,
             encoding,

@@ -1,10 +1,14 @@
-//! The Python face of the core: thin #[pyclass] wrappers.
+//! The Python face of the core: #[pyclass] wrappers, arguments parsed into
+//! the core's option structs, Arrow <-> pyarrow conversions, and the mapping
+//! of the core's errors to Python exceptions. The work itself, and every
+//! thread and wait, is in the core.
 
 mod admin;
 mod background;
 mod consumer;
 mod convert;
 mod csv_file;
+mod error;
 mod local_broker;
 mod mock_cluster;
 mod producer;
@@ -34,31 +38,20 @@ pub mod _tskafka {
 
     use super::*;
 
-    /// The `[default]` section of a config.ini overlaid with `section`.
-    #[pyfunction]
-    #[pyo3(signature = (text, section=None))]
-    fn read_ini(
-        text: &str,
-        section: Option<&str>,
-    ) -> PyResult<std::collections::BTreeMap<String, String>> {
-        let settings = crate::config::Settings::from_ini(text, section)?;
-        Ok(settings
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect())
-    }
-
     /// Every section of a config.ini: `{section: {key: value}}`.
     #[pyfunction]
     fn read_ini_sections(
         text: &str,
     ) -> PyResult<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>
     {
-        let sections = crate::config::Settings::ini_sections(text)?;
+        let sections = crate::client::Settings::ini_sections(text)?;
         Ok(sections
             .into_iter()
             .map(|(name, s)| {
-                let values = s.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                let values = s
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
                 (name, values)
             })
             .collect())
@@ -68,7 +61,7 @@ pub mod _tskafka {
     /// multi-line one, such as a PEM key) replaced by `***`.
     #[pyfunction]
     fn scrub(text: &str, config: std::collections::BTreeMap<String, String>) -> String {
-        let mut settings = crate::config::Settings::new();
+        let mut settings = crate::client::Settings::new();
         for (k, v) in config {
             settings.set(k, v);
         }
@@ -78,14 +71,14 @@ pub mod _tskafka {
     /// Whether `key` holds a credential (scrubbed from messages).
     #[pyfunction]
     fn is_secret(key: &str) -> bool {
-        crate::config::is_secret(key)
+        crate::client::settings::is_secret(key)
     }
 
     /// Whether `key`'s value is hidden in reprs (credentials and what
     /// librdkafka marks sensitive).
     #[pyfunction]
     fn is_sensitive(key: &str) -> bool {
-        crate::config::is_sensitive(key)
+        crate::client::settings::is_sensitive(key)
     }
 
     #[pymodule_init]

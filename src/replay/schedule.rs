@@ -1,14 +1,14 @@
 //! The replay schedule: when each row of a timestamped series is due.
 //!
-//! Times are planned against the start of the replay, never against the
+//! Times are planned against the start of the schedule, never against the
 //! previous send, so waiting and sending costs do not add up into drift.
 
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
 };
 
 use crate::error::{Error, Result};
@@ -58,7 +58,11 @@ pub fn event_micros(col: &dyn Array, name: &str) -> Result<Vec<Option<i64>>> {
 }
 
 /// Consecutive rows `[start, end)` that go out at one moment, and that moment's event time.
-pub fn groups(times: &[Option<i64>], window_us: i64, name: &str) -> Result<Vec<(usize, usize, i64)>> {
+pub fn groups(
+    times: &[Option<i64>],
+    window_us: i64,
+    name: &str,
+) -> Result<Vec<(usize, usize, i64)>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < times.len() {
@@ -90,23 +94,27 @@ fn null_time(name: &str, row: usize) -> Error {
 #[derive(Debug)]
 pub struct Clock {
     start: Instant,
+    /// The replay's time paused when the plan started (not a shift of it).
+    paused_before: Duration,
     paused: Duration,
     first_event: Option<i64>,
     speed: f64,
 }
 
 impl Clock {
-    pub fn new(speed: f64) -> Self {
+    /// A plan starting now; `paused_so_far` is the replay's time paused until now.
+    pub fn start(speed: f64, paused_so_far: Duration) -> Self {
         Self {
             start: Instant::now(),
+            paused_before: paused_so_far,
             paused: Duration::ZERO,
             first_event: None,
             speed,
         }
     }
 
-    /// How long after the start a row with event time `t` is due (rows
-    /// earlier than the first row are due at once).
+    /// How long after the start a row with event time `t` is due (the first
+    /// row asked about is due at the start; rows earlier than it at once).
     pub fn event_offset(&mut self, t: i64) -> Duration {
         let t0 = *self.first_event.get_or_insert(t);
         let seconds = (t - t0).max(0) as f64 / self.speed / 1e6;
@@ -122,8 +130,9 @@ impl Clock {
         self.start + self.paused + offset
     }
 
+    /// The replay's total time paused: what came after the start shifts the plan.
     pub fn set_paused(&mut self, total: Duration) {
-        self.paused = total;
+        self.paused = total.saturating_sub(self.paused_before);
     }
 }
 
@@ -148,13 +157,14 @@ mod tests {
 
     #[test]
     fn schedule_is_relative_to_the_start() {
-        let mut c = Clock::new(10.0);
+        // Paused for 3 s before the start: that does not shift the plan.
+        let mut c = Clock::start(10.0, Duration::from_secs(3));
         let start = c.at(Duration::ZERO);
         assert_eq!(c.event_offset(5_000_000), Duration::ZERO);
         assert_eq!(c.event_offset(15_000_000), Duration::from_secs(1));
         // Out of order: earlier than the first row, due at once.
         assert_eq!(c.event_offset(1_000_000), Duration::ZERO);
-        c.set_paused(Duration::from_millis(500));
+        c.set_paused(Duration::from_millis(3_500));
         let offset = c.event_offset(25_000_000);
         assert_eq!(c.at(offset), start + Duration::from_millis(2_500));
         assert_eq!(

@@ -1,19 +1,20 @@
-//! What the producer, consumer and admin clients share: creating a librdkafka
-//! client from settings, remembering its errors, and checking topics exist.
+//! The context every tskafka client runs with: it keeps librdkafka's
+//! client-level errors (broker down, authentication failed) where a waiting
+//! call can find them, and, for a group consumer, starts partitions without a
+//! committed offset at once (the rebalance).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings::{self as rd, rd_kafka_resp_err_t as RDKafkaRespErr};
 use rdkafka::client::{Client, ClientContext};
-use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::metadata::Metadata;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::config::Settings;
-use crate::error::{Error, Result};
+use super::settings::Settings;
+use crate::error::Error;
 
 /// Client-level errors librdkafka reports outside any call (broker down, auth failed...).
 #[derive(Default)]
@@ -246,196 +247,4 @@ fn start_uncommitted_at(
             let _ = mine.set_offset(offset);
         }
     }
-}
-
-/// Creates any librdkafka client, turning a bad property into a ConfigError.
-pub fn create<T, C>(settings: &Settings, context: C) -> Result<T>
-where
-    T: FromClientConfigAndContext<C>,
-    C: ClientContext,
-{
-    settings.bootstrap_servers()?;
-    let mut settings = settings.clone();
-    // A client reaches the brokers named in the cluster's metadata only
-    // reconnect.backoff.ms / 2 after its bootstrap connection: librdkafka's
-    // 100 ms default added 50 ms to every new client's first request.
-    if settings.get("reconnect.backoff.max.ms").is_none() {
-        settings.default("reconnect.backoff.ms", "20");
-    }
-    // With sparse connections (the default) that wait is at least 11 ms;
-    // against this process's embedded broker, a cluster of one, they spare
-    // no connection.
-    if crate::in_process::serves_every(settings.bootstrap_servers()?) {
-        settings.default("enable.sparse.connections", "false");
-    }
-    // librdkafka's message names the property (and value) at fault; the
-    // others are listed by name only, so that a secret under a misspelt key
-    // is not shown.
-    T::from_config_and_context(&settings.client_config(), context).map_err(|e| {
-        Error::Config(format!(
-            "invalid client config: {} (properties: {})",
-            settings.scrub(&e.to_string()),
-            settings
-                .iter()
-                .map(|(k, _)| k)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
-}
-
-/// Cluster metadata for `topic` (every topic if None). The wait runs in
-/// growing slices so that a security failure (wrong password, untrusted
-/// certificate) ends it at once instead of after `timeout`; `pump` serves
-/// the client's events between slices so those failures are seen (a
-/// producer's own thread already does).
-pub fn fetch_metadata(
-    client: &Client<Context>,
-    settings: &Settings,
-    topic: Option<&str>,
-    timeout: Duration,
-    pump: &mut dyn FnMut() -> Result<()>,
-) -> Result<Metadata> {
-    let bootstrap = settings.bootstrap_servers()?.to_owned();
-    let started = Instant::now();
-    let deadline = started + timeout;
-    // Short slices keep Ctrl+C prompt while no broker answers; they grow, for
-    // a distant cluster that answers slowly, only while librdkafka reports no error.
-    let short = Duration::from_millis(50);
-    let mut slice = short;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let call = Instant::now();
-        let result = client.fetch_metadata(topic, slice.min(left).max(Duration::from_millis(1)));
-        if result.is_err() && call.elapsed() < Duration::from_millis(20) {
-            // Failed without waiting: do not spin.
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        pump()?;
-        if let Some(e) = client.context().errors.security_error(started, settings) {
-            return Err(e);
-        }
-        match result {
-            Ok(md) => return Ok(md),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(unreachable(&bootstrap, timeout, &e, settings))
-            }
-            Err(_) if client.context().errors.since(started).is_some() => slice = short,
-            Err(_) => slice = (slice * 2).min(Duration::from_secs(2)),
-        }
-    }
-}
-
-/// Partition counts of `topics`, or a clear error if the cluster cannot be
-/// reached or a topic does not exist; `pump` as for [`fetch_metadata`].
-pub fn partition_counts(
-    client: &Client<Context>,
-    settings: &Settings,
-    topics: &[&str],
-    timeout: Duration,
-    pump: &mut dyn FnMut() -> Result<()>,
-) -> Result<Vec<usize>> {
-    let bootstrap = settings.bootstrap_servers()?.to_owned();
-    topics
-        .iter()
-        .map(|topic| {
-            let md = fetch_metadata(client, settings, Some(topic), timeout, pump)?;
-            let t = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == *topic)
-                .ok_or_else(|| unknown_topic(topic, &bootstrap))?;
-            match t.error() {
-                Some(code) if t.partitions().is_empty() => {
-                    let code: RDKafkaErrorCode = code.into();
-                    if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-                        Err(unknown_topic(topic, &bootstrap))
-                    } else {
-                        Err(Error::kafka_code(format!("topic {topic:?}"), code))
-                    }
-                }
-                _ if t.partitions().is_empty() => Err(unknown_topic(topic, &bootstrap)),
-                _ => Ok(t.partitions().len()),
-            }
-        })
-        .collect()
-}
-
-pub fn unknown_topic(topic: &str, bootstrap: &str) -> Error {
-    Error::Kafka {
-        message: format!(
-            "topic {topic:?} does not exist on {bootstrap}: create it first, e.g. \
-             tskafka.Admin({bootstrap:?}).create_topic({topic:?}, partitions=3)"
-        ),
-        code: "UnknownTopicOrPartition".into(),
-        retriable: false,
-        fatal: false,
-    }
-}
-
-pub fn unreachable(
-    bootstrap: &str,
-    timeout: Duration,
-    err: &KafkaError,
-    settings: &Settings,
-) -> Error {
-    let code = err.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-    Error::Kafka {
-        message: format!(
-            "could not reach the Kafka cluster at {bootstrap} within {:.1}s ({}): \
-             check bootstrap_servers, that the broker is running, and the security settings",
-            timeout.as_secs_f64(),
-            settings.scrub(&err.to_string())
-        ),
-        code: format!("{code:?}"),
-        retriable: true,
-        fatal: false,
-    }
-}
-
-/// The topic's `retention.ms` as the cluster reports it; Ok(None) when it is
-/// not reported, unlimited, or cannot be read within `timeout` (the caller
-/// then assumes no limit). `check` runs every `slice` and can end the wait.
-pub fn retention_ms(
-    settings: &Settings,
-    topic: &str,
-    timeout: Duration,
-    slice: Duration,
-    check: &mut dyn FnMut() -> Result<()>,
-) -> Result<Option<i64>> {
-    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    let Ok(admin) = create::<AdminClient<Context>, _>(settings, Context::default()) else {
-        return Ok(None);
-    };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    else {
-        return Ok(None);
-    };
-    let options = AdminOptions::new().request_timeout(Some(timeout));
-    let resources = [ResourceSpecifier::Topic(topic)];
-    let mut asked = std::pin::pin!(admin.describe_configs(&resources, &options));
-    let deadline = std::time::Instant::now() + timeout;
-    let results = loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        let answer =
-            runtime.block_on(async { tokio::time::timeout(left.min(slice), &mut asked).await });
-        match answer {
-            Ok(Ok(results)) => break results,
-            Ok(Err(_)) => return Ok(None),
-            Err(_) => check()?,
-        }
-    };
-    let Some(Ok(resource)) = results.into_iter().next() else {
-        return Ok(None);
-    };
-    let value = resource
-        .get("retention.ms")
-        .and_then(|e| e.value.as_deref())
-        .and_then(|v| v.parse::<i64>().ok());
-    Ok(value.filter(|v| *v >= 0))
 }

@@ -24,8 +24,8 @@ pub fn is_secret(key: &str) -> bool {
         "private.key",
         "user.info",
     ]
-        .iter()
-        .any(|word| key.contains(word))
+    .iter()
+    .any(|word| key.contains(word))
         || matches!(
             key.as_str(),
             "ssl.key.pem" | "ssl_key" | "sasl.oauthbearer.config"
@@ -188,10 +188,7 @@ impl Settings {
                 )));
             }
             let value = line[split + 1..].trim();
-            sections
-                .entry(current.clone())
-                .or_default()
-                .set(key, value);
+            sections.entry(current.clone()).or_default().set(key, value);
             last_key = Some(key.to_owned());
         }
         Ok(sections)
@@ -288,7 +285,10 @@ mod tests {
         assert!(!is_sensitive("bootstrap.servers") && !is_sensitive("ssl.certificate.pem"));
         let mut s = Settings::new();
         s.set("sasl.username", "alice").set("sasl.password", "pw");
-        assert_eq!(s.redacted(), r#"{"sasl.password": "***", "sasl.username": "***"}"#);
+        assert_eq!(
+            s.redacted(),
+            r#"{"sasl.password": "***", "sasl.username": "***"}"#
+        );
     }
 
     #[test]
