@@ -13,13 +13,11 @@ use std::io::Read;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch,
-    RecordBatchReader, StringArray, StringBuilder, TimestampMicrosecondArray,
-};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::error::ArrowError;
+use arrow_array::{Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, RecordBatchReader, StringArray, TimestampMicrosecondArray};
+use arrow_array::builder::StringBuilder;
+use arrow_select::filter::filter_record_batch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::ArrowError;
 use chrono::format::{parse, Item, Parsed, StrftimeItems};
 use chrono::NaiveDate;
 
@@ -810,8 +808,8 @@ mod tests {
         );
         assert!(err("utf-16", "error", None).contains("utf-16"));
     }
-    use arrow::array::AsArray;
-    use arrow::datatypes::TimestampMicrosecondType;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMicrosecondType;
 
     fn read(text: &[u8], options: CsvOptions) -> Result<(CsvReader, Vec<RecordBatch>)> {
         let mut r = CsvReader::new(
@@ -946,7 +944,7 @@ C489449,-12,12/1/2010 8:26,2.1,\n";
         assert_eq!(a.value(0), 1_291_191_960_000_000);
         assert_eq!(
             b[0].column(1)
-                .as_primitive::<arrow::datatypes::Date32Type>()
+                .as_primitive::<arrow_array::types::Date32Type>()
                 .value(0),
             14_944
         );

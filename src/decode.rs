@@ -4,21 +4,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::builder::make_view;
-use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BinaryViewArray, GenericBinaryArray,
-    GenericStringArray, Int32Array, Int64Array, OffsetSizeTrait, RecordBatch, RecordBatchOptions,
-    StringArray, StringViewArray, TimestampMillisecondArray,
-};
-use arrow::buffer::{Buffer, MutableBuffer, ScalarBuffer};
-use arrow::compute::concat_batches;
-use arrow::compute::kernels::cast::{cast, cast_with_options, CastOptions};
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
-use arrow::error::ArrowError;
-use arrow::ipc::convert::try_fb_to_schema;
-use arrow::ipc::reader::{read_dictionary, RecordBatchDecoder};
-use arrow::ipc::{root_as_message, MessageHeader};
-use arrow::json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+use arrow_array::builder::make_view;
+use arrow_array::{new_null_array, Array, ArrayRef, BinaryViewArray, GenericBinaryArray, GenericStringArray, Int32Array, Int64Array, OffsetSizeTrait, RecordBatch, RecordBatchOptions, StringArray, StringViewArray, TimestampMillisecondArray};
+use arrow_array::cast::AsArray;
+use arrow_buffer::{Buffer, MutableBuffer, ScalarBuffer};
+use arrow_select::concat::concat_batches;
+use arrow_cast::{cast, cast_with_options, CastOptions};
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use arrow_schema::ArrowError;
+use arrow_ipc::convert::try_fb_to_schema;
+use arrow_ipc::reader::{read_dictionary, RecordBatchDecoder};
+use arrow_ipc::{root_as_message, MessageHeader};
+use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 
 use crate::error::{Error, Result};
 
@@ -362,7 +359,7 @@ impl FrameBuilder {
         let values = serde_json::Deserializer::from_slice(&run.lines)
             .into_iter::<serde_json::Value>()
             .take(take)
-            .map(|v| v.map_err(|e| arrow::error::ArrowError::JsonError(e.to_string())));
+            .map(|v| v.map_err(|e| arrow_schema::ArrowError::JsonError(e.to_string())));
         let schema = infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
         Ok((Arc::new(schema), Some(take >= rows)))
     }
@@ -665,10 +662,7 @@ fn decode_json(
 
 /// The same instants labelled with time zone `tz`.
 fn with_zone(col: &ArrayRef, tz: &str) -> ArrayRef {
-    use arrow::datatypes::{
-        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
-        TimestampNanosecondType as Ns, TimestampSecondType as S,
-    };
+    use arrow_array::types::{TimestampMicrosecondType as Us, TimestampMillisecondType as Ms, TimestampNanosecondType as Ns, TimestampSecondType as S};
     match col.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => {
             Arc::new(col.as_primitive::<S>().clone().with_timezone(tz))
@@ -735,7 +729,7 @@ fn guarded<T>(
 /// writers pad them: arrow's reader slices the body without checking and
 /// panics on one that does not.
 fn check_buffers(
-    batch: arrow::ipc::RecordBatch<'_>,
+    batch: arrow_ipc::RecordBatch<'_>,
     body_len: usize,
 ) -> std::result::Result<(), ArrowError> {
     for b in batch.buffers().iter().flatten() {
@@ -1282,7 +1276,7 @@ fn detect_datetimes(batch: RecordBatch) -> RecordBatch {
 mod tests {
     use super::*;
     use crate::encode::{EncodeOptions, Encoder, Format};
-    use arrow::array::{Float64Array, TimestampMicrosecondArray};
+    use arrow_array::{Float64Array, TimestampMicrosecondArray};
 
     fn sample() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -1383,7 +1377,7 @@ mod tests {
             assert_eq!(ours, StringViewArray::from(&array));
             ours.to_data().validate_full().unwrap();
         }
-        let large = arrow::array::LargeStringArray::from(values);
+        let large = arrow_array::LargeStringArray::from(values);
         assert_eq!(string_views(&large), StringViewArray::from(&large));
     }
 
@@ -1481,14 +1475,14 @@ mod tests {
         assert_eq!(
             out.column_by_name("kafka_offset")
                 .unwrap()
-                .as_primitive::<arrow::datatypes::Int64Type>()
+                .as_primitive::<arrow_array::types::Int64Type>()
                 .values(),
             &[0, 1]
         );
         let at = out
             .column_by_name("at")
             .unwrap()
-            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            .as_primitive::<arrow_array::types::TimestampMicrosecondType>();
         assert_eq!(at.value(1) - at.value(0), -3_599_000_000);
     }
 
@@ -1533,7 +1527,7 @@ mod tests {
         let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         assert_eq!(
             out.column(0)
-                .as_primitive::<arrow::datatypes::Int64Type>()
+                .as_primitive::<arrow_array::types::Int64Type>()
                 .values(),
             &[1, 4]
         );
@@ -1586,14 +1580,14 @@ mod tests {
 
     fn ipc(batches: &[RecordBatch]) -> Vec<u8> {
         let mut w =
-            arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batches[0].schema()).unwrap();
+            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batches[0].schema()).unwrap();
         for b in batches {
             w.write(b).unwrap();
         }
         w.into_inner().unwrap()
     }
 
-    fn views(values: Vec<Option<&[u8]>>, buffer: &[u8]) -> arrow::array::StringViewArray {
+    fn views(values: Vec<Option<&[u8]>>, buffer: &[u8]) -> arrow_array::StringViewArray {
         // Values laid out in `buffer` as given, unchecked: a stream from anywhere.
         let b = BinaryViewArray::from(values);
         let mut views = b.views().to_vec();
@@ -1611,18 +1605,18 @@ mod tests {
             }
         }
         unsafe {
-            arrow::array::StringViewArray::new_unchecked(
+            arrow_array::StringViewArray::new_unchecked(
                 views.into(),
                 vec![Buffer::from_slice_ref(buffer)].into(),
-                arrow::array::Array::nulls(&b).cloned(),
+                arrow_array::Array::nulls(&b).cloned(),
             )
         }
     }
 
     #[test]
     fn ipc_streams_read_as_arrow_reads_them() {
-        use arrow::array::{DictionaryArray, StringViewArray};
-        use arrow::datatypes::Int32Type;
+        use arrow_array::{DictionaryArray, StringViewArray};
+        use arrow_array::types::Int32Type;
         let long = "PARTY BUNTING — “Fête” ünïcødé ✓";
         let schema = Arc::new(Schema::new(vec![
             Field::new("sv", DataType::Utf8View, true),
@@ -1667,7 +1661,7 @@ mod tests {
         let ours = read(&stream).unwrap();
         assert_eq!(read_ipc_stream(&stream, true).map(plain).unwrap(), ours);
         let theirs: Vec<_> =
-            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&stream), None)
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&stream), None)
                 .unwrap()
                 .collect::<std::result::Result<_, _>>()
                 .unwrap();
@@ -1697,7 +1691,7 @@ mod tests {
             // SAFETY: only written, never read: the IPC writer copies bytes.
             let strings = unsafe {
                 StringArray::new_unchecked(
-                    arrow::buffer::OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                    arrow_buffer::OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
                     Buffer::from(values.to_vec()),
                     None,
                 )
@@ -1745,7 +1739,7 @@ mod tests {
     #[test]
     fn string_views_must_be_utf8() {
         let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, true)]));
-        let read = |a: arrow::array::StringViewArray| {
+        let read = |a: arrow_array::StringViewArray| {
             let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(a)]).unwrap();
             let stream = ipc(&[b]);
             let without = read_ipc_stream(&stream, false).map(plain);

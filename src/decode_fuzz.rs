@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{
-    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, ListArray, RecordBatch,
-    StringArray, StringViewArray, TimestampMicrosecondArray,
-};
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use arrow_array::{ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StringViewArray, TimestampMicrosecondArray};
+use arrow_schema::DataType;
+use arrow_array::types::{Int32Type, Int64Type};
 
 use crate::csv_reader::{CsvOptions, CsvReader, Encoding};
 use crate::decode::{FormatHint, FrameBuilder, MessageRef, DECODER_PANICKED, KNOWN_ARROW_PANIC};
@@ -153,8 +151,8 @@ fn every_corpus_file_decodes_or_is_refused() {
 
 #[test]
 fn a_batch_cannot_claim_more_rows_than_its_body_could_hold() {
-    use arrow::array::RecordBatchOptions;
-    use arrow::datatypes::Schema;
+    use arrow_array::RecordBatchOptions;
+    use arrow_schema::Schema;
     let options = RecordBatchOptions::new().with_row_count(Some(1 << 40));
     let empty = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options);
     let stream = crate::encode::ipc_stream(&empty.unwrap()).unwrap();

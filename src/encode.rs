@@ -5,17 +5,13 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, LargeStringArray,
-    RecordBatch, RecordBatchOptions, StringArray, StringViewArray, UInt32Array, UInt64Array,
-};
-use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
-};
-use arrow::ipc::writer::StreamWriter;
+use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch, RecordBatchOptions, StringArray, StringViewArray, UInt32Array, UInt64Array};
+use arrow_array::cast::AsArray;
+use arrow_cast::cast;
+use arrow_select::take::take_record_batch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::types::{Date32Type, Date64Type, Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType};
+use arrow_ipc::writer::StreamWriter;
 
 use crate::error::{Error, Result};
 
@@ -516,7 +512,7 @@ fn key_strings(col: &ArrayRef, field: &Field) -> Result<StringArray> {
 
 /// Milliseconds since the epoch of a datetime, date or int64 column (UTC for naive datetimes).
 pub fn epoch_millis(col: &dyn Array) -> Vec<Option<i64>> {
-    fn map<T: arrow::datatypes::ArrowPrimitiveType<Native = N>, N: Copy>(
+    fn map<T: arrow_array::types::ArrowPrimitiveType<Native = N>, N: Copy>(
         col: &dyn Array,
         f: impl Fn(N) -> i64,
     ) -> Vec<Option<i64>> {
@@ -875,7 +871,7 @@ pub fn json_schema(schema: &Schema) -> Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float64Array, Int64Array, StringViewArray, TimestampMicrosecondArray};
+    use arrow_array::{Float64Array, Int64Array, StringViewArray, TimestampMicrosecondArray};
 
     fn sample() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -1092,7 +1088,7 @@ mod tests {
         );
         assert_eq!(msgs.iter().map(|m| m.rows).collect::<Vec<_>>(), vec![3, 1]);
         let reader =
-            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None)
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None)
                 .unwrap();
         let back: Vec<_> = reader.collect::<std::result::Result<_, _>>().unwrap();
         assert_eq!(back[0], batch.slice(0, 3));
@@ -1159,7 +1155,7 @@ mod tests {
             Field::new("b", DataType::BinaryView, true),
             Field::new("l", DataType::List(Arc::new(item.clone())), true),
         ]));
-        let mut list = arrow::array::ListBuilder::new(arrow::array::StringViewBuilder::new())
+        let mut list = arrow_array::builder::ListBuilder::new(arrow_array::builder::StringViewBuilder::new())
             .with_field(Arc::new(item));
         list.append_value([Some("a long string of more than twelve bytes"), None]);
         list.append_null();
@@ -1167,7 +1163,7 @@ mod tests {
             schema,
             vec![
                 Arc::new(StringViewArray::from(vec![Some("short"), None])),
-                Arc::new(arrow::array::BinaryViewArray::from(vec![
+                Arc::new(arrow_array::BinaryViewArray::from(vec![
                     Some(b"\xff\x00".as_slice()),
                     Some(b"x".as_slice()),
                 ])),
@@ -1177,7 +1173,7 @@ mod tests {
         .unwrap();
         let msgs = collect(&batch, EncodeOptions::default());
         let reader =
-            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None)
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None)
                 .unwrap();
         let wire = reader.schema();
         assert_eq!(wire.field(0).data_type(), &DataType::Utf8);

@@ -26,8 +26,8 @@ pub mod error {
         Schema(String),
     }
 
-    impl From<arrow::error::ArrowError> for Error {
-        fn from(err: arrow::error::ArrowError) -> Self {
+    impl From<arrow_schema::ArrowError> for Error {
+        fn from(err: arrow_schema::ArrowError) -> Self {
             Error::Schema(err.to_string())
         }
     }

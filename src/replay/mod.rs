@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arrow::datatypes::DataType;
+use arrow_schema::DataType;
 use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 use job::{lock, Job, Phase, Shared};

@@ -5,11 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_schema::{DataType, TimeUnit};
+use arrow_array::types::{Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType};
 
 use crate::error::{Error, Result};
 
@@ -26,7 +25,7 @@ pub enum Pace {
 
 /// Event times of a datetime or date column in microseconds since the epoch.
 pub fn event_micros(col: &dyn Array, name: &str) -> Result<Vec<Option<i64>>> {
-    fn map<T: arrow::datatypes::ArrowPrimitiveType<Native = N>, N: Copy>(
+    fn map<T: arrow_array::types::ArrowPrimitiveType<Native = N>, N: Copy>(
         col: &dyn Array,
         f: impl Fn(N) -> i64,
     ) -> Vec<Option<i64>> {

@@ -1,8 +1,8 @@
 //! What a replay reads: a CSV file (read natively, in chunks) or any Arrow
 //! stream (a frame, a Parquet scanner).
 
-use arrow::array::{RecordBatch, RecordBatchReader};
-use arrow::datatypes::SchemaRef;
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::SchemaRef;
 
 use crate::csv_reader::{BadRow, CsvOptions, CsvReader};
 use crate::error::{Error, Result};

@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
+use arrow_array::RecordBatch;
 
 use super::{Consumer, Positions};
 use crate::decode::Frame;
@@ -533,8 +533,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
 
     /// A frame of `values` in batches of `per_batch` rows.
     fn frame(values: std::ops::Range<i64>, per_batch: usize) -> Frame {
