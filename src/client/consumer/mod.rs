@@ -15,7 +15,7 @@ pub mod background;
 pub mod read;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -183,6 +183,10 @@ pub struct Consumer {
     bad: Mutex<VecDeque<BadMessage>>,
     /// Set by `close()`: a read running on another thread ends at its next wake-up.
     closing: AtomicBool,
+    /// Calls waiting for the consumer. A background reader lets them go
+    /// first: the lock is not fair, and a reader that locks again at once
+    /// after each read could keep a drain or a commit waiting for minutes.
+    waiting: AtomicUsize,
 }
 
 /// How long `close()` waits for librdkafka to leave the group and shut down.
@@ -248,6 +252,7 @@ impl Consumer {
             })),
             bad: Mutex::new(VecDeque::new()),
             closing: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -256,7 +261,18 @@ impl Consumer {
     }
 
     fn lock_inner(&self) -> MutexGuard<'_, Option<Inner>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.waiting.fetch_add(1, SeqCst);
+        let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        self.waiting.fetch_sub(1, SeqCst);
+        guard
+    }
+
+    /// Waits (a little) while other calls wait for the consumer.
+    fn let_others_go_first(&self) {
+        let until = Instant::now() + Duration::from_millis(100);
+        while self.waiting.load(SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// Runs `work` on the open consumer (waiting for a read on another

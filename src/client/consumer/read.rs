@@ -218,6 +218,7 @@ impl Consumer {
         timeout: f64,
         check: Check<'_>,
     ) -> Result<Option<(Frame, Positions)>> {
+        self.let_others_go_first();
         self.with_inner(|inner| {
             inner.builder.string_views = false;
             self.read(inner, max_rows, Some(timeout), check)
