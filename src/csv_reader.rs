@@ -13,11 +13,14 @@ use std::io::Read;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, RecordBatchReader, StringArray, TimestampMicrosecondArray};
 use arrow_array::builder::StringBuilder;
-use arrow_select::filter::filter_record_batch;
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch,
+    RecordBatchReader, StringArray, TimestampMicrosecondArray,
+};
 use arrow_schema::ArrowError;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_select::filter::filter_record_batch;
 use chrono::format::{parse, Item, Parsed, StrftimeItems};
 use chrono::NaiveDate;
 
@@ -689,9 +692,9 @@ impl CsvReader {
                 Plan::EpochAuto => unreachable!(),
             };
             if array.null_count() != values.null_count() {
-                for r in 0..rows {
-                    if array.is_null(r) && values.is_valid(r) && keep[r] {
-                        keep[r] = false;
+                for (r, kept) in keep.iter_mut().enumerate().take(rows) {
+                    if array.is_null(r) && values.is_valid(r) && *kept {
+                        *kept = false;
                         failures.push((r, c));
                     }
                 }

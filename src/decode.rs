@@ -5,17 +5,21 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_array::builder::make_view;
-use arrow_array::{new_null_array, Array, ArrayRef, BinaryViewArray, GenericBinaryArray, GenericStringArray, Int32Array, Int64Array, OffsetSizeTrait, RecordBatch, RecordBatchOptions, StringArray, StringViewArray, TimestampMillisecondArray};
 use arrow_array::cast::AsArray;
+use arrow_array::{
+    new_null_array, Array, ArrayRef, BinaryViewArray, GenericBinaryArray, GenericStringArray,
+    Int32Array, Int64Array, OffsetSizeTrait, RecordBatch, RecordBatchOptions, StringArray,
+    StringViewArray, TimestampMillisecondArray,
+};
 use arrow_buffer::{Buffer, MutableBuffer, ScalarBuffer};
-use arrow_select::concat::concat_batches;
 use arrow_cast::{cast, cast_with_options, CastOptions};
-use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
-use arrow_schema::ArrowError;
 use arrow_ipc::convert::try_fb_to_schema;
 use arrow_ipc::reader::{read_dictionary, RecordBatchDecoder};
 use arrow_ipc::{root_as_message, MessageHeader};
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+use arrow_schema::ArrowError;
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use arrow_select::concat::concat_batches;
 
 use crate::error::{Error, Result};
 
@@ -662,7 +666,10 @@ fn decode_json(
 
 /// The same instants labelled with time zone `tz`.
 fn with_zone(col: &ArrayRef, tz: &str) -> ArrayRef {
-    use arrow_array::types::{TimestampMicrosecondType as Us, TimestampMillisecondType as Ms, TimestampNanosecondType as Ns, TimestampSecondType as S};
+    use arrow_array::types::{
+        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+        TimestampNanosecondType as Ns, TimestampSecondType as S,
+    };
     match col.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => {
             Arc::new(col.as_primitive::<S>().clone().with_timezone(tz))
@@ -1615,8 +1622,8 @@ mod tests {
 
     #[test]
     fn ipc_streams_read_as_arrow_reads_them() {
-        use arrow_array::{DictionaryArray, StringViewArray};
         use arrow_array::types::Int32Type;
+        use arrow_array::{DictionaryArray, StringViewArray};
         let long = "PARTY BUNTING — “Fête” ünïcødé ✓";
         let schema = Arc::new(Schema::new(vec![
             Field::new("sv", DataType::Utf8View, true),

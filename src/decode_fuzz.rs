@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StringViewArray, TimestampMicrosecondArray};
-use arrow_schema::DataType;
 use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{
+    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StringViewArray, TimestampMicrosecondArray,
+};
+use arrow_schema::DataType;
 
 use crate::csv_reader::{CsvOptions, CsvReader, Encoding};
 use crate::decode::{FormatHint, FrameBuilder, MessageRef, DECODER_PANICKED, KNOWN_ARROW_PANIC};

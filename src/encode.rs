@@ -5,13 +5,19 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch, RecordBatchOptions, StringArray, StringViewArray, UInt32Array, UInt64Array};
 use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch,
+    RecordBatchOptions, StringArray, StringViewArray, UInt32Array, UInt64Array,
+};
 use arrow_cast::cast;
-use arrow_select::take::take_record_batch;
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow_array::types::{Date32Type, Date64Type, Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType};
 use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_select::take::take_record_batch;
 
 use crate::error::{Error, Result};
 
@@ -1155,8 +1161,9 @@ mod tests {
             Field::new("b", DataType::BinaryView, true),
             Field::new("l", DataType::List(Arc::new(item.clone())), true),
         ]));
-        let mut list = arrow_array::builder::ListBuilder::new(arrow_array::builder::StringViewBuilder::new())
-            .with_field(Arc::new(item));
+        let mut list =
+            arrow_array::builder::ListBuilder::new(arrow_array::builder::StringViewBuilder::new())
+                .with_field(Arc::new(item));
         list.append_value([Some("a long string of more than twelve bytes"), None]);
         list.append_null();
         let batch = RecordBatch::try_new(

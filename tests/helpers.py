@@ -52,7 +52,9 @@ def retail_frame(rows: int = 2_000, seed: int = 1) -> pl.DataFrame:
             "InvoiceDate": [start + dt.timedelta(minutes=int(i)) for i in range(rows)],
             "Price": np.round(rng.random(rows) * 20, 2),
             "Customer ID": pl.Series(customer).fill_nan(None).cast(pl.Int64),
-            "Country": rng.choice(np.array(["United Kingdom", "France", "EIRE", "Österreich"]), rows),
+            "Country": rng.choice(
+                np.array(["United Kingdom", "France", "EIRE", "Österreich"]), rows
+            ),
         }
     )
 

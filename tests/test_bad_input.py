@@ -36,14 +36,15 @@ def high_watermarks(admin: tk.Admin, topic: str) -> list[int]:
 def raw(bootstrap):
     """A plain Kafka producer for payloads tskafka would never write."""
     confluent = pytest.importorskip("confluent_kafka")
-    producer = confluent.Producer({"bootstrap.servers": bootstrap})
+    producers = [confluent.Producer({"bootstrap.servers": bootstrap})]
 
     def send(topic: str, payload: bytes, headers: dict[str, bytes] | None = None) -> None:
-        producer.produce(topic, payload, partition=0, headers=headers)
-        assert producer.flush(10) == 0
+        producers[0].produce(topic, payload, partition=0, headers=headers)
+        assert producers[0].flush(10) == 0
 
     yield send
-    del producer
+    # Freed now, not at interpreter exit, where it would log the broker it lost.
+    producers.clear()
 
 
 # -- producing -----------------------------------------------------------------
@@ -79,13 +80,19 @@ def test_unsupported_dtypes_name_the_column_and_the_supported_ones(bootstrap, to
         assert f'column "{column.name}" has type' in message
         assert "supported: bool, int8-64" in message and "timestamp" in message
         assert "format='arrow'" in message
-    with pytest.raises(tk.SchemaError, match=r'timestamp column "Country" has type .*must be a datetime'):
+    with pytest.raises(
+        tk.SchemaError, match=r'timestamp column "Country" has type .*must be a datetime'
+    ):
         p.send(topic, retail_frame(2), timestamp="Country")
-    with pytest.raises(tk.SchemaError, match=r'key column "s" of type .* cannot be turned into a key'):
+    with pytest.raises(
+        tk.SchemaError, match=r'key column "s" of type .* cannot be turned into a key'
+    ):
         p.send(topic, pl.DataFrame({"s": [{"a": 1}]}), key="s")
     path = tmp_path / "a.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(tk.ConfigError, match=r'"complex".*str, int64, float64, bool, datetime, date'):
+    with pytest.raises(
+        tk.ConfigError, match=r'"complex".*str, int64, float64, bool, datetime, date'
+    ):
         tk.read_csv(str(path), dtypes={"a": "complex"})
     with pytest.raises(tk.SchemaError, match=r'column "c" is not in .*\["a", "b"\]'):
         tk.read_csv(str(path), dtypes={"c": "int64"})
@@ -94,7 +101,11 @@ def test_unsupported_dtypes_name_the_column_and_the_supported_ones(bootstrap, to
 @pytest.mark.parametrize("fmt", ["arrow", "json"])
 def test_an_empty_frame_sends_nothing_and_reports_zero(bootstrap, topic, fmt):
     p = tk.Producer(bootstrap)
-    for empty in [retail_frame(0), pa.table({"a": pa.array([], pa.int64())}), retail_frame(5).head(0)]:
+    for empty in [
+        retail_frame(0),
+        pa.table({"a": pa.array([], pa.int64())}),
+        retail_frame(5).head(0),
+    ]:
         key = "StockCode" if isinstance(empty, pl.DataFrame) else None
         report = p.send(topic, empty, format=fmt, key=key)
         assert (report.rows, report.messages, report.bytes) == (0, 0, 0)
@@ -164,7 +175,9 @@ def test_non_utf8_csv_names_the_line_and_the_fix(tmp_path):
         tk.read_csv(path, encoding="utf-8")
     assert tk.read_csv(path)["text"].to_list() == ["fine", "café"]  # auto: Latin-1 there
     path.write_bytes(b"co\xffde,text\n1,x\n")
-    with pytest.raises(tk.SchemaError, match="header line .* not valid UTF-8: pass encoding='latin-1'"):
+    with pytest.raises(
+        tk.SchemaError, match="header line .* not valid UTF-8: pass encoding='latin-1'"
+    ):
         tk.read_csv(path, encoding="utf-8")
 
 
@@ -209,7 +222,9 @@ def test_poison_messages_raise_decode_error_and_good_rows_flow_on(bootstrap, new
     good = 10 + len(bad)
     rows, errors = [], []
     group = f"poison-{topic}"
-    with tk.Consumer(bootstrap, topics=[topic], offset="earliest", group_id=group, auto_commit=False) as c:
+    with tk.Consumer(
+        bootstrap, topics=[topic], offset="earliest", group_id=group, auto_commit=False
+    ) as c:
         deadline = time.monotonic() + 30
         while (len(rows) < good or len(errors) < len(bad)) and time.monotonic() < deadline:
             try:
@@ -280,7 +295,12 @@ def test_skip_mode_keeps_bad_messages_and_commits_past_them(bootstrap, new_topic
     good = 10 + len(bad)
     group = f"skip-{topic}"
     with tk.Consumer(
-        bootstrap, topics=[topic], offset="earliest", group_id=group, on_error="skip", auto_commit=False
+        bootstrap,
+        topics=[topic],
+        offset="earliest",
+        group_id=group,
+        on_error="skip",
+        auto_commit=False,
     ) as c:
         back = read_all(c, good)
         deadline = time.monotonic() + 10
@@ -294,7 +314,9 @@ def test_skip_mode_keeps_bad_messages_and_commits_past_them(bootstrap, new_topic
     for (_, _, _, error, payload), (_, words), (what, sent, _, _) in zip(kept, bad, poison_cases()):
         assert words in error, (what, error)
         assert payload == sent, what
-    with tk.Consumer(bootstrap, topics=[topic], offset="earliest", group_id=group, on_error="skip") as c:
+    with tk.Consumer(
+        bootstrap, topics=[topic], offset="earliest", group_id=group, on_error="skip"
+    ) as c:
         assert c.poll_frame(timeout=2.0) is None  # nothing left: neither rows nor poison
 
 
@@ -314,7 +336,9 @@ def test_background_consumer_raises_or_skips_poison(bootstrap, new_topic, raw):
         collect = Collect()
         bg = c.start(collect)
         deadline = time.monotonic() + 30
-        while (len(collect.rows) < good or len(c.bad_messages) < len(bad)) and time.monotonic() < deadline:
+        while (
+            len(collect.rows) < good or len(c.bad_messages) < len(bad)
+        ) and time.monotonic() < deadline:
             time.sleep(0.05)
         bg.stop()
         assert sorted(collect.rows) == list(range(good))
@@ -379,7 +403,11 @@ def test_arrow_messages_with_other_schemas_union_or_start_a_new_frame(bootstrap,
 def test_fuzz_corpus_messages_end_to_end(bootstrap, new_topic, raw):
     """Inputs the fuzzers found (and seeds cut short) as messages on a topic:
     each is refused with a DecodeError, or decodes; good rows around them arrive."""
-    files = sorted(CORPUS.glob("arrow_ipc/*")) + sorted(CORPUS.glob("json/*")) + sorted(CORPUS.glob("auto/*"))
+    files = (
+        sorted(CORPUS.glob("arrow_ipc/*"))
+        + sorted(CORPUS.glob("json/*"))
+        + sorted(CORPUS.glob("auto/*"))
+    )
     crashers = [f for f in files if not f.name.startswith("seed-")]
     seeds = [f for f in files if f.name.startswith("seed-")]
     payloads = [f.read_bytes() for f in crashers[:12]]
@@ -432,9 +460,11 @@ def test_an_all_null_column_is_sent(bootstrap, new_topic, fmt):
 def test_a_column_named_like_a_metadata_column(bootstrap, new_topic):
     topic = new_topic(1)
     tk.Producer(bootstrap).send(topic, pl.DataFrame({"kafka_offset": [7]}))
-    with tk.Consumer(bootstrap, topics=[topic], offset="earliest", metadata=True) as c:
-        with pytest.raises(tk.SchemaError, match='column named "kafka_offset".*metadata=False'):
-            for _ in range(40):
-                c.poll_frame(timeout=0.5)
+    with (
+        tk.Consumer(bootstrap, topics=[topic], offset="earliest", metadata=True) as c,
+        pytest.raises(tk.SchemaError, match='column named "kafka_offset".*metadata=False'),
+    ):
+        for _ in range(40):
+            c.poll_frame(timeout=0.5)
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
         assert read_all(c, 1)["kafka_offset"].to_list() == [7]

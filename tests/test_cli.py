@@ -19,6 +19,7 @@ from tskafka import datasets
 def tskafka(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tskafka", *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -61,8 +62,20 @@ def test_broker_replay_consume_across_processes(broker_process, tmp_path):
     out = tmp_path / "received.csv"
     consumer = subprocess.Popen(
         [
-            sys.executable, "-m", "tskafka", "consume", "readings", "-b", bootstrap,
-            "--from-beginning", "--max-rows", "300", "--out", str(out), "--group", "cli-test",
+            sys.executable,
+            "-m",
+            "tskafka",
+            "consume",
+            "readings",
+            "-b",
+            bootstrap,
+            "--from-beginning",
+            "--max-rows",
+            "300",
+            "--out",
+            str(out),
+            "--group",
+            "cli-test",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -70,8 +83,17 @@ def test_broker_replay_consume_across_processes(broker_process, tmp_path):
     )
     # 600 s of readings at 400x: about 1.5 s.
     sent = tskafka(
-        "replay", str(source), "readings", "-b", bootstrap,
-        "--time-column", "timestamp", "--speed", "400", "--key", "temp1",
+        "replay",
+        str(source),
+        "readings",
+        "-b",
+        bootstrap,
+        "--time-column",
+        "timestamp",
+        "--speed",
+        "400",
+        "--key",
+        "temp1",
     )
     assert sent.returncode == 0, sent.stderr
     assert "replayed 300 rows" in sent.stdout
@@ -93,9 +115,13 @@ def test_replay_json_with_and_without_the_schema_header(bootstrap, new_topic, tm
     topic = new_topic(1)
     source = tmp_path / "sensors.csv"
     datasets.save(datasets.sensors(rows=20, period=1.0), str(source))
-    sent = tskafka("replay", str(source), topic, "-b", bootstrap, "--speed", "max", "--format", "json", *flag)
+    sent = tskafka(
+        "replay", str(source), topic, "-b", bootstrap, "--speed", "max", "--format", "json", *flag
+    )
     assert sent.returncode == 0, sent.stderr
-    c = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": "cli", "auto.offset.reset": "earliest"})
+    c = confluent.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "cli", "auto.offset.reset": "earliest"}
+    )
     c.subscribe([topic])
     m = c.poll(10)
     c.close()

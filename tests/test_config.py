@@ -40,7 +40,10 @@ def write_ini(tmp_path, bootstrap: str, group: str = "ini-group") -> str:
 
 
 def test_dict_and_keywords_become_librdkafka_strings():
-    c = tk.Config({"linger.ms": 5, "enable.idempotence": True, "acks": "all"}, bootstrap_servers=["a:1", "b:2"])
+    c = tk.Config(
+        {"linger.ms": 5, "enable.idempotence": True, "acks": "all"},
+        bootstrap_servers=["a:1", "b:2"],
+    )
     assert dict(c) == {
         "linger.ms": "5",
         "enable.idempotence": "true",
@@ -139,7 +142,9 @@ def test_precedence_explicit_over_env_over_file(tmp_path):
 
 
 def test_ini_errors_name_the_file_and_line(tmp_path):
-    with pytest.raises(tk.ConfigError, match=r"cannot read config file '.*nope\.ini': it does not exist"):
+    with pytest.raises(
+        tk.ConfigError, match=r"cannot read config file '.*nope\.ini': it does not exist"
+    ):
         tk.Config.from_ini(tmp_path / "nope.ini")
     with pytest.raises(tk.ConfigError, match="does not exist"):
         tk.Producer(config=str(tmp_path / "nope.ini"))
@@ -158,7 +163,9 @@ def test_ini_errors_name_the_file_and_line(tmp_path):
 
 def test_ini_multi_line_values_and_plain_properties_files(tmp_path):
     path = tmp_path / "client.properties"
-    path.write_text("bootstrap.servers = a:1\nssl.ca.pem=-----BEGIN CERTIFICATE-----\n  MIIB\n  -----END CERTIFICATE-----\n")
+    path.write_text(
+        "bootstrap.servers = a:1\nssl.ca.pem=-----BEGIN CERTIFICATE-----\n  MIIB\n  -----END CERTIFICATE-----\n"
+    )
     c = tk.Config.from_ini(path)
     assert c["bootstrap.servers"] == "a:1"
     assert c["ssl.ca.pem"] == "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
@@ -185,7 +192,9 @@ def test_every_client_takes_a_config_round_trip(bootstrap, new_topic, tmp_path):
     # The ini path itself, and a dict, work the same.
     with tk.Consumer(config=tmp_path / "config.ini", partitions=[(topic, 0), (topic, 1)]) as c:
         assert len(read_all(c, 500)) == 500
-    with tk.Consumer(config=dict(config.section("consumer")), topics=[topic], group_id=f"other-{topic}") as c:
+    with tk.Consumer(
+        config=dict(config.section("consumer")), topics=[topic], group_id=f"other-{topic}"
+    ) as c:
         assert len(read_all(c, 500)) == 500
 
 
@@ -194,13 +203,20 @@ def test_explicit_arguments_win_over_the_config(bootstrap, new_topic, tmp_path):
     tk.Producer(bootstrap).send(topic, pl.DataFrame({"a": [1, 2, 3]}))
     config = tk.Config.from_ini(write_ini(tmp_path, "127.0.0.1:9", group="from-file"))
     # Explicit bootstrap over the file's; explicit group and offset over [consumer].
-    with tk.Consumer(bootstrap, config, topics=[topic], group_id=f"x-{topic}", offset="latest") as c:
+    with tk.Consumer(
+        bootstrap, config, topics=[topic], group_id=f"x-{topic}", offset="latest"
+    ) as c:
         shown = repr(c)
         assert bootstrap in shown and f'"group.id": "x-{topic}"' in shown
         assert '"auto.offset.reset": "latest"' in shown
         assert c.poll_frame(timeout=1.5) is None  # latest: the three rows are behind it
-    with tk.Consumer(bootstrap, config | {"auto.offset.reset": "latest"}, topics=[topic], offset="earliest",
-                     auto_commit=False) as c:
+    with tk.Consumer(
+        bootstrap,
+        config | {"auto.offset.reset": "latest"},
+        topics=[topic],
+        offset="earliest",
+        auto_commit=False,
+    ) as c:
         assert '"enable.auto.commit": "false"' in repr(c)
         assert read_all(c, 3)["a"].sort().to_list() == [1, 2, 3]
 
@@ -245,7 +261,9 @@ def test_cli_commands_take_config_env_and_properties(bootstrap, new_topic, tmp_p
         assert sent.returncode == 0, sent.stderr
         assert "replayed 50 rows" in sent.stdout
         # The file's [consumer] section (auto.offset.reset=earliest) reads from the start.
-        got = cli("consume", topic, "--config", ini, "--max-rows", "50", "--idle-timeout", "15", "-q")
+        got = cli(
+            "consume", topic, "--config", ini, "--max-rows", "50", "--idle-timeout", "15", "-q"
+        )
         assert got.returncode == 0 and "consumed 50 rows" in got.stderr, got.stderr
 
         # $TSKAFKA_* beats the file; -X beats both.
@@ -255,8 +273,14 @@ def test_cli_commands_take_config_env_and_properties(bootstrap, new_topic, tmp_p
         assert topic in via_env.stdout.split(), via_env.stderr
         via_old_env = cli("topics", env={"TSKAFKA_BOOTSTRAP": bootstrap})
         assert topic in via_old_env.stdout.split(), via_old_env.stderr
-        via_x = cli("topics", "-c", str(dead), "-X", f"bootstrap.servers={bootstrap}",
-                    env={"TSKAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+        via_x = cli(
+            "topics",
+            "-c",
+            str(dead),
+            "-X",
+            f"bootstrap.servers={bootstrap}",
+            env={"TSKAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+        )
         assert topic in via_x.stdout.split(), via_x.stderr
         wrong = cli("topics", "-X", "linger.ms")
         assert wrong.returncode == 2 and "-X expects property=value" in wrong.stderr

@@ -15,7 +15,9 @@ import tskafka as tk
 
 def test_assign_without_a_group_from_an_offset(bootstrap, new_topic):
     topic = new_topic(2)
-    tk.Producer(bootstrap).send(topic, pl.DataFrame({"i": range(10)}), rows_per_message=1, partition=1)
+    tk.Producer(bootstrap).send(
+        topic, pl.DataFrame({"i": range(10)}), rows_per_message=1, partition=1
+    )
     with tk.Consumer(bootstrap, partitions=[(topic, 1, 4)]) as c:
         back = read_all(c, 6)
     assert back["i"].to_list() == list(range(4, 10))
@@ -35,8 +37,9 @@ def test_a_waiting_fetch_is_answered_when_a_row_arrives(bootstrap, new_topic):
     """A fetch waiting at the broker for records returns when they come, not
     at the end of fetch.wait.max.ms."""
     topic = new_topic(1)
-    with tk.Consumer(bootstrap, {"fetch.wait.max.ms": 10_000}, partitions=[(topic, 0)],
-                     offset="latest") as c:
+    with tk.Consumer(
+        bootstrap, {"fetch.wait.max.ms": 10_000}, partitions=[(topic, 0)], offset="latest"
+    ) as c:
         assert c.poll_frame(timeout=0.5) is None  # its fetch now waits at the broker
         sent = time.monotonic()
         tk.Producer(bootstrap).send(topic, pl.DataFrame({"i": [7]}))
@@ -50,13 +53,17 @@ def test_manual_commit_resumes_after_the_last_commit(bootstrap, new_topic):
     topic = new_topic(1)
     group = f"g-{uuid.uuid4().hex[:8]}"
     tk.Producer(bootstrap).send(topic, pl.DataFrame({"i": range(100)}), rows_per_message=10)
-    with tk.Consumer(bootstrap, topics=[topic], group_id=group, offset="earliest", auto_commit=False) as c:
+    with tk.Consumer(
+        bootstrap, topics=[topic], group_id=group, offset="earliest", auto_commit=False
+    ) as c:
         first = c.poll_frame(max_rows=30, timeout=10)
         assert first is not None and 30 <= len(first) < 100
         c.commit()
         assert c.committed() == {(topic, 0): len(first) // 10}  # offsets count messages
         c.poll_frame(max_rows=30, timeout=5)  # read but never committed
-    with tk.Consumer(bootstrap, topics=[topic], group_id=group, offset="earliest", auto_commit=False) as c:
+    with tk.Consumer(
+        bootstrap, topics=[topic], group_id=group, offset="earliest", auto_commit=False
+    ) as c:
         rest = read_all(c, 100 - len(first))
     assert first["i"].to_list() + rest["i"].to_list() == list(range(100))
 
@@ -72,13 +79,22 @@ def test_group_starts_committed_partitions_at_their_commit_and_the_rest_at_offse
     group = f"g-{uuid.uuid4().hex[:8]}"
     p = tk.Producer(bootstrap)
     for part in (0, 1):
-        p.send(topic, pl.DataFrame({"i": range(part * 100, part * 100 + 10)}), rows_per_message=1, partition=part)
+        p.send(
+            topic,
+            pl.DataFrame({"i": range(part * 100, part * 100 + 10)}),
+            rows_per_message=1,
+            partition=part,
+        )
     config = {"partition.assignment.strategy": strategy}
-    with tk.Consumer(bootstrap, config, partitions=[(topic, 0, 4)], group_id=group, auto_commit=False) as c:
+    with tk.Consumer(
+        bootstrap, config, partitions=[(topic, 0, 4)], group_id=group, auto_commit=False
+    ) as c:
         assert read_all(c, 6)["i"].to_list() == list(range(4, 10))
         c.commit()
     for offset, expected in (("earliest", list(range(100, 110))), ("latest", [])):
-        with tk.Consumer(bootstrap, config, topics=[topic], group_id=group, offset=offset, auto_commit=False) as c:
+        with tk.Consumer(
+            bootstrap, config, topics=[topic], group_id=group, offset=offset, auto_commit=False
+        ) as c:
             if offset == "latest":
                 assert c.poll_frame(timeout=2.0) is None
                 p.send(topic, pl.DataFrame({"i": [0, 1]}), partition=0)
@@ -136,7 +152,9 @@ def test_reads_over_many_fetches_with_a_raised_message_max(bootstrap, new_topic)
     df = retail_frame(60_000)
     report = tk.Producer(bootstrap).send(topic, df, rows_per_message=2_000)
     assert report.bytes > 4 << 20
-    with tk.Consumer(bootstrap, {"message.max.bytes": "10000000"}, topics=[topic], offset="earliest") as c:
+    with tk.Consumer(
+        bootstrap, {"message.max.bytes": "10000000"}, topics=[topic], offset="earliest"
+    ) as c:
         back = read_all(c, len(df))
     assert back.sort("row").equals(df)
 

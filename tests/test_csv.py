@@ -23,7 +23,9 @@ def write(tmp_path, text: str | bytes, name: str = "data.csv"):
 
 def test_latin1_file_reads_right(tmp_path):
     # The real Online Retail II CSV has Latin-1 bytes such as 0xE9 (é) and 0xA3 (£).
-    path = write(tmp_path, "Description,Price\nCR\xc8ME BR\xdbL\xc9E,1.5\n\xa3 POSTAGE,2\n".encode("latin-1"))
+    path = write(
+        tmp_path, "Description,Price\nCR\xc8ME BR\xdbL\xc9E,1.5\n\xa3 POSTAGE,2\n".encode("latin-1")
+    )
     df = tk.read_csv(path)
     assert df["Description"].to_list() == ["CRÈME BRÛLÉE", "£ POSTAGE"]
     assert df["Price"].to_list() == [1.5, 2.0]
@@ -59,11 +61,16 @@ def test_zoned_and_epoch_datetimes(tmp_path):
 
     path = write(tmp_path, "ts,v\n1700000000,1\n1700000060,2\n", "s.csv")
     df = tk.read_csv(path, time_column="ts")
-    assert df["ts"].to_list() == [dt.datetime(2023, 11, 14, 22, 13, 20), dt.datetime(2023, 11, 14, 22, 14, 20)]
+    assert df["ts"].to_list() == [
+        dt.datetime(2023, 11, 14, 22, 13, 20),
+        dt.datetime(2023, 11, 14, 22, 14, 20),
+    ]
     # Without naming it the time column, an epoch is just a number.
     assert tk.read_csv(path).schema["ts"] == pl.Int64
     path = write(tmp_path, "ts,v\n1700000000123,1\n", "ms.csv")
-    assert tk.read_csv(path, time_column="ts")["ts"][0] == dt.datetime(2023, 11, 14, 22, 13, 20, 123_000)
+    assert tk.read_csv(path, time_column="ts")["ts"][0] == dt.datetime(
+        2023, 11, 14, 22, 13, 20, 123_000
+    )
     assert tk.read_csv(path, time_column="ts", time_format="epoch_us")["ts"][0] == dt.datetime(
         1970, 1, 20, 16, 13, 20, 123
     )
@@ -107,7 +114,9 @@ def test_empty_header_only_and_missing_columns(tmp_path):
         tk.read_csv(write(tmp_path, b"", "empty.csv"))
     df = tk.read_csv(write(tmp_path, "a,b\n", "header.csv"))
     assert df.shape == (0, 2)
-    with pytest.raises(tk.SchemaError, match=r'column "t" is not in .*x.csv; its columns are \["a", "b"\]'):
+    with pytest.raises(
+        tk.SchemaError, match=r'column "t" is not in .*x.csv; its columns are \["a", "b"\]'
+    ):
         tk.read_csv(write(tmp_path, "a,b\n1,2\n", "x.csv"), time_column="t")
     with pytest.raises(tk.ConfigError, match="cannot open"):
         tk.read_csv(tmp_path / "nope.csv")
@@ -123,7 +132,9 @@ def test_large_file_streams_in_chunks(tmp_path):
     df = datasets.online_retail(rows=50_000)
     path = tmp_path / "retail.csv"
     datasets.save(df, str(path))
-    chunks = list(tk.iter_csv(path, chunk_rows=8_192, time_column="InvoiceDate", dtypes={"Invoice": str}))
+    chunks = list(
+        tk.iter_csv(path, chunk_rows=8_192, time_column="InvoiceDate", dtypes={"Invoice": str})
+    )
     assert [c.height for c in chunks[:-1]] == [8_192] * (len(chunks) - 1)
     assert sum(c.height for c in chunks) == 50_000
     back = datasets.online_retail(str(path))

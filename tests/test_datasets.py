@@ -38,7 +38,9 @@ def test_online_retail_shape():
     assert (df.filter(~cancelled)["Quantity"] > 0).all()
     assert 0.20 < df["Customer ID"].null_count() / df.height < 0.26
     assert 2_000 <= df["StockCode"].n_unique() <= 5_000
-    per_code = df.group_by("StockCode").agg(pl.col("Description").n_unique(), pl.col("Price").n_unique())
+    per_code = df.group_by("StockCode").agg(
+        pl.col("Description").n_unique(), pl.col("Price").n_unique()
+    )
     assert (per_code["Description"] == 1).all() and (per_code["Price"] == 1).all()
     countries = df["Country"].value_counts(sort=True)
     assert 35 <= countries.height <= 45

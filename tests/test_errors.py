@@ -16,8 +16,15 @@ import tskafka as tk
 
 def test_exception_tree_has_one_root():
     for name in [
-        "ConfigError", "SchemaError", "KafkaError", "ProduceError", "ConsumeError",
-        "DecodeError", "ClosedError", "TimeoutError", "BrokerError",
+        "ConfigError",
+        "SchemaError",
+        "KafkaError",
+        "ProduceError",
+        "ConsumeError",
+        "DecodeError",
+        "ClosedError",
+        "TimeoutError",
+        "BrokerError",
     ]:
         assert issubclass(getattr(tk, name), tk.TsKafkaError), name
 
@@ -80,7 +87,9 @@ def test_garbage_bytes_raise_decode_error_naming_the_message(bootstrap, new_topi
     p.send(topic, pl.DataFrame({"a": [1, 2]}))
     raw = confluent.Producer({"bootstrap.servers": bootstrap})
     raw.produce(topic, b"\x00\x01\x02 not kafka data", partition=0)
-    raw.produce(topic, b'{"a": "not an int"}', partition=0, headers={"tskafka.schema": b'[["a","Int64"]]'})
+    raw.produce(
+        topic, b'{"a": "not an int"}', partition=0, headers={"tskafka.schema": b'[["a","Int64"]]'}
+    )
     raw.flush(10)
     p.send(topic, pl.DataFrame({"a": [3]}))
 

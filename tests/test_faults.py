@@ -34,7 +34,10 @@ def read_partitions(
     frames, got = [], 0
     deadline = time.monotonic() + timeout
     with tk.Consumer(
-        bootstrap, partitions=[(topic, p) for p in range(partitions)], offset="earliest", metadata=True
+        bootstrap,
+        partitions=[(topic, p) for p in range(partitions)],
+        offset="earliest",
+        metadata=True,
     ) as c:
         while got < rows and time.monotonic() < deadline:
             f = c.poll_frame(max_rows=1_000_000, timeout=1.0)
@@ -56,8 +59,10 @@ def assert_exactly_once_in_key_order(back: pl.DataFrame, sent: pl.DataFrame) -> 
     assert back["row"].n_unique() == sent.height
     assert back.drop(pl.selectors.starts_with("kafka_")).sort("row").equals(sent)
     # Per key, rows arrive in the order they were sent.
-    ordered = back.sort("kafka_partition", "kafka_offset", maintain_order=True).group_by("StockCode", maintain_order=True).agg(
-        pl.col("row").diff().drop_nulls().min().alias("step")
+    ordered = (
+        back.sort("kafka_partition", "kafka_offset", maintain_order=True)
+        .group_by("StockCode", maintain_order=True)
+        .agg(pl.col("row").diff().drop_nulls().min().alias("step"))
     )
     assert (ordered["step"].fill_null(1) > 0).all()
 
@@ -70,12 +75,16 @@ def assert_at_least_once_repeating_whole_messages(back: pl.DataFrame, sent: pl.D
     in key order, and each later copy in a message that repeats, whole, one
     message stored before it in the same partition. Returns the rows repeated."""
     back = back.with_row_index("at")
-    first = back.sort("kafka_partition", "kafka_offset", "at").unique("row", keep="first", maintain_order=True)
+    first = back.sort("kafka_partition", "kafka_offset", "at").unique(
+        "row", keep="first", maintain_order=True
+    )
     assert_exactly_once_in_key_order(first.drop("at"), sent)
     again = back.filter(~pl.col("at").is_in(first["at"].implode()))
     message = ["kafka_partition", "kafka_offset"]
     # No message mixes first copies with repeats.
-    assert again.select(message).unique().join(first.select(message).unique(), on=message).height == 0
+    assert (
+        again.select(message).unique().join(first.select(message).unique(), on=message).height == 0
+    )
     pairs = again.join(first, on="row", suffix="_first")
     assert pairs.height == again.height
     assert (pairs["kafka_partition"] == pairs["kafka_partition_first"]).all()
@@ -83,12 +92,16 @@ def assert_at_least_once_repeating_whole_messages(back: pl.DataFrame, sent: pl.D
     # Each repeated message holds the rows of one earlier message, all of them.
     sizes = first.group_by(message).len("size_first")
     copies = pairs.group_by(message).agg(
-        pl.len().alias("size"), pl.col("kafka_offset_first").first(), pl.col("kafka_offset_first").n_unique().alias("n")
+        pl.len().alias("size"),
+        pl.col("kafka_offset_first").first(),
+        pl.col("kafka_offset_first").n_unique().alias("n"),
     )
     copies = copies.join(sizes, left_on=["kafka_partition", "kafka_offset_first"], right_on=message)
     assert (copies["n"] == 1).all() and (copies["size"] == copies["size_first"]).all()
     columns = [c for c in sent.columns if c != "row"]
-    assert pairs.select(columns).equals(pairs.select([pl.col(f"{c}_first").alias(c) for c in columns]))
+    assert pairs.select(columns).equals(
+        pairs.select([pl.col(f"{c}_first").alias(c) for c in columns])
+    )
     return again.height
 
 
@@ -103,7 +116,11 @@ def test_million_rows_survive_a_broker_outage(cluster):
     """No row lost. Exactly once across an outage is tested on the embedded
     broker, which checks producer sequences as Kafka does
     (test_send_across_a_broker_restart_on_file_storage)."""
-    sent = datasets.online_retail(rows=1_000_000).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+    sent = (
+        datasets.online_retail(rows=1_000_000)
+        .with_row_index("row")
+        .with_columns(pl.col("row").cast(pl.Int64))
+    )
     producer = tk.Producer(cluster.bootstrap_servers, {"compression.type": "zstd"})
     producer.send("retail", sent, key="StockCode", wait=False)
     cluster.broker_down(1)
@@ -117,7 +134,11 @@ def test_million_rows_survive_a_broker_outage(cluster):
 
 
 def test_retriable_produce_errors_are_retried_without_duplicates(cluster):
-    sent = datasets.online_retail(rows=200_000).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+    sent = (
+        datasets.online_retail(rows=200_000)
+        .with_row_index("row")
+        .with_columns(pl.col("row").cast(pl.Int64))
+    )
     cluster.request_errors(
         "Produce",
         ["NotLeaderForPartition", "RequestTimedOut", "NotEnoughReplicas", "LeaderNotAvailable"] * 5,
@@ -125,12 +146,18 @@ def test_retriable_produce_errors_are_retried_without_duplicates(cluster):
     producer = tk.Producer(cluster.bootstrap_servers, {"compression.type": "zstd"})
     report = producer.send("retail", sent, key="StockCode", rows_per_message=500)
     assert report.rows == 200_000
-    assert_exactly_once_in_key_order(read_partitions(cluster.bootstrap_servers, "retail", 200_000), sent)
+    assert_exactly_once_in_key_order(
+        read_partitions(cluster.bootstrap_servers, "retail", 200_000), sent
+    )
 
 
 @pytest.mark.parametrize("error", ["MessageSizeTooLarge", "TopicAuthorizationFailed"])
 def test_non_retriable_error_counts_the_rows_lost(cluster, error):
-    sent = datasets.online_retail(rows=50_000).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+    sent = (
+        datasets.online_retail(rows=50_000)
+        .with_row_index("row")
+        .with_columns(pl.col("row").cast(pl.Int64))
+    )
     cluster.request_errors("Produce", [error])
     producer = tk.Producer(cluster.bootstrap_servers, {"compression.type": "zstd", "linger.ms": 0})
     with pytest.raises(tk.ProduceError) as info:
@@ -149,7 +176,9 @@ def test_poll_and_close_with_every_broker_down_return_in_time(cluster):
     producer = tk.Producer(cluster.bootstrap_servers)
     producer.send("retail", pl.DataFrame({"x": range(100)}))
     c = tk.Consumer(
-        cluster.bootstrap_servers, partitions=[("retail", p) for p in range(PARTITIONS)], offset="earliest"
+        cluster.bootstrap_servers,
+        partitions=[("retail", p) for p in range(PARTITIONS)],
+        offset="earliest",
     )
     got = 0
     deadline = time.monotonic() + 20
@@ -241,7 +270,16 @@ class BrokerProcess:
         deadline = time.monotonic() + 20
         while True:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tskafka", "broker", "--port", str(self.port), "--storage", self.storage],
+                [
+                    sys.executable,
+                    "-m",
+                    "tskafka",
+                    "broker",
+                    "--port",
+                    str(self.port),
+                    "--storage",
+                    self.storage,
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -313,7 +351,9 @@ while True:  # until killed
 """
 
 
-def recorder(bootstrap: str, topic: str, group: str, out: str, mode: str, batch: int) -> subprocess.Popen[str]:
+def recorder(
+    bootstrap: str, topic: str, group: str, out: str, mode: str, batch: int
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", RECORDER, bootstrap, topic, group, out, mode, str(batch)],
         stdin=subprocess.PIPE,
@@ -345,13 +385,21 @@ def test_killed_consumer_resumes_from_its_last_commit(bootstrap, new_topic, tmp_
     group = f"killed-{mode}-{time.monotonic_ns()}"
     first_file, second_file = tmp_path / "first", tmp_path / "second"
 
-    first = recorder(bootstrap, topic, group, str(first_file), "auto" if mode == "auto" else
-                     "mid-batch" if mode == "mid-batch" else "paced", batch)
+    first = recorder(
+        bootstrap,
+        topic,
+        group,
+        str(first_file),
+        "auto" if mode == "auto" else "mid-batch" if mode == "mid-batch" else "paced",
+        batch,
+    )
     try:
         if mode == "auto":
             deadline = time.monotonic() + 60
             while len(recorded(first_file)) < 3_000:
-                assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.poll() else ""
+                assert first.poll() is None and time.monotonic() < deadline, (
+                    first.stderr.read() if first.poll() else ""
+                )
                 time.sleep(0.05)
         elif mode == "between-batches":
             for n in range(1, 4):
@@ -381,7 +429,9 @@ def test_killed_consumer_resumes_from_its_last_commit(bootstrap, new_topic, tmp_
         deadline = time.monotonic() + 90
         while len(set(seen_first) | set(recorded(second_file))) < rows:
             assert second.poll() is None, second.communicate()[1]
-            assert time.monotonic() < deadline, f"{len(set(recorded(second_file)))} rows after the restart"
+            assert time.monotonic() < deadline, (
+                f"{len(set(recorded(second_file)))} rows after the restart"
+            )
             time.sleep(0.1)
         time.sleep(1.0)  # anything read twice would show up by now
     finally:
@@ -391,7 +441,9 @@ def test_killed_consumer_resumes_from_its_last_commit(bootstrap, new_topic, tmp_
     assert set(seen_first) | set(seen_second) == set(range(rows))
     assert len(seen_first) == len(set(seen_first)) and len(seen_second) == len(set(seen_second))
     repeated = set(seen_first) & set(seen_second)
-    print(f"{mode}: first run {len(seen_first)} rows, second {len(seen_second)}, repeated {len(repeated)}")
+    print(
+        f"{mode}: first run {len(seen_first)} rows, second {len(seen_second)}, repeated {len(repeated)}"
+    )
     if mode == "auto":
         # Commits happened while the first ran: the second did not start over.
         assert len(repeated) < len(seen_first)
@@ -412,7 +464,11 @@ def test_send_across_a_broker_restart_on_file_storage(tmp_path, stop):
     broker = BrokerProcess(str(tmp_path / "kafka.db"))
     try:
         tk.Admin(broker.bootstrap_servers).create_topic("retail", partitions=3)
-        sent = datasets.online_retail(rows=300_000).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+        sent = (
+            datasets.online_retail(rows=300_000)
+            .with_row_index("row")
+            .with_columns(pl.col("row").cast(pl.Int64))
+        )
         producer = tk.Producer(broker.bootstrap_servers, {"message.timeout.ms": 120_000})
         chunks = sent.iter_slices(30_000)
         # The first chunks go out, and the broker stops while they are on their way

@@ -21,7 +21,11 @@ confluent = pytest.importorskip("confluent_kafka")
 
 def _drain(bootstrap: str, topic: str, count: int) -> list:
     c = confluent.Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"interop-{topic}", "auto.offset.reset": "earliest"}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"interop-{topic}",
+            "auto.offset.reset": "earliest",
+        }
     )
     c.subscribe([topic])
     out = []
@@ -63,10 +67,19 @@ def test_tskafka_reads_json_that_confluent_wrote(bootstrap, new_topic):
     topic = new_topic(1)
     p = confluent.Producer({"bootstrap.servers": bootstrap})
     for i in range(500):
-        row = {"timestamp": f"2024-01-01T00:00:{i % 60:02d}Z", "value": i * 0.5, "n": i, "tag": None if i % 7 else "x"}
+        row = {
+            "timestamp": f"2024-01-01T00:00:{i % 60:02d}Z",
+            "value": i * 0.5,
+            "n": i,
+            "tag": None if i % 7 else "x",
+        }
         p.produce(topic, json.dumps(row).encode(), partition=0)
     # the pandas-chunk pattern: a list of records in one message
-    p.produce(topic, json.dumps([{"n": 500, "value": 1.0}, {"n": 501, "value": 2.0}]).encode(), partition=0)
+    p.produce(
+        topic,
+        json.dumps([{"n": 500, "value": 1.0}, {"n": 501, "value": 2.0}]).encode(),
+        partition=0,
+    )
     p.flush(10)
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
         back = read_all(c, 502)
@@ -115,7 +128,10 @@ def test_kcat_reads_json(bootstrap, topic):
     tk.Producer(bootstrap).send(topic, retail_frame(30), format="json", key="StockCode")
     out = subprocess.run(
         [kcat, "-b", bootstrap, "-t", topic, "-C", "-e", "-q", "-f", "%k\t%s\n"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     lines = [line.split("\t", 1) for line in out.splitlines() if line]
     assert len(lines) == 30
@@ -130,7 +146,10 @@ def test_tskafka_reads_json_that_kcat_wrote(bootstrap, new_topic):
     )
     subprocess.run(
         [kcat, "-b", bootstrap, "-t", topic, "-P", "-K", "\t"],
-        input=lines, text=True, timeout=60, check=True,
+        input=lines,
+        text=True,
+        timeout=60,
+        check=True,
     )
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest", metadata=True) as c:
         back = read_all(c, 100).sort("n")

@@ -273,4 +273,3 @@ def test_interpreter_exit_with_every_kind_of_live_client():
         assert crash not in done.stderr, done.stderr
     print(f"exit took {time.monotonic() - started:.1f}s")
     assert time.monotonic() - started < 60
-

@@ -105,7 +105,11 @@ def test_the_schedule_waits_for_the_first_acknowledgement():
         cluster.round_trip_time(1, 0.5)
         readings = datasets.sensors(rows=20, period=1.0)
         r = tk.replay(
-            readings, "t", cluster.bootstrap_servers, time_column="timestamp", speed=10,
+            readings,
+            "t",
+            cluster.bootstrap_servers,
+            time_column="timestamp",
+            speed=10,
             timestamp="send",
         )
         time.sleep(0.45)
@@ -154,7 +158,9 @@ def test_fixed_interval(bootstrap, new_topic):
 def test_as_fast_as_possible_delivers_every_row(bootstrap, new_topic):
     topic = new_topic(3)
     df = retail_frame(20_000)
-    report = tk.replay(df, topic, bootstrap, time_column="InvoiceDate", speed=None, key="StockCode").wait()
+    report = tk.replay(
+        df, topic, bootstrap, time_column="InvoiceDate", speed=None, key="StockCode"
+    ).wait()
     assert (report.state, report.rows_delivered) == ("done", 20_000)
     assert report.event_time == df["InvoiceDate"].max()
     back = consumed(bootstrap, topic, 20_000).sort("row")
@@ -173,11 +179,15 @@ def test_json_replay_with_and_without_the_schema_header(bootstrap, new_topic, sc
     confluent = pytest.importorskip("confluent_kafka")
     topic = new_topic(1)
     df = retail_frame(2_000)
-    report = tk.replay(df, topic, bootstrap, speed=None, format="json", schema_header=schema_header).wait()
+    report = tk.replay(
+        df, topic, bootstrap, speed=None, format="json", schema_header=schema_header
+    ).wait()
     assert (report.state, report.rows_delivered, report.messages) == ("done", 2_000, 2_000)
     back = consumed(bootstrap, topic, 2_000).sort("row").drop(pl.selectors.starts_with("kafka_"))
     assert back.equals(df if schema_header else as_plain_json(df))
-    c = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": "h", "auto.offset.reset": "earliest"})
+    c = confluent.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "h", "auto.offset.reset": "earliest"}
+    )
     c.subscribe([topic])
     m = c.poll(10)
     c.close()
@@ -259,8 +269,13 @@ def test_csv_replay_bad_row_names_its_line_or_is_skipped(bootstrap, new_topic, t
 
     topic = new_topic(1)
     r = tk.replay(
-        path, topic, bootstrap, time_column="timestamp", speed=None,
-        dtypes={"temp1": int}, on_bad_rows="skip",
+        path,
+        topic,
+        bootstrap,
+        time_column="timestamp",
+        speed=None,
+        dtypes={"temp1": int},
+        on_bad_rows="skip",
     )
     report = r.wait(timeout=20)
     assert (report.rows_delivered, report.rows_skipped) == (29, 1)
@@ -291,7 +306,9 @@ def test_historic_event_times_vs_retention(bootstrap, admin, tmp_path):
         back = consumed(bootstrap, name, 100)
         assert (back["kafka_timestamp"].dt.year() >= 2025).all()
         with pytest.warns(UserWarning, match="may delete"):
-            r = tk.replay(df, name, bootstrap, time_column="InvoiceDate", speed=None, timestamp="event")
+            r = tk.replay(
+                df, name, bootstrap, time_column="InvoiceDate", speed=None, timestamp="event"
+            )
         assert r.kafka_timestamps == "event"
         r.wait()
     finally:

@@ -100,7 +100,12 @@ def test_keys_land_in_the_partition_they_hash_to(bootstrap, new_topic):
     seen = {}
     p = confluent.Producer({"bootstrap.servers": bootstrap})
     for code in placed:
-        p.produce(topic, b"{}", key=code, on_delivery=lambda e, m: seen.__setitem__(m.key().decode(), m.partition()))
+        p.produce(
+            topic,
+            b"{}",
+            key=code,
+            on_delivery=lambda e, m: seen.__setitem__(m.key().decode(), m.partition()),
+        )
     p.flush(10)
     assert seen == placed
 
@@ -128,15 +133,26 @@ def test_event_time_becomes_the_kafka_timestamp(bootstrap, topic, fmt):
         assert (back["kafka_timestamp"] == event).all()
     else:
         # One timestamp per message: the latest event time in it.
-        latest = event.to_frame("e").with_columns(g=pl.int_range(500) // 100).group_by("g").agg(pl.max("e"))
-        per_message = back.with_columns(g=pl.int_range(500) // 100).group_by("g").agg(pl.first("kafka_timestamp"))
+        latest = (
+            event.to_frame("e")
+            .with_columns(g=pl.int_range(500) // 100)
+            .group_by("g")
+            .agg(pl.max("e"))
+        )
+        per_message = (
+            back.with_columns(g=pl.int_range(500) // 100)
+            .group_by("g")
+            .agg(pl.first("kafka_timestamp"))
+        )
         assert latest.sort("g")["e"].to_list() == per_message.sort("g")["kafka_timestamp"].to_list()
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_compression_codecs(bootstrap, topic, codec):
     df = retail_frame(1_000)
-    report = tk.Producer(bootstrap, {"compression.type": codec}).send(topic, df, rows_per_message=250)
+    report = tk.Producer(bootstrap, {"compression.type": codec}).send(
+        topic, df, rows_per_message=250
+    )
     assert report.rows == 1_000
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
         assert read_all(c, 1_000).sort("row").equals(df)
@@ -144,8 +160,12 @@ def test_compression_codecs(bootstrap, topic, codec):
 
 def test_headers_reach_other_clients(bootstrap, topic):
     confluent = pytest.importorskip("confluent_kafka")
-    tk.Producer(bootstrap).send(topic, retail_frame(10), headers={"source": "unit-test", "b": b"\x00\x01"})
-    c = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": "h", "auto.offset.reset": "earliest"})
+    tk.Producer(bootstrap).send(
+        topic, retail_frame(10), headers={"source": "unit-test", "b": b"\x00\x01"}
+    )
+    c = confluent.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "h", "auto.offset.reset": "earliest"}
+    )
     c.subscribe([topic])
     m = None
     for _ in range(50):
@@ -285,14 +305,18 @@ def test_json_arrays_of_rows(bootstrap, topic):
     import json
 
     df = retail_frame(1_000)
-    report = tk.Producer(bootstrap).send(topic, df, format="json", rows_per_message=100, key="Country")
+    report = tk.Producer(bootstrap).send(
+        topic, df, format="json", rows_per_message=100, key="Country"
+    )
     assert report.rows == 1_000
     assert report.messages >= 10
     with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
         back = read_all(c, 1_000).sort("row")
     assert back.equals(as_plain_json(df))
     confluent = pytest.importorskip("confluent_kafka")
-    cc = confluent.Consumer({"bootstrap.servers": bootstrap, "group.id": "arr", "auto.offset.reset": "earliest"})
+    cc = confluent.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "arr", "auto.offset.reset": "earliest"}
+    )
     cc.subscribe([topic])
     m = None
     while m is None:

@@ -49,7 +49,9 @@ def everything_about(e: BaseException) -> str:
     return "\n".join(parts)
 
 
-def failure(call: Callable[[], Any], expected: type[BaseException] = tk.TsKafkaError) -> BaseException:
+def failure(
+    call: Callable[[], Any], expected: type[BaseException] = tk.TsKafkaError
+) -> BaseException:
     with pytest.raises(expected) as info:
         call()
     assert_clean(everything_about(info.value), f"{type(info.value).__name__}")
@@ -67,7 +69,9 @@ def debug_logging(caplog):
 
 
 def test_config_repr_hides_every_secret(tmp_path):
-    c = tk.Config({"bootstrap.servers": "a:1", **SECRETS, "ssl.key.pem": "-----BEGIN-----\n" + SENTINEL})
+    c = tk.Config(
+        {"bootstrap.servers": "a:1", **SECRETS, "ssl.key.pem": "-----BEGIN-----\n" + SENTINEL}
+    )
     for text in (repr(c), str(c), f"{c}", repr([c]), repr(c.section("consumer"))):
         assert_clean(text, "Config repr")
         assert "'sasl.password': '***'" in text and "'bootstrap.servers': 'a:1'" in text
@@ -106,7 +110,9 @@ def test_client_reprs(bootstrap, new_topic):
 
 def test_bad_property_values_and_unknown_properties():
     failure(lambda: tk.Producer("127.0.0.1:9", {**SASL, "acks": "bogus"}), tk.ConfigError)
-    failure(lambda: tk.Consumer("127.0.0.1:9", {**SASL, "fetch.wait.max.ms": "soon"}), tk.ConfigError)
+    failure(
+        lambda: tk.Consumer("127.0.0.1:9", {**SASL, "fetch.wait.max.ms": "soon"}), tk.ConfigError
+    )
     failure(lambda: tk.Admin("127.0.0.1:9", {**SASL, "sasl.mechanisms": "NOPE"}), tk.ConfigError)
     # Java's JAAS line is not a librdkafka property; neither is a misspelt key.
     jaas = f'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="{SENTINEL}";'
@@ -114,14 +120,28 @@ def test_bad_property_values_and_unknown_properties():
     assert "sasl.jaas.config" in str(e)
     e = failure(lambda: tk.Producer("127.0.0.1:9", {"sasl.passwrod": SENTINEL}), tk.ConfigError)
     assert "sasl.passwrod" in str(e)
-    failure(lambda: tk.Producer("127.0.0.1:9", {"security.protocol": "SSL", "ssl.key.pem": SENTINEL,
-                                                "ssl.certificate.pem": "not a cert"}), tk.ConfigError)
-    e = failure(lambda: tk.Producer("127.0.0.1:9", {**SASL, "sasl.oauthbearer.client.secret": SENTINEL}),
-                tk.ConfigError)
+    failure(
+        lambda: tk.Producer(
+            "127.0.0.1:9",
+            {
+                "security.protocol": "SSL",
+                "ssl.key.pem": SENTINEL,
+                "ssl.certificate.pem": "not a cert",
+            },
+        ),
+        tk.ConfigError,
+    )
+    e = failure(
+        lambda: tk.Producer("127.0.0.1:9", {**SASL, "sasl.oauthbearer.client.secret": SENTINEL}),
+        tk.ConfigError,
+    )
     assert "sasl.oauthbearer.client.secret" in str(e)
     failure(lambda: tk.Producer(config=SASL), tk.ConfigError)  # no bootstrap
     failure(lambda: tk.Consumer("127.0.0.1:9", SASL, offset="middle"), tk.ConfigError)
-    failure(lambda: tk.replay(pl.DataFrame({"a": [1]}), "t", "127.0.0.1:9", {**SASL, "acks": "x"}), tk.ConfigError)
+    failure(
+        lambda: tk.replay(pl.DataFrame({"a": [1]}), "t", "127.0.0.1:9", {**SASL, "acks": "x"}),
+        tk.ConfigError,
+    )
     failure(lambda: tk.Config({"sasl.password": object()}), tk.ConfigError)
 
 
@@ -139,10 +159,16 @@ def test_sasl_and_ssl_against_a_plaintext_broker(bootstrap, new_topic):
     topic = new_topic(1)
     frame = pl.DataFrame({"a": [1]})
     for config in (SASL, {"security.protocol": "SSL", **SECRETS}):
-        failure(lambda c=config: tk.Producer(bootstrap, c).send(topic, frame, timeout=3), tk.KafkaError)
-        failure(lambda c=config: tk.Consumer(bootstrap, c, topics=[topic], timeout=3), tk.KafkaError)
+        failure(
+            lambda c=config: tk.Producer(bootstrap, c).send(topic, frame, timeout=3), tk.KafkaError
+        )
+        failure(
+            lambda c=config: tk.Consumer(bootstrap, c, topics=[topic], timeout=3), tk.KafkaError
+        )
         failure(lambda c=config: tk.Admin(bootstrap, c).list_topics(timeout=3), tk.TsKafkaError)
-        failure(lambda c=config: tk.replay(frame, topic, bootstrap, c, speed=None, timeout=3).wait(30))
+        failure(
+            lambda c=config: tk.replay(frame, topic, bootstrap, c, speed=None, timeout=3).wait(30)
+        )
     # Reading assigned partitions: the client's own error reports (auth, transport).
     try:
         c = tk.Consumer(bootstrap, SASL, partitions=[(topic, 0)], timeout=3)
@@ -169,13 +195,23 @@ def test_produce_error_and_unreachable_cluster():
         assert e.rows_failed == 10
         p.close()
         assert_clean(repr(p), "closed producer")
-    failure(lambda: tk.Producer("127.0.0.1:9", SASL).send("t", pl.DataFrame({"a": [1]}), timeout=2), tk.KafkaError)
+    failure(
+        lambda: tk.Producer("127.0.0.1:9", SASL).send("t", pl.DataFrame({"a": [1]}), timeout=2),
+        tk.KafkaError,
+    )
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("TSKAFKA_")}
     return subprocess.run(
-        [sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout, env={**environ, **(env or {})}
+        [sys.executable, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**environ, **(env or {})},
     )
 
 
@@ -210,11 +246,15 @@ def test_cli_output(bootstrap, new_topic, tmp_path):
     topic = new_topic(1)
     ini = tmp_path / "config.ini"
     body = "".join(f"{k}={v}\n" for k, v in SECRETS.items())
-    ini.write_text(f"[default]\nbootstrap.servers={bootstrap}\nsecurity.protocol=PLAINTEXT\n{body}"
-                   f"[consumer]\nauto.offset.reset=earliest\nsasl.password={SENTINEL}\n")
+    ini.write_text(
+        f"[default]\nbootstrap.servers={bootstrap}\nsecurity.protocol=PLAINTEXT\n{body}"
+        f"[consumer]\nauto.offset.reset=earliest\nsasl.password={SENTINEL}\n"
+    )
     sasl_ini = tmp_path / "sasl.ini"
-    sasl_ini.write_text(f"[default]\nbootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
-                        f"sasl.mechanisms=PLAIN\n{body}")
+    sasl_ini.write_text(
+        f"[default]\nbootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
+        f"sasl.mechanisms=PLAIN\n{body}"
+    )
     bad_ini = tmp_path / "bad.ini"
     bad_ini.write_text(f"[default]\nbootstrap.servers={bootstrap}\n{SENTINEL}\n")
     csv = tmp_path / "rows.csv"
@@ -241,16 +281,34 @@ def test_cli_output(bootstrap, new_topic, tmp_path):
             failed = tskafka(*command, "--config", str(broken))
             assert failed.returncode == 1, (command, broken, failed.stderr)
         # Unreachable, with the secrets given as -X properties.
-        failed = tskafka(*command, "-b", "127.0.0.1:9", "-X", f"sasl.password={SENTINEL}",
-                         "-X", f"ssl.key.password={SENTINEL}", "-X", "security.protocol=SASL_PLAINTEXT")
+        failed = tskafka(
+            *command,
+            "-b",
+            "127.0.0.1:9",
+            "-X",
+            f"sasl.password={SENTINEL}",
+            "-X",
+            f"ssl.key.password={SENTINEL}",
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+        )
         assert failed.returncode == 1, (command, failed.stderr)
         failed = tskafka(*command, "-X", SENTINEL, env={"TSKAFKA_SASL_PASSWORD": SENTINEL})
         assert failed.returncode == 2, (command, failed.stderr)
     ok = tskafka("topics", "list", "-b", bootstrap, env={"TSKAFKA_SASL_PASSWORD": SENTINEL})
     assert ok.returncode == 0 and topic in ok.stdout.split()
-    failed = tskafka("topics", "list", "-b", bootstrap,
-                     env={"TSKAFKA_SASL_PASSWORD": SENTINEL, "TSKAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-                          "TSKAFKA_SASL_MECHANISMS": "PLAIN", "TSKAFKA_ACKS": "bogus"})
+    failed = tskafka(
+        "topics",
+        "list",
+        "-b",
+        bootstrap,
+        env={
+            "TSKAFKA_SASL_PASSWORD": SENTINEL,
+            "TSKAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "TSKAFKA_SASL_MECHANISMS": "PLAIN",
+            "TSKAFKA_ACKS": "bogus",
+        },
+    )
     assert failed.returncode == 1 and "acks" in failed.stderr
     for command in ([], ["topics"], ["replay"], ["consume"], ["broker"], ["dataset"], ["demo"]):
         assert tskafka(*command, "--help").returncode == 0
@@ -265,8 +323,10 @@ def test_cli_scrubs_every_line_of_a_multi_line_secret(bootstrap, new_topic, tmp_
     key_lines = [f"MII{SENTINEL}{n}{uuid.uuid4().hex}" for n in range(3)]
     pem = ["-----BEGIN PRIVATE KEY-----", *key_lines, "-----END PRIVATE KEY-----"]
     ini = tmp_path / "config.ini"
-    ini.write_text(f"[default]\nbootstrap.servers={bootstrap}\nsecurity.protocol=PLAINTEXT\n"
-                   f"ssl.key.pem={pem[0]}\n" + "".join(f"    {line}\n" for line in pem[1:]))
+    ini.write_text(
+        f"[default]\nbootstrap.servers={bootstrap}\nsecurity.protocol=PLAINTEXT\n"
+        f"ssl.key.pem={pem[0]}\n" + "".join(f"    {line}\n" for line in pem[1:])
+    )
     csv = tmp_path / "rows.csv"
     pl.DataFrame({"n": range(5)}).write_csv(csv)
 

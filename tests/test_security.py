@@ -20,9 +20,9 @@ from helpers import read_all, retail_frame
 import tskafka as tk
 
 x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 PASSWORD = "pw-4f1c9e-sentinel"
 WRONG = "wrong-7d2a1b-sentinel"
@@ -33,7 +33,7 @@ FAST = 6.0
 def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -45,9 +45,15 @@ def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -67,7 +73,7 @@ class Pki:
     def __init__(self, directory: Path) -> None:
         ca_key, ca_cert = _ca("tskafka test CA")
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         server = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
@@ -150,7 +156,9 @@ def test_right_credentials_round_trip_through_a_group(broker, pki):
     report = p.send(topic, df, key="StockCode", timestamp="InvoiceDate")
     assert report.rows == len(df)
     p.close()
-    c = tk.Consumer(config=config(broker, pki), topics=[topic], group_id=f"g-{topic}", offset="earliest")
+    c = tk.Consumer(
+        config=config(broker, pki), topics=[topic], group_id=f"g-{topic}", offset="earliest"
+    )
     got = read_all(c, len(df)).sort("row")
     c.close()
     assert got.equals(df)
@@ -168,7 +176,9 @@ def test_confluent_kafka_produces_and_consumes_over_sasl_ssl(broker, pki):
     c = tk.Consumer(config=settings, topics=[topic], offset="earliest")
     assert read_all(c, 50).sort("n")["n"].to_list() == list(range(50))
     c.close()
-    cc = confluent.Consumer({**settings, "group.id": f"cf-{topic}", "auto.offset.reset": "earliest"})
+    cc = confluent.Consumer(
+        {**settings, "group.id": f"cf-{topic}", "auto.offset.reset": "earliest"}
+    )
     cc.subscribe([topic])
     seen = []
     deadline = time.monotonic() + 30
@@ -246,7 +256,12 @@ def test_wrong_password_fails_fast_with_a_clear_error(broker, pki):
 def test_wrong_ca_fails_fast_with_a_clear_error(broker, pki):
     topic = _topic(broker, pki)
     bad = config(broker, pki, ca=pki.other_ca)
-    hints = ("TLS handshake with", broker.bootstrap_servers, "ssl.ca.location", "certificate verify failed")
+    hints = (
+        "TLS handshake with",
+        broker.bootstrap_servers,
+        "ssl.ca.location",
+        "certificate verify failed",
+    )
     p = tk.Producer(config=bad)
     e = _fails_fast(lambda: p.send(topic, retail_frame(10), timeout=30), *hints)
     assert e.code == "SSL"
@@ -305,7 +320,9 @@ def test_bad_tls_files_are_config_errors(pki, tmp_path):
     other = tmp_path / "other.key"
     other.write_bytes(
         ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
     )
     with pytest.raises(tk.ConfigError, match="server.pem.*other.key"):
@@ -325,9 +342,23 @@ def test_cli_broker_with_tls_and_users_file(pki, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tskafka", "broker", "--port", str(port), "--certfile", str(pki.cert),
-         "--keyfile", str(pki.key), "--users", str(users)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tskafka",
+            "broker",
+            "--port",
+            str(port),
+            "--certfile",
+            str(pki.cert),
+            "--keyfile",
+            str(pki.key),
+            "--users",
+            str(users),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -336,8 +367,11 @@ def test_cli_broker_with_tls_and_users_file(pki, tmp_path):
         second = proc.stdout.readline()
         assert "sasl.username=alice" in second and PASSWORD not in second, second
         settings = {
-            "bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_SSL",
-            "sasl.mechanisms": "PLAIN", "sasl.username": "alice", "sasl.password": PASSWORD,
+            "bootstrap.servers": f"127.0.0.1:{port}",
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": "alice",
+            "sasl.password": PASSWORD,
             "ssl.ca.location": str(pki.ca),
         }
         tk.Admin(config=settings).create_topic("cli-sec")
@@ -352,7 +386,10 @@ def test_cli_users_file_errors_do_not_show_passwords(tmp_path):
     users.write_text(f"alice {PASSWORD}\n")
     out = subprocess.run(
         [sys.executable, "-m", "tskafka", "broker", "--port", "0", "--users", str(users)],
-        capture_output=True, text=True, timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 2, out
     assert "line 1" in out.stderr and PASSWORD not in out.stderr + out.stdout

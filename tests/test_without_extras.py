@@ -68,7 +68,14 @@ def test_tskafka_works_without_pandas_plotly_and_anywidget():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
-    assert set(lines["help"].split()) >= {"demo", "broker", "replay", "consume", "topics", "dataset"}
+    assert set(lines["help"].split()) >= {
+        "demo",
+        "broker",
+        "replay",
+        "consume",
+        "topics",
+        "dataset",
+    }
     assert 'pip install "tskafka[live]"' in lines["live"]
     assert lines["read"] == "[1, 2, 3]"
     assert 'pip install "tskafka[pandas]"' in lines["pandas"]

@@ -44,9 +44,13 @@ def _properties(items: Iterable[tuple[Any, Any]]) -> dict[str, str | None]:
 
 
 def _shown(props: Mapping[str, str]) -> str:
-    return "{" + ", ".join(
-        f"{k!r}: {'***' if _tskafka.is_sensitive(k) else v!r}" for k, v in props.items()
-    ) + "}"
+    return (
+        "{"
+        + ", ".join(
+            f"{k!r}: {'***' if _tskafka.is_sensitive(k) else v!r}" for k, v in props.items()
+        )
+        + "}"
+    )
 
 
 class Config(Mapping[str, str]):
@@ -74,7 +78,10 @@ class Config(Mapping[str, str]):
     _sections: dict[str, dict[str, str]]
 
     def __init__(
-        self, properties: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, /, **kwargs: Any
+        self,
+        properties: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        /,
+        **kwargs: Any,
     ) -> None:
         if isinstance(properties, Config):
             props: dict[str, str | None] = dict(properties._props)
@@ -121,9 +128,7 @@ class Config(Mapping[str, str]):
         return cls._make(props, {k: v for k, v in sections.items() if k in CLIENT_SECTIONS})
 
     @classmethod
-    def from_env(
-        cls, prefix: str = "TSKAFKA_", environ: Mapping[str, str] | None = None
-    ) -> Config:
+    def from_env(cls, prefix: str = "TSKAFKA_", environ: Mapping[str, str] | None = None) -> Config:
         """Properties from environment variables named ``prefix`` + the
         property in capitals with ``_`` for ``.``: ``TSKAFKA_SASL_PASSWORD``
         -> ``sasl.password``, ``TSKAFKA_BOOTSTRAP_SERVERS`` (or
@@ -135,7 +140,9 @@ class Config(Mapping[str, str]):
         for name, value in env.items():
             if not name.upper().startswith(prefix.upper()) or not value:
                 continue
-            key = name[len(prefix) :].lower().replace("__", "\0").replace("_", ".").replace("\0", "_")
+            key = (
+                name[len(prefix) :].lower().replace("__", "\0").replace("_", ".").replace("\0", "_")
+            )
             if key:
                 props[_ENV_ALIASES.get(key, key)] = value
         return cls._make(props, {})
@@ -165,7 +172,8 @@ class Config(Mapping[str, str]):
         props = {k: v for k, v in self._props.items() if k not in given}
         props.update({k: v for k, v in given.items() if v is not None})
         sections = {
-            name: {k: v for k, v in s.items() if k not in given} for name, s in self._sections.items()
+            name: {k: v for k, v in s.items() if k not in given}
+            for name, s in self._sections.items()
         }
         for name, s in top._sections.items():
             sections.setdefault(name, {}).update(s)

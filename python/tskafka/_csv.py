@@ -60,7 +60,9 @@ def csv_options(
     }
 
 
-def iter_csv(path: str | os.PathLike[str], *, output: Output = "polars", **options: Any) -> Iterator[Any]:
+def iter_csv(
+    path: str | os.PathLike[str], *, output: Output = "polars", **options: Any
+) -> Iterator[Any]:
     """The rows of a CSV file as frames of up to ``chunk_rows`` rows; memory
     stays flat however large the file. Options as in :func:`read_csv`."""
     output = check_output(output)

@@ -66,7 +66,5 @@ def check_output(output: str) -> Output:
         try:
             import pandas  # noqa: F401
         except ImportError as e:
-            raise ImportError(
-                'output="pandas" needs pandas: pip install "tskafka[pandas]"'
-            ) from e
+            raise ImportError('output="pandas" needs pandas: pip install "tskafka[pandas]"') from e
     return output  # type: ignore[return-value]

@@ -54,7 +54,6 @@ class Replay:
         self._native = native
         for message in native.warnings:
             warnings.warn(message, stacklevel=3)
-        _at_exit.stop_at_exit(self, _at_exit.Stage.REPLAY)
 
     @property
     def topic(self) -> str:
@@ -115,24 +114,8 @@ class Replay:
         return self._finish()
 
     def _finish(self) -> ReplayProgress:
-        _at_exit.forget(self, _at_exit.Stage.REPLAY)
         self._native.check()
         return self.progress
-
-    def _stop_at_exit(self) -> None:
-        """Running replays stop instead of being cut off mid-send."""
-        self.stop(timeout=2.0)
-
-    def __del__(self) -> None:
-        # Freeing the native replay stops it: say so when that cuts it short.
-        native = getattr(self, "_native", None)
-        if native is not None and native.progress()["state"] in ("running", "paused"):
-            warnings.warn(
-                f"the replay to {native.topic!r} stopped: its handle was freed while it was "
-                "running; keep it (r = tk.replay(...)) and wait() or stop() it",
-                RuntimeWarning,
-                stacklevel=2,
-            )
 
     def __enter__(self) -> Self:
         return self
@@ -154,6 +137,19 @@ class Replay:
         )
 
 
+class _RunningReplays:
+    """Every replay of the process still running, its handle kept or not
+    (a replay goes on to its end when nobody holds it): stopped at exit
+    instead of being cut off mid-send."""
+
+    def _stop_at_exit(self) -> None:
+        _tskafka.stop_replays(2.0)
+
+
+_RUNNING = _RunningReplays()
+_at_exit.stop_at_exit(_RUNNING, _at_exit.Stage.REPLAY)
+
+
 def _source(source: Any, chunk_rows: int) -> Any:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -166,9 +162,7 @@ def _source(source: Any, chunk_rows: int) -> Any:
             return ds.dataset(path, format="parquet").scanner(batch_size=chunk_rows).to_reader()
         if lower.endswith((".csv", ".tsv", ".txt")):
             return path
-        raise ConfigError(
-            f"cannot replay {path!r}: give a .csv/.tsv or .parquet file, or a frame"
-        )
+        raise ConfigError(f"cannot replay {path!r}: give a .csv/.tsv or .parquet file, or a frame")
     return as_arrow_stream(source)
 
 
@@ -254,4 +248,3 @@ def replay(
         ),
     )
     return Replay(native)
-

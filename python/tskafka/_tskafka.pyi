@@ -14,12 +14,13 @@ __all__ = [
     "Producer",
     "Replay",
     "SendReport",
+    "__version__",
     "is_secret",
     "is_sensitive",
+    "librdkafka_version",
     "read_ini_sections",
     "scrub",
-    "__version__",
-    "librdkafka_version",
+    "stop_replays",
 ]
 __version__: str
 librdkafka_version: str
@@ -27,7 +28,9 @@ librdkafka_version: str
 def read_ini_sections(text: str) -> dict[str, dict[str, str]]: ...
 def is_secret(key: str) -> bool: ...
 def scrub(text: str, config: dict[str, str]) -> str: ...
+def stop_replays(timeout: float) -> int: ...
 def is_sensitive(key: str) -> bool: ...
+
 @final
 class LocalBroker:
     def __new__(
@@ -73,7 +76,9 @@ class Admin:
         exist_ok: bool = False,
         timeout: float = 30.0,
     ) -> None: ...
-    def delete_topic(self, name: str, *, missing_ok: bool = False, timeout: float = 30.0) -> None: ...
+    def delete_topic(
+        self, name: str, *, missing_ok: bool = False, timeout: float = 30.0
+    ) -> None: ...
     def list_topics(self, timeout: float = 10.0) -> list[str]: ...
     def describe_topic(self, name: str, timeout: float = 10.0) -> list[dict[str, Any]]: ...
 

@@ -222,7 +222,9 @@ def _topics(args: argparse.Namespace) -> int:
         if not args.name:
             raise UsageError("tskafka topics create NAME [--partitions N]")
         for name in args.name:
-            admin.create_topic(name, partitions=args.partitions, exist_ok=args.exist_ok, timeout=args.timeout)
+            admin.create_topic(
+                name, partitions=args.partitions, exist_ok=args.exist_ok, timeout=args.timeout
+            )
             print(f"created {name} ({args.partitions} partitions)")
     elif args.action == "delete":
         if not args.name:
@@ -339,13 +341,20 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("dataset", nargs="?", choices=["retail", "sensors"], default="retail")
     demo.add_argument("--rows", type=int, help="rows to generate")
     demo.add_argument("--top", type=int, default=10, help="stock codes shown (retail)")
-    demo.add_argument("--speed", type=float, help="replay speed (default: flat out for retail, 20x for sensors)")
+    demo.add_argument(
+        "--speed", type=float, help="replay speed (default: flat out for retail, 20x for sensors)"
+    )
     demo.set_defaults(run=_demo)
 
     broker = sub.add_parser("broker", help="run the embedded broker in the foreground")
     broker.add_argument("--port", type=int, default=9092)
-    broker.add_argument("--storage", help="file keeping topics, records and offsets across restarts (default: memory)")
-    broker.add_argument("--certfile", help="TLS: PEM server certificate (its chain after it); needs --keyfile")
+    broker.add_argument(
+        "--storage",
+        help="file keeping topics, records and offsets across restarts (default: memory)",
+    )
+    broker.add_argument(
+        "--certfile", help="TLS: PEM server certificate (its chain after it); needs --keyfile"
+    )
     broker.add_argument("--keyfile", help="TLS: PEM private key of --certfile")
     broker.add_argument(
         "--users",
@@ -358,16 +367,25 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("file")
     rp.add_argument("topic")
     rp.add_argument("--time-column", "-t", help="event-time column")
-    rp.add_argument("--speed", "-s", help="10 = ten times faster than recorded; 'max' = flat out (default 1 with --time-column, else max)")
+    rp.add_argument(
+        "--speed",
+        "-s",
+        help="10 = ten times faster than recorded; 'max' = flat out (default 1 with --time-column, else max)",
+    )
     rp.add_argument("--every", type=float, help="fixed interval: one message every S seconds")
     rp.add_argument("--rows-per-message", type=int)
     rp.add_argument("--key", "-k", action="append", help="key column (repeat for several)")
     rp.add_argument("--format", choices=["arrow", "json"], default="arrow")
-    rp.add_argument("--schema-header", action="store_true",
-                    help="json: carry the column types in a tskafka.schema header on every message")
+    rp.add_argument(
+        "--schema-header",
+        action="store_true",
+        help="json: carry the column types in a tskafka.schema header on every message",
+    )
     rp.add_argument("--encoding", default="auto", help="auto, utf-8 or latin-1")
     rp.add_argument("--time-format", help="strftime format or epoch_s/epoch_ms/epoch_us/epoch_ns")
-    rp.add_argument("--skip-bad-rows", action="store_true", help="skip and count rows that do not parse")
+    rp.add_argument(
+        "--skip-bad-rows", action="store_true", help="skip and count rows that do not parse"
+    )
     rp.add_argument("--quiet", "-q", action="store_true")
     _add_client_options(rp)
     rp.set_defaults(run=_replay, section="producer")
@@ -386,7 +404,9 @@ def parser() -> argparse.ArgumentParser:
     co.set_defaults(run=_consume, section="consumer")
 
     tp = sub.add_parser("topics", help="list, create, delete or describe topics")
-    tp.add_argument("action", nargs="?", choices=["list", "create", "delete", "describe"], default="list")
+    tp.add_argument(
+        "action", nargs="?", choices=["list", "create", "delete", "describe"], default="list"
+    )
     tp.add_argument("name", nargs="*")
     tp.add_argument("--partitions", "-p", type=int, default=1)
     tp.add_argument("--exist-ok", action="store_true")

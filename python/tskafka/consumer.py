@@ -148,9 +148,7 @@ class Consumer(_Client):
     def _idle(self) -> BackgroundConsumer | None:
         bg = self._background
         if bg is not None and bg.running:
-            raise ConsumeError(
-                "this consumer is reading in the background: stop() it first"
-            )
+            raise ConsumeError("this consumer is reading in the background: stop() it first")
         return bg
 
     def start(

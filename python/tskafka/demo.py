@@ -29,7 +29,9 @@ def retail(rows: int = datasets.RETAIL_ROWS, top: int = 10, speed: float | None 
         totals = None
         seen = 0
         with (
-            Consumer(broker.bootstrap_servers, topics=["transactions"], offset="earliest") as consumer,
+            Consumer(
+                broker.bootstrap_servers, topics=["transactions"], offset="earliest"
+            ) as consumer,
             replay(
                 log,
                 "transactions",
@@ -50,8 +52,7 @@ def retail(rows: int = datasets.RETAIL_ROWS, top: int = 10, speed: float | None 
                 if time.monotonic() - shown >= 1.0 and totals is not None:
                     shown = time.monotonic()
                     print(
-                        f"  {p.rows_delivered:,} sent, {seen:,} consumed, "
-                        f"event time {p.event_time}"
+                        f"  {p.rows_delivered:,} sent, {seen:,} consumed, event time {p.event_time}"
                     )
                 if p.done and seen >= p.rows_delivered:
                     break
@@ -76,7 +77,9 @@ def sensors(rows: int = 60, speed: float = 20.0) -> int:
         seen = 0
         with (
             Consumer(broker.bootstrap_servers, topics=["sensors"], offset="earliest") as consumer,
-            replay(readings, "sensors", broker.bootstrap_servers, time_column="timestamp", speed=speed) as r,
+            replay(
+                readings, "sensors", broker.bootstrap_servers, time_column="timestamp", speed=speed
+            ) as r,
         ):
             while True:
                 frame = consumer.poll_frame(timeout=0.5)
@@ -84,10 +87,14 @@ def sensors(rows: int = 60, speed: float = 20.0) -> int:
                     seen += frame.height
                     for row in frame.iter_rows(named=True):
                         bar = "#" * (row["temp1"] - 15)
-                        print(f"  {row['timestamp']}  temp1 {row['temp1']:2d}  temp2 {row['temp2']:2d}  {bar}")
+                        print(
+                            f"  {row['timestamp']}  temp1 {row['temp1']:2d}  temp2 {row['temp2']:2d}  {bar}"
+                        )
                 p = r.progress
                 if p.done and seen >= p.rows_delivered:
                     break
             report = r.wait()
-        print(f"{seen} readings consumed; {report.rows_delivered} sent, max lag {report.max_lag * 1000:.1f} ms")
+        print(
+            f"{seen} readings consumed; {report.rows_delivered} sent, max lag {report.max_lag * 1000:.1f} ms"
+        )
         return 0 if seen == rows else 1

@@ -29,7 +29,7 @@ try:
     import plotly.graph_objects as go
 except ImportError as e:
     raise ImportError(
-        f'tskafka.live draws with Plotly in widgets, and {e.name or "plotly"} is not '
+        f"tskafka.live draws with Plotly in widgets, and {e.name or 'plotly'} is not "
         'installed: pip install "tskafka[live]" (plotly and anywidget)'
     ) from e
 

@@ -48,4 +48,3 @@ class MockCluster(_Client):
 
     def partition_leader(self, topic: str, partition: int, broker_id: int) -> None:
         self._native.partition_leader(topic, partition, broker_id)
-

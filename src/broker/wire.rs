@@ -83,7 +83,7 @@ where
         let frames = match answer {
             Answer::Nothing => continue,
             Answer::Fetch(fetch) => encode_fetch(correlation_id, version, &fetch),
-            Answer::Message(message) => match encode(message, key, version, correlation_id) {
+            Answer::Message(message) => match encode(*message, key, version, correlation_id) {
                 Ok(frame) => vec![frame],
                 Err(e) => {
                     eprintln!(

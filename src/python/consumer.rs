@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_schema::Schema;
 use arrow_pyarrow::FromPyArrow;
+use arrow_schema::Schema;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 

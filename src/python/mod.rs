@@ -57,6 +57,14 @@ pub mod _tskafka {
             .collect())
     }
 
+    /// Stops every replay of this process still running, held or not (each
+    /// waits for its acks up to `timeout` seconds); how many were running.
+    #[pyfunction]
+    fn stop_replays(py: Python<'_>, timeout: f64) -> PyResult<usize> {
+        let t = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+        super::wait::detached(py, || Ok(crate::replay::stop_running(t, t)))
+    }
+
     /// `text` with every secret value of `config` (and each line of a
     /// multi-line one, such as a PEM key) replaced by `***`.
     #[pyfunction]

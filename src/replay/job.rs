@@ -53,6 +53,19 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// Stops sending; acks of rows already sent are awaited until `ack_timeout`.
+    pub(super) fn request_stop(&self, ack_timeout: Duration) {
+        *lock(&self.stop_deadline) = Some(Instant::now() + ack_timeout);
+        // Under the lock a waiting thread checks the flag with: no lost wake-up.
+        let _paused = lock(&self.paused);
+        self.stop.store(true, Relaxed);
+        self.wake.notify_all();
+    }
+
+    pub(super) fn ended(&self) -> bool {
+        *lock(&self.phase) != Phase::Running
+    }
+
     pub(super) fn new() -> Self {
         Self {
             stop: AtomicBool::new(false),

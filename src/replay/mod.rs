@@ -22,7 +22,7 @@ pub mod source;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -267,6 +267,7 @@ impl Replay {
             warm_up: metadata_timeout,
         };
         let shared = Arc::new(Shared::new());
+        track(&shared);
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tskafka-replay".into())
@@ -314,11 +315,7 @@ impl Replay {
     /// Asks the replay to stop sending; acks of rows already sent are awaited
     /// for up to `ack_timeout` (rows left then count as failed).
     pub fn request_stop(&self, ack_timeout: Duration) {
-        *lock(&self.shared.stop_deadline) = Some(Instant::now() + ack_timeout);
-        // Under the lock a waiting thread checks the flag with: no lost wake-up.
-        let _paused = lock(&self.shared.paused);
-        self.shared.stop.store(true, Relaxed);
-        self.shared.wake.notify_all();
+        self.shared.request_stop(ack_timeout);
     }
 
     /// Waits until the replay has ended (true) or the deadline passes (false).
@@ -378,13 +375,40 @@ impl Replay {
     }
 }
 
-impl Drop for Replay {
-    fn drop(&mut self) {
-        // Nobody can wait for it any more: stop sending (acks are still awaited).
-        let _paused = lock(&self.shared.paused);
-        self.shared.stop.store(true, Relaxed);
-        self.shared.wake.notify_all();
+/// Replays of this process still running, held or not: a replay whose
+/// handle is dropped goes on to its end, and these are what stopping them
+/// all (at interpreter exit) reaches.
+static RUNNING: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+fn track(shared: &Arc<Shared>) {
+    let mut running = lock(&RUNNING);
+    running.retain(|r| r.upgrade().is_some_and(|r| !r.ended()));
+    running.push(Arc::downgrade(shared));
+}
+
+/// Stops every replay of this process still running: each waits up to
+/// `ack_timeout` for the acks of rows already sent; returns once all have
+/// ended or `wait` has passed. How many were running.
+pub fn stop_running(ack_timeout: Duration, wait: Duration) -> usize {
+    let running: Vec<Arc<Shared>> = lock(&RUNNING)
+        .drain(..)
+        .filter_map(|r| r.upgrade())
+        .filter(|r| !r.ended())
+        .collect();
+    for shared in &running {
+        shared.request_stop(ack_timeout);
     }
+    let deadline = Instant::now() + wait;
+    for shared in &running {
+        let _ = wait::condvar_until(
+            &shared.phase,
+            &shared.finished,
+            Some(deadline),
+            &mut wait::unchecked,
+            |phase| *phase != Phase::Running,
+        );
+    }
+    running.len()
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use arrow_array::Array;
 use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::Array;
 use arrow_schema::{DataType, TimeUnit};
-use arrow_array::types::{Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType};
 
 use crate::error::{Error, Result};
 

@@ -156,12 +156,15 @@ pub fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// Per topic, each partition asked for and its committed offset, if any.
+type CommittedByTopic = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
 /// A group's committed offsets of the partitions asked for (None: all it has).
 fn fetch_committed(
     broker: &Broker,
     group: &str,
     asked: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+) -> CommittedByTopic {
     let committed = broker.storage.committed(group);
     match asked {
         Some(asked) => asked

@@ -51,7 +51,7 @@ pub struct Context<'a> {
 
 /// What goes back on the connection.
 pub enum Answer {
-    Message(ResponseKind),
+    Message(Box<ResponseKind>),
     /// A fetch, written with its records shared rather than copied.
     Fetch(FetchAnswer),
     /// Nothing: a produce with acks=0.
@@ -143,7 +143,7 @@ pub async fn handle(broker: &Broker, cx: &Context<'_>, request: RequestKind) -> 
         // SASL is answered by the connection's gate; anything else is not advertised.
         _ => return Answer::Nothing,
     };
-    Answer::Message(answer)
+    Answer::Message(Box::new(answer))
 }
 
 #[cfg(test)]
@@ -345,7 +345,7 @@ mod tests {
                     j.group_id = crate::broker::groups::group_id(&format!("g{version}"));
                 }
                 let frames = match handle(&b, &cx, request).await {
-                    Answer::Message(m) => match crate::broker::wire::encode(m, key, version, 7) {
+                    Answer::Message(m) => match crate::broker::wire::encode(*m, key, version, 7) {
                         Ok(frame) => vec![frame],
                         Err(e) => {
                             failures.push(format!("{key:?} v{version}: {e}"));

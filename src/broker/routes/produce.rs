@@ -63,9 +63,9 @@ pub fn produce(broker: &Broker, cx: &Context<'_>, r: &ProduceRequest) -> Answer 
     if r.acks == 0 {
         return Answer::Nothing;
     }
-    Answer::Message(ResponseKind::Produce(
+    Answer::Message(Box::new(ResponseKind::Produce(
         ProduceResponse::default().with_responses(responses),
-    ))
+    )))
 }
 
 pub fn init_producer_id(broker: &Broker, r: &InitProducerIdRequest) -> InitProducerIdResponse {

@@ -118,6 +118,9 @@ pub struct Fetched {
     pub batches: Vec<Bytes>,
 }
 
+/// One group's committed offsets, by topic and partition.
+type GroupCommits = BTreeMap<(String, i32), Committed>;
+
 #[derive(Default)]
 struct Topics {
     by_name: BTreeMap<String, Arc<Topic>>,
@@ -131,7 +134,7 @@ struct ProducerIds {
 
 pub struct Storage {
     topics: RwLock<Topics>,
-    commits: Mutex<BTreeMap<String, BTreeMap<(String, i32), Committed>>>,
+    commits: Mutex<BTreeMap<String, GroupCommits>>,
     producer_ids: Mutex<ProducerIds>,
     journal: Option<Mutex<Journal>>,
     reader: Option<Reader>,
@@ -743,7 +746,7 @@ impl Storage {
     }
 
     /// A group's committed offsets: every partition, or those asked for.
-    pub fn committed(&self, group: &str) -> BTreeMap<(String, i32), Committed> {
+    pub fn committed(&self, group: &str) -> GroupCommits {
         lock(&self.commits).get(group).cloned().unwrap_or_default()
     }
 
@@ -784,6 +787,12 @@ fn unknown_partition(topic: &Topic, partition: i32) -> Refused {
         ResponseError::UnknownTopicOrPartition,
         format!("topic {:?} has no partition {partition}", topic.name),
     )
+}
+
+/// A record batch as a producer writes it, for tests outside this module.
+#[cfg(test)]
+pub fn test_batch(timestamps: &[i64], compression: kafka_protocol::records::Compression) -> Bytes {
+    batch::tests::batch(timestamps, (-1, -1, -1), compression).freeze()
 }
 
 #[cfg(test)]
@@ -906,10 +915,4 @@ mod tests {
         assert_eq!(s.list_offset(&t, 0, -2).unwrap(), (2, -1));
         assert_eq!(s.list_offset(&t, 0, 0).unwrap(), (2, 150));
     }
-}
-
-/// A record batch as a producer writes it, for tests outside this module.
-#[cfg(test)]
-pub fn test_batch(timestamps: &[i64], compression: kafka_protocol::records::Compression) -> Bytes {
-    batch::tests::batch(timestamps, (-1, -1, -1), compression).freeze()
 }
