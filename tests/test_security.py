@@ -327,8 +327,9 @@ def test_bad_tls_files_are_config_errors(pki, tmp_path):
     )
     with pytest.raises(tk.ConfigError, match="server.pem.*other.key"):
         tk.LocalBroker(certfile=pki.cert, keyfile=other)
-    with pytest.raises(tk.ConfigError, match="both"):
+    with pytest.raises(tk.ConfigError, match="both") as only_cert:
         tk.LocalBroker(certfile=pki.cert)
+    assert "  " not in str(only_cert.value), str(only_cert.value)
     with pytest.raises(tk.ConfigError, match="password"):
         tk.LocalBroker(users={"alice": ""})
 

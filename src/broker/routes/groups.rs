@@ -156,8 +156,17 @@ pub fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// Per topic, each partition asked for and its committed offset, if any.
-type CommittedByTopic = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+/// Per topic, each partition asked for and its committed offset (-1: none).
+type CommittedByTopic = Vec<(String, Vec<(i32, Committed)>)>;
+
+/// What OffsetFetch answers for a partition without a committed offset.
+fn not_committed() -> Committed {
+    Committed {
+        offset: -1,
+        leader_epoch: -1,
+        metadata: Some(String::new()),
+    }
+}
 
 /// A group's committed offsets of the partitions asked for (None: all it has).
 fn fetch_committed(
@@ -172,15 +181,18 @@ fn fetch_committed(
             .map(|(topic, partitions)| {
                 let found = partitions
                     .into_iter()
-                    .map(|p| (p, committed.get(&(topic.clone(), p)).cloned()))
+                    .map(|p| {
+                        let c = committed.get(&(topic.clone(), p)).cloned();
+                        (p, c.unwrap_or_else(not_committed))
+                    })
                     .collect();
                 (topic, found)
             })
             .collect(),
         None => {
-            let mut by_topic: BTreeMap<String, Vec<(i32, Option<Committed>)>> = BTreeMap::new();
+            let mut by_topic: BTreeMap<String, Vec<(i32, Committed)>> = BTreeMap::new();
             for ((topic, p), c) in committed {
-                by_topic.entry(topic).or_default().push((p, Some(c)));
+                by_topic.entry(topic).or_default().push((p, c));
             }
             by_topic.into_iter().collect()
         }
@@ -211,11 +223,6 @@ pub fn offset_fetch(
                                 partitions
                                     .into_iter()
                                     .map(|(p, c)| {
-                                        let c = c.unwrap_or(Committed {
-                                            offset: -1,
-                                            leader_epoch: -1,
-                                            metadata: Some(String::new()),
-                                        });
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(c.offset)
@@ -249,11 +256,6 @@ pub fn offset_fetch(
                     partitions
                         .into_iter()
                         .map(|(p, c)| {
-                            let c = c.unwrap_or(Committed {
-                                offset: -1,
-                                leader_epoch: -1,
-                                metadata: Some(String::new()),
-                            });
                             let mut answer = OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(c.offset)
