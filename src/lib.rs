@@ -1,16 +1,13 @@
 //! tskafka's native core. Everything but `python` is free of pyo3 and tested
 //! by `cargo test`: the clients and their engine (`client`), the replay
-//! (`replay`), the waits (`wait`), the codecs (`encode`, `decode`,
-//! `csv_reader`), the embedded broker (`broker`). `python` holds the
-//! bindings: classes, argument parsing, conversions, the error mapping.
+//! (`replay`), the waits (`wait`), the codecs (`codec`: one file per wire
+//! format, frames <-> message payloads, CSV files, time conversions), the
+//! embedded broker (`broker`). `python` holds the bindings: classes,
+//! argument parsing, conversions, the error mapping.
 
 pub mod broker;
 pub mod client;
-pub mod csv_reader;
-pub mod decode;
-#[cfg(test)]
-mod decode_fuzz;
-pub mod encode;
+pub mod codec;
 pub mod error;
 pub mod in_process;
 pub mod replay;

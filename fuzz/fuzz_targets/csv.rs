@@ -1,7 +1,7 @@
 #![no_main]
 //! A CSV file read in small chunks, bad rows skipped (first byte: options).
 use libfuzzer_sys::fuzz_target;
-use tskafka_fuzz::csv_reader::{CsvOptions, CsvReader, Encoding};
+use tskafka_fuzz::codec::csv::{CsvOptions, CsvReader, Encoding};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, text)) = data.split_first() else { return };

@@ -2,7 +2,7 @@
 //! JSON payloads (split at `\n--\n`); a first part starting `[[` is the
 //! tskafka.schema header of the rest.
 use libfuzzer_sys::fuzz_target;
-use tskafka_fuzz::{decode::FormatHint, decode_messages, split_messages};
+use tskafka_fuzz::{codec::FormatHint, decode_messages, split_messages};
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = split_messages(data);

@@ -1,11 +1,8 @@
-//! tskafka's decoders (`src/decode.rs`, `src/csv_reader.rs`) compiled on
-//! their own for fuzzing, with a stand-in for the crate's error type.
+//! tskafka's codecs (`src/codec/`) compiled on their own for fuzzing, with a
+//! stand-in for the crate's error type.
 
-#[path = "../../src/decode.rs"]
-pub mod decode;
-
-#[path = "../../src/csv_reader.rs"]
-pub mod csv_reader;
+#[path = "../../src/codec/mod.rs"]
+pub mod codec;
 
 pub mod error {
     pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -33,7 +30,7 @@ pub mod error {
     }
 }
 
-use decode::{FormatHint, FrameBuilder, MessageRef};
+use codec::{FormatHint, FrameBuilder, MessageRef};
 
 /// Feeds `payloads` (with an optional schema header each) through one
 /// FrameBuilder as consecutive messages and takes every frame out, as the
@@ -46,7 +43,7 @@ pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Opt
         // out of the guard (or is not the known one) still ends the run.
         let _ = std::panic::take_hook();
         std::panic::set_hook(Box::new(|info| {
-            if !info.to_string().contains(decode::KNOWN_ARROW_PANIC) {
+            if !info.to_string().contains(codec::KNOWN_ARROW_PANIC) {
                 eprintln!("{info}");
             }
         }));
@@ -72,8 +69,8 @@ pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Opt
     for bad in b.take_bad() {
         // The decoder's guard caught a panic: a bug, unless it is the one
         // known in arrow that cannot be checked for beforehand.
-        if bad.error.contains(decode::DECODER_PANICKED)
-            && !bad.error.contains(decode::KNOWN_ARROW_PANIC)
+        if bad.error.contains(codec::DECODER_PANICKED)
+            && !bad.error.contains(codec::KNOWN_ARROW_PANIC)
         {
             panic!("{}", bad.error);
         }

@@ -10,7 +10,7 @@ use super::consumer::Consumer;
 use super::convert::frame_to_py;
 use super::wait::{detached, interruptible};
 use crate::client::consumer::background::{self, BackgroundOptions, Callback, Handed};
-use crate::decode::Frame;
+use crate::codec::Frame;
 use crate::error::Error;
 use crate::wait;
 

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::client::Settings;
-use crate::decode::Frame;
+use crate::codec::Frame;
 use crate::error::{Error, Result};
 
 /// A dict of librdkafka properties with string values: `tskafka.Config`

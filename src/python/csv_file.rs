@@ -7,7 +7,7 @@ use arrow_pyarrow::ToPyArrow;
 use pyo3::prelude::*;
 
 use super::wait::detached;
-use crate::csv_reader::{CsvOptions, CsvReader};
+use crate::codec::csv::{CsvOptions, CsvReader};
 
 #[pyclass(frozen, module = "tskafka._tskafka")]
 pub struct CsvFile {

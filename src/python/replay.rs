@@ -12,7 +12,7 @@ use pyo3::types::PyDict;
 
 use super::convert::{client_settings, key_columns};
 use super::wait::interruptible;
-use crate::csv_reader::CsvOptions;
+use crate::codec::csv::CsvOptions;
 use crate::replay::{self, ReplayOptions, Source};
 use crate::wait;
 

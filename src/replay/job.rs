@@ -13,8 +13,8 @@ use super::schedule::{event_micros, groups, Clock, Pace};
 use super::source::Reader;
 use crate::client::producer::{batch::send_batch, Outstanding, Tally};
 use crate::client::Context;
-use crate::csv_reader::BadRow;
-use crate::encode::Encoder;
+use crate::codec::csv::BadRow;
+use crate::codec::Encoder;
 use crate::error::{Error, Result};
 use crate::wait;
 

@@ -36,8 +36,8 @@ pub use source::Source;
 
 use crate::client::producer::batch::{max_message_bytes, message_headers};
 use crate::client::{self, Context, Settings};
-use crate::csv_reader::BadRow;
-use crate::encode::{EncodeOptions, Encoder, Format};
+use crate::codec::csv::BadRow;
+use crate::codec::{EncodeOptions, Encoder, Format};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 

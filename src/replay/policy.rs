@@ -2,7 +2,7 @@
 //! the event times or the times they are sent, and how many rows each holds.
 
 use crate::client::producer::default_rows_per_message;
-use crate::encode::Format;
+use crate::codec::Format;
 use crate::error::{Error, Result};
 use crate::replay::schedule::Pace;
 

@@ -5,14 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
 use arrow_array::Array;
 use arrow_schema::{DataType, TimeUnit};
 
+use crate::codec::time;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,35 +24,16 @@ pub enum Pace {
 
 /// Event times of a datetime or date column in microseconds since the epoch.
 pub fn event_micros(col: &dyn Array, name: &str) -> Result<Vec<Option<i64>>> {
-    fn map<T: arrow_array::types::ArrowPrimitiveType<Native = N>, N: Copy>(
-        col: &dyn Array,
-        f: impl Fn(N) -> i64,
-    ) -> Vec<Option<i64>> {
-        col.as_primitive::<T>().iter().map(|v| v.map(&f)).collect()
+    match col.data_type() {
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+            time::epoch(col, name, TimeUnit::Microsecond)
+        }
+        other => Err(Error::Schema(format!(
+            "time column {name:?} is {other}, not a datetime or date: convert it first \
+             (polars: pl.col({name:?}).str.to_datetime()), or replay the CSV file, whose \
+             datetimes tskafka parses"
+        ))),
     }
-    Ok(match col.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            map::<TimestampSecondType, _>(col, |v| v.saturating_mul(1_000_000))
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            map::<TimestampMillisecondType, _>(col, |v| v.saturating_mul(1_000))
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            map::<TimestampMicrosecondType, _>(col, |v| v)
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            map::<TimestampNanosecondType, _>(col, |v| v.div_euclid(1_000))
-        }
-        DataType::Date32 => map::<Date32Type, _>(col, |d| d as i64 * 86_400_000_000),
-        DataType::Date64 => map::<Date64Type, _>(col, |v| v.saturating_mul(1_000)),
-        other => {
-            return Err(Error::Schema(format!(
-                "time column {name:?} is {other}, not a datetime or date: convert it first \
-                 (polars: pl.col({name:?}).str.to_datetime()), or replay the CSV file, whose \
-                 datetimes tskafka parses"
-            )))
-        }
-    })
 }
 
 /// Consecutive rows `[start, end)` that go out at one moment, and that moment's event time.

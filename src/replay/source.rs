@@ -4,7 +4,7 @@
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::SchemaRef;
 
-use crate::csv_reader::{BadRow, CsvOptions, CsvReader};
+use crate::codec::csv::{BadRow, CsvOptions, CsvReader};
 use crate::error::{Error, Result};
 
 /// Where a replay's rows come from.

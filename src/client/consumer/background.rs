@@ -20,7 +20,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 
 use super::{Consumer, Positions};
-use crate::decode::Frame;
+use crate::codec::Frame;
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 

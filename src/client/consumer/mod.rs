@@ -27,7 +27,7 @@ use read::{message_ref, pump, tpl_of, Inner};
 pub use read::{with_string_views, Positions};
 
 use crate::client::{self, Context, Settings};
-use crate::decode::{BadMessage, FormatHint, FrameBuilder};
+use crate::codec::{BadMessage, FormatHint, FrameBuilder};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 

@@ -22,8 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::Consumer;
 use crate::client::Context;
-use crate::decode::{BadMessage, Frame, FrameBuilder, MessageRef};
-use crate::encode::SCHEMA_HEADER;
+use crate::codec::{BadMessage, Frame, FrameBuilder, MessageRef, SCHEMA_HEADER};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 
@@ -317,10 +316,10 @@ pub fn with_string_views(frame: Frame) -> Result<Frame> {
                 .map(|(col, &c)| -> ArrayRef {
                     match (c, col.data_type()) {
                         (true, DataType::Utf8) => {
-                            Arc::new(crate::decode::string_views(col.as_string::<i32>()))
+                            Arc::new(crate::codec::string_views(col.as_string::<i32>()))
                         }
                         (true, DataType::LargeUtf8) => {
-                            Arc::new(crate::decode::string_views(col.as_string::<i64>()))
+                            Arc::new(crate::codec::string_views(col.as_string::<i64>()))
                         }
                         _ => col.clone(),
                     }

@@ -15,7 +15,7 @@ use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
 
 use super::context::{Tally, Ticket};
 use crate::client::{Context, Settings};
-use crate::encode::{Encoder, SCHEMA_HEADER};
+use crate::codec::{Encoder, SCHEMA_HEADER};
 use crate::error::Result;
 use crate::wait::Check;
 
@@ -77,7 +77,7 @@ pub fn send_batch(
         None => Gathered::new(producer, topic, partition),
         Some(_) => None,
     };
-    let mut queue = |m: crate::encode::Message<'_>| -> Result<()> {
+    let mut queue = |m: crate::codec::Message<'_>| -> Result<()> {
         let rows = m.rows as u64;
         let ticket = match &last {
             Some(t) if t.rows == rows => t.clone(),
@@ -210,7 +210,7 @@ impl Gathered {
         })
     }
 
-    fn add(&mut self, m: &crate::encode::Message<'_>, ticket: Arc<Ticket>) {
+    fn add(&mut self, m: &crate::codec::Message<'_>, ticket: Arc<Ticket>) {
         let mut copy = |data: &[u8]| {
             let start = self.bytes.len();
             self.bytes.extend_from_slice(data);

@@ -1,6 +1,6 @@
 //! The producer: frames to a topic.
 //!
-//! - A *send* encodes a frame into messages ([`crate::encode`]) and queues
+//! - A *send* encodes a frame into messages ([`crate::codec`]) and queues
 //!   them with librdkafka ([`batch`]), which delivers them on its own threads.
 //! - Every message carries a *ticket* naming its send's [`Tally`]; the
 //!   delivery report (in [`context`]) counts its rows delivered or failed there.
@@ -23,7 +23,7 @@ use rdkafka::producer::{Producer as _, ThreadedProducer};
 pub use context::{Outstanding, SendReport, Tally};
 
 use crate::client::{self, Context, Settings};
-use crate::encode::{EncodeOptions, Encoder, Format};
+use crate::codec::{EncodeOptions, Encoder, Format};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 

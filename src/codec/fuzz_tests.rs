@@ -14,9 +14,11 @@ use arrow_array::{
 };
 use arrow_schema::DataType;
 
-use crate::csv_reader::{CsvOptions, CsvReader, Encoding};
-use crate::decode::{FormatHint, FrameBuilder, MessageRef, DECODER_PANICKED, KNOWN_ARROW_PANIC};
-use crate::encode::{EncodeOptions, Encoder, Format};
+use super::csv::{CsvOptions, CsvReader, Encoding};
+use super::{
+    EncodeOptions, Encoder, Format, FormatHint, FrameBuilder, MessageRef, DECODER_PANICKED,
+    KNOWN_ARROW_PANIC,
+};
 
 /// Panics the decoder's guard caught (the known arrow one only).
 static CAUGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -158,7 +160,7 @@ fn a_batch_cannot_claim_more_rows_than_its_body_could_hold() {
     use arrow_schema::Schema;
     let options = RecordBatchOptions::new().with_row_count(Some(1 << 40));
     let empty = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options);
-    let stream = crate::encode::ipc_stream(&empty.unwrap()).unwrap();
+    let stream = super::ipc_stream(&empty.unwrap()).unwrap();
     let errors = decode(FormatHint::Auto, true, &[(&stream, None)]);
     assert!(
         errors[0].contains("claims 1099511627776 rows"),

@@ -24,6 +24,7 @@ use arrow_select::filter::filter_record_batch;
 use chrono::format::{parse, Item, Parsed, StrftimeItems};
 use chrono::NaiveDate;
 
+use super::time;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,8 +164,8 @@ enum Time {
         zoned: bool,
         date_only: bool,
     },
-    /// Integer or float epoch in this many units per second.
-    Epoch(i64),
+    /// Integer or float epoch in this unit.
+    Epoch(TimeUnit),
 }
 
 #[derive(Clone, Debug)]
@@ -202,15 +203,15 @@ const AUTO_FORMATS: &[&str] = &[
 
 fn time_format(text: &str) -> Result<Time> {
     let lower = text.to_ascii_lowercase();
-    let per_second = match lower.as_str() {
-        "epoch_s" | "epoch" | "s" => Some(1),
-        "epoch_ms" | "ms" => Some(1_000),
-        "epoch_us" | "us" => Some(1_000_000),
-        "epoch_ns" | "ns" => Some(1_000_000_000),
+    let unit = match lower.as_str() {
+        "epoch_s" | "epoch" | "s" => Some(TimeUnit::Second),
+        "epoch_ms" | "ms" => Some(TimeUnit::Millisecond),
+        "epoch_us" | "us" => Some(TimeUnit::Microsecond),
+        "epoch_ns" | "ns" => Some(TimeUnit::Nanosecond),
         _ => None,
     };
-    if let Some(n) = per_second {
-        return Ok(Time::Epoch(n));
+    if let Some(unit) = unit {
+        return Ok(Time::Epoch(unit));
     }
     let items: Vec<Item<'static>> = StrftimeItems::new(text).map(|i| i.to_owned()).collect();
     if items.iter().any(|i| matches!(i, Item::Error)) {
@@ -237,15 +238,11 @@ impl Time {
     fn parse(&self, s: &str) -> Option<i64> {
         let s = s.trim();
         match self {
-            Time::Epoch(per_second) => {
-                if let Ok(v) = s.parse::<i64>() {
-                    Some(scale_epoch(v, *per_second))
-                } else {
-                    let v = s.parse::<f64>().ok()?;
-                    v.is_finite()
-                        .then(|| (v * 1e6 / *per_second as f64).round() as i64)
-                }
-            }
+            // Out of range in microseconds: does not fit, as any bad value.
+            Time::Epoch(unit) => match s.parse::<i64>() {
+                Ok(v) => time::convert(v, *unit, TimeUnit::Microsecond),
+                Err(_) => time::convert_f64(s.parse::<f64>().ok()?, *unit, TimeUnit::Microsecond),
+            },
             Time::Format {
                 items,
                 zoned,
@@ -295,22 +292,13 @@ fn days(d: NaiveDate) -> i64 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days()
 }
 
-fn scale_epoch(v: i64, per_second: i64) -> i64 {
-    match per_second {
-        1 => v.saturating_mul(1_000_000),
-        1_000 => v.saturating_mul(1_000),
-        1_000_000 => v,
-        _ => v / 1_000,
-    }
-}
-
-/// Units per second of an epoch, guessed from its magnitude.
-fn epoch_unit(v: f64) -> i64 {
+/// The unit of an epoch, guessed from its magnitude.
+fn epoch_unit(v: f64) -> TimeUnit {
     match v.abs() {
-        x if x < 1e11 => 1,
-        x if x < 1e14 => 1_000,
-        x if x < 1e17 => 1_000_000,
-        _ => 1_000_000_000,
+        x if x < 1e11 => TimeUnit::Second,
+        x if x < 1e14 => TimeUnit::Millisecond,
+        x if x < 1e17 => TimeUnit::Microsecond,
+        _ => TimeUnit::Nanosecond,
     }
 }
 
@@ -540,7 +528,7 @@ impl CsvReader {
                         .iter()
                         .flatten()
                         .find_map(|v| v.trim().parse::<f64>().ok());
-                    Plan::Time(Time::Epoch(first.map_or(1_000_000, epoch_unit)))
+                    Plan::Time(Time::Epoch(first.map_or(TimeUnit::Microsecond, epoch_unit)))
                 }
                 p => p,
             };

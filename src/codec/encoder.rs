@@ -1,0 +1,512 @@
+//! Frames -> messages: which rows go into one message (`rows_per_message`,
+//! one key per message, split while over `max_message_bytes`), their keys
+//! and timestamps. Each format writes the payload of its rows.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_cast::cast;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_select::take::take_record_batch;
+
+use super::arrow_ipc::{compact_views, ipc_stream, without_views};
+use super::json::{json_type_supported, schema_header, JsonRows, JSON_TYPES};
+use super::time::epoch;
+use super::Format;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct EncodeOptions {
+    pub format: Format,
+    pub rows_per_message: usize,
+    pub key_columns: Vec<String>,
+    pub timestamp_column: Option<String>,
+    /// Payloads larger than this are split (Arrow) or refused (a single row).
+    pub max_message_bytes: usize,
+    /// JSON: every message carries the column types in a [`SCHEMA_HEADER`].
+    pub schema_header: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            format: Format::Arrow,
+            rows_per_message: 10_000,
+            key_columns: Vec::new(),
+            timestamp_column: None,
+            max_message_bytes: 1_000_000,
+            schema_header: false,
+        }
+    }
+}
+
+/// One Kafka message ready to produce (borrowed: the sink copies what it keeps).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Message<'a> {
+    pub payload: &'a [u8],
+    pub key: Option<&'a [u8]>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<i64>,
+    pub rows: usize,
+}
+
+pub type Sink<'s> = dyn FnMut(Message<'_>) -> Result<()> + 's;
+
+pub struct Encoder {
+    options: EncodeOptions,
+    schema: SchemaRef,
+    key_indices: Vec<usize>,
+    timestamp_index: Option<usize>,
+    json_schema: Option<Vec<u8>>,
+}
+
+fn column_index(schema: &Schema, name: &str, role: &str) -> Result<usize> {
+    schema.index_of(name).map_err(|_| {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        Error::Schema(format!(
+            "{role} column {name:?} is not in the frame; its columns are {names:?}"
+        ))
+    })
+}
+
+impl Encoder {
+    pub fn new(schema: SchemaRef, options: EncodeOptions) -> Result<Self> {
+        if options.rows_per_message == 0 {
+            return Err(Error::Config("rows_per_message must be at least 1".into()));
+        }
+        let key_indices = options
+            .key_columns
+            .iter()
+            .map(|k| column_index(&schema, k, "key"))
+            .collect::<Result<Vec<_>>>()?;
+        let timestamp_index = match &options.timestamp_column {
+            Some(name) => {
+                let i = column_index(&schema, name, "timestamp")?;
+                let dt = schema.field(i).data_type();
+                if !matches!(
+                    dt,
+                    DataType::Timestamp(_, _)
+                        | DataType::Date32
+                        | DataType::Date64
+                        | DataType::Int64
+                ) {
+                    return Err(Error::Schema(format!(
+                        "timestamp column {name:?} has type {dt}; it must be a datetime, \
+                         a date, or int64 milliseconds since the epoch"
+                    )));
+                }
+                Some(i)
+            }
+            None => None,
+        };
+        let json_schema = if options.format == Format::Json {
+            for f in schema.fields() {
+                if !json_type_supported(f.data_type()) {
+                    return Err(Error::Schema(format!(
+                        "column {:?} has type {}, which the json format cannot carry; \
+                         supported: {JSON_TYPES}. Use format='arrow' or cast the column",
+                        f.name(),
+                        f.data_type()
+                    )));
+                }
+            }
+            options.schema_header.then(|| schema_header(&schema))
+        } else {
+            None
+        };
+        Ok(Self {
+            options,
+            schema,
+            key_indices,
+            timestamp_index,
+            json_schema,
+        })
+    }
+
+    /// The [`SCHEMA_HEADER`] value of every message, if asked for (JSON only).
+    pub fn json_schema_header(&self) -> Option<&[u8]> {
+        self.json_schema.as_deref()
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Encodes `batch`, handing each message to `sink` in order.
+    pub fn encode(&self, batch: &RecordBatch, sink: &mut Sink<'_>) -> Result<()> {
+        self.encode_from(batch, 0, sink)
+    }
+
+    /// As [`Self::encode`], for a batch whose first row is row `first_row`
+    /// of the data sent (errors name rows by that count).
+    pub fn encode_from(
+        &self,
+        batch: &RecordBatch,
+        first_row: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(Error::Schema(format!(
+                "batch schema {:?} differs from the first batch's {:?}",
+                batch.schema(),
+                self.schema
+            )));
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let keys = self.keys(batch)?;
+        let timestamps = self.timestamps_ms(batch)?;
+        if self.options.format == Format::Json && self.options.rows_per_message == 1 {
+            return self.encode_json_rows(
+                batch,
+                first_row,
+                keys.as_ref(),
+                timestamps.as_deref(),
+                sink,
+            );
+        }
+        let plain;
+        let batch = match self.options.format {
+            Format::Arrow => {
+                plain = without_views(batch);
+                &plain
+            }
+            Format::Json => batch,
+        };
+        match keys {
+            None => self.encode_chunks(
+                batch,
+                RowNumbers::From(first_row),
+                None,
+                timestamps.as_deref(),
+                sink,
+            ),
+            Some(keys) => {
+                for (key, rows) in group_rows(&keys) {
+                    let indices = UInt32Array::from(rows.clone());
+                    let part = take_record_batch(batch, &indices)?;
+                    let ts = timestamps.as_ref().map(|t| {
+                        indices
+                            .values()
+                            .iter()
+                            .map(|&i| t[i as usize])
+                            .collect::<Vec<_>>()
+                    });
+                    let numbers = RowNumbers::Taken(first_row, &rows);
+                    self.encode_chunks(&part, numbers, key, ts.as_deref(), sink)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The key of every row as a string column (several key columns joined by '|').
+    fn keys(&self, batch: &RecordBatch) -> Result<Option<StringArray>> {
+        let cols = self
+            .key_indices
+            .iter()
+            .map(|&i| key_strings(batch.column(i), batch.schema().field(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(match cols.len() {
+            0 => None,
+            1 => cols.into_iter().next(),
+            _ => Some(
+                (0..batch.num_rows())
+                    .map(|r| {
+                        if cols.iter().all(|c| c.is_null(r)) {
+                            return None;
+                        }
+                        let parts: Vec<&str> = cols
+                            .iter()
+                            .map(|c| if c.is_null(r) { "" } else { c.value(r) })
+                            .collect();
+                        Some(parts.join("|"))
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    fn timestamps_ms(&self, batch: &RecordBatch) -> Result<Option<Vec<Option<i64>>>> {
+        let Some(i) = self.timestamp_index else {
+            return Ok(None);
+        };
+        let name = self.schema.field(i).name();
+        epoch(batch.column(i).as_ref(), name, TimeUnit::Millisecond).map(Some)
+    }
+
+    /// Messages of up to `rows_per_message` rows of `batch`, all with `key`.
+    fn encode_chunks(
+        &self,
+        batch: &RecordBatch,
+        numbers: RowNumbers<'_>,
+        key: Option<&str>,
+        timestamps: Option<&[Option<i64>]>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let payloads = Payloads::new(self.options.format, batch)?;
+        let chunk = Chunk {
+            batch,
+            numbers,
+            payloads: &payloads,
+            key: key.map(str::as_bytes),
+            timestamps,
+        };
+        let n = batch.num_rows();
+        let mut start = 0;
+        while start < n {
+            let len = self.options.rows_per_message.min(n - start);
+            self.encode_slice(&chunk, start, len, sink)?;
+            start += len;
+        }
+        Ok(())
+    }
+
+    /// One message of rows `start..start + len`, split in two while too large.
+    fn encode_slice(
+        &self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        len: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let payload = chunk.payloads.write(chunk.batch, start, len)?;
+        if payload.len() > self.options.max_message_bytes {
+            if len == 1 {
+                return Err(too_large(
+                    chunk.numbers.get(start),
+                    payload.len(),
+                    self.options.max_message_bytes,
+                ));
+            }
+            let half = len / 2;
+            self.encode_slice(chunk, start, half, sink)?;
+            return self.encode_slice(chunk, start + half, len - half, sink);
+        }
+        sink(Message {
+            payload: &payload,
+            key: chunk.key,
+            timestamp_ms: chunk
+                .timestamps
+                .and_then(|t| t[start..start + len].iter().flatten().max().copied()),
+            rows: len,
+        })
+    }
+
+    /// One JSON object per message.
+    fn encode_json_rows(
+        &self,
+        batch: &RecordBatch,
+        first_row: usize,
+        keys: Option<&StringArray>,
+        timestamps: Option<&[Option<i64>]>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let rows = JsonRows::new(batch)?;
+        let mut buf = Vec::with_capacity(256);
+        for row in 0..batch.num_rows() {
+            buf.clear();
+            rows.write_object(row, &mut buf);
+            if buf.len() > self.options.max_message_bytes {
+                return Err(too_large(
+                    first_row + row,
+                    buf.len(),
+                    self.options.max_message_bytes,
+                ));
+            }
+            sink(Message {
+                payload: &buf,
+                key: keys
+                    .filter(|k| k.is_valid(row))
+                    .map(|k| k.value(row).as_bytes()),
+                timestamp_ms: timestamps.and_then(|t| t[row]),
+                rows: 1,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Which row of the data sent each row of a chunk is.
+#[derive(Clone, Copy)]
+enum RowNumbers<'a> {
+    /// Consecutive rows from this one.
+    From(usize),
+    /// The rows of one key: the batch's first row, and the rows taken from it.
+    Taken(usize, &'a [u32]),
+}
+
+impl RowNumbers<'_> {
+    fn get(self, i: usize) -> usize {
+        match self {
+            RowNumbers::From(first) => first + i,
+            RowNumbers::Taken(first, rows) => first + rows[i] as usize,
+        }
+    }
+}
+
+/// What one message is cut from.
+struct Chunk<'a> {
+    batch: &'a RecordBatch,
+    numbers: RowNumbers<'a>,
+    payloads: &'a Payloads,
+    key: Option<&'a [u8]>,
+    timestamps: Option<&'a [Option<i64>]>,
+}
+
+/// How a format writes the payload of a message from rows of a batch.
+enum Payloads {
+    /// One IPC stream of the rows.
+    Arrow,
+    /// A JSON array of row objects.
+    Json(JsonRows),
+}
+
+impl Payloads {
+    fn new(format: Format, batch: &RecordBatch) -> Result<Self> {
+        Ok(match format {
+            Format::Arrow => Payloads::Arrow,
+            Format::Json => Payloads::Json(JsonRows::new(batch)?),
+        })
+    }
+
+    /// The payload of rows `start..start + len` of `batch`.
+    fn write(&self, batch: &RecordBatch, start: usize, len: usize) -> Result<Vec<u8>> {
+        match self {
+            Payloads::Arrow => ipc_stream(&compact_views(&batch.slice(start, len))?),
+            Payloads::Json(rows) => Ok(rows.array(start, len)),
+        }
+    }
+}
+
+fn too_large(row: usize, bytes: usize, limit: usize) -> Error {
+    Error::Schema(format!(
+        "row {row} alone encodes to {bytes} bytes, over the {limit} bytes a message may hold \
+         (message.max.bytes less room for the key and headers): raise 'message.max.bytes' \
+         (on the producer, and max.message.bytes on the topic) or drop wide columns"
+    ))
+}
+
+/// Rows grouped by key in order of first appearance; null keys form one group.
+fn group_rows(keys: &StringArray) -> Vec<(Option<&str>, Vec<u32>)> {
+    let mut index: HashMap<Option<&str>, usize> = HashMap::new();
+    let mut groups: Vec<(Option<&str>, Vec<u32>)> = Vec::new();
+    for row in 0..keys.len() {
+        let key = keys.is_valid(row).then(|| keys.value(row));
+        let g = *index.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(row as u32);
+    }
+    groups
+}
+
+fn key_strings(col: &ArrayRef, field: &Field) -> Result<StringArray> {
+    let as_text = cast(col, &DataType::Utf8).map_err(|e| {
+        Error::Schema(format!(
+            "key column {:?} of type {} cannot be turned into a key: {e}",
+            field.name(),
+            field.data_type()
+        ))
+    })?;
+    Ok(as_text.as_string::<i32>().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::test_support::{collect, sample};
+
+    #[test]
+    fn arrow_messages_group_by_key_and_split() {
+        let batch = sample();
+        let msgs = collect(
+            &batch,
+            EncodeOptions {
+                key_columns: vec!["code".into()],
+                timestamp_column: Some("at".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[0].rows, 2);
+        assert_eq!(msgs[0].timestamp_ms, Some(1_259_653_500_000));
+        assert_eq!(msgs.iter().map(|m| m.rows).sum::<usize>(), 4);
+
+        let msgs = collect(
+            &batch,
+            EncodeOptions {
+                rows_per_message: 3,
+                ..Default::default()
+            },
+        );
+        assert_eq!(msgs.iter().map(|m| m.rows).collect::<Vec<_>>(), vec![3, 1]);
+        let reader =
+            arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&msgs[0].payload), None)
+                .unwrap();
+        let back: Vec<_> = reader.collect::<std::result::Result<_, _>>().unwrap();
+        assert_eq!(back[0], batch.slice(0, 3));
+    }
+
+    #[test]
+    fn oversized_messages_are_split() {
+        let batch = sample();
+        let one = (0..batch.num_rows())
+            .map(|i| ipc_stream(&batch.slice(i, 1)).unwrap().len())
+            .max()
+            .unwrap();
+        let msgs = collect(
+            &batch,
+            EncodeOptions {
+                max_message_bytes: one + 8,
+                ..Default::default()
+            },
+        );
+        assert!(msgs.len() > 1);
+        assert!(msgs.iter().all(|m| m.payload.len() <= one + 8));
+        assert_eq!(msgs.iter().map(|m| m.rows).sum::<usize>(), 4);
+        let too_small = Encoder::new(
+            batch.schema(),
+            EncodeOptions {
+                max_message_bytes: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let err = too_small.encode(&batch, &mut |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("message.max.bytes"), "{err}");
+    }
+
+    #[test]
+    fn bad_column_names_and_types_are_named() {
+        let batch = sample();
+        let err = Encoder::new(
+            batch.schema(),
+            EncodeOptions {
+                key_columns: vec!["nope".into()],
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("\"nope\"") && err.contains("\"code\""),
+            "{err}"
+        );
+        let err = Encoder::new(
+            batch.schema(),
+            EncodeOptions {
+                timestamp_column: Some("code".into()),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("Utf8") || err.contains("utf8"), "{err}");
+    }
+}

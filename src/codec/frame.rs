@@ -1,0 +1,568 @@
+//! Messages -> frames: the builder every decoder feeds. It keeps each
+//! message's metadata (topic, partition, offset, timestamp, key), the
+//! positions to commit, the messages it could not decode, and unions the
+//! columns of consecutive parts into one frame.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{
+    new_null_array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    TimestampMillisecondArray,
+};
+use arrow_cast::cast;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_select::concat::concat_batches;
+
+use super::json::{json_shape_error, JsonRun};
+use super::text::batch_with_string_views;
+use super::FormatHint;
+use crate::error::{Error, Result};
+
+/// What a decoder needs of one Kafka message.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageRef<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    /// The value of the `tskafka.schema` header, if any.
+    pub schema_header: Option<&'a [u8]>,
+}
+
+/// A message that could not be decoded, kept with its raw bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: String,
+    pub payload: Vec<u8>,
+}
+
+impl BadMessage {
+    pub fn into_error(self) -> Error {
+        Error::Decode {
+            topic: self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            reason: self.error,
+            payload: self.payload,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Meta {
+    pub(super) topic: Arc<str>,
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+    timestamp_ms: Option<i64>,
+    key: Option<String>,
+    /// Rows the message holds.
+    pub(super) rows: usize,
+}
+
+pub const METADATA_COLUMNS: [&str; 5] = [
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "kafka_key",
+];
+
+/// The rows of one or more messages.
+struct Part {
+    /// With text as string views if they were wanted when it came.
+    batch: RecordBatch,
+    metas: Vec<Meta>,
+    /// The batch as decoded, if `batch` holds string views made from it.
+    plain: Option<RecordBatch>,
+}
+
+/// Collects messages and turns them into one record batch.
+pub struct FrameBuilder {
+    hint: FormatHint,
+    metadata: bool,
+    pub(super) json_schema: Option<SchemaRef>,
+    /// Whether frames should hold text as string views (what Polars holds):
+    /// made message by message as they come, while the next ones arrive.
+    pub string_views: bool,
+    parts: Vec<Part>,
+    /// JSON messages held to be decoded together.
+    pub(super) json: Option<JsonRun>,
+    pub(super) bad: Vec<BadMessage>,
+    pub(super) rows: usize,
+    /// Next offset to consume, per (topic, partition), of everything pushed.
+    positions: BTreeMap<(String, i32), i64>,
+    /// First offset pushed per (topic, partition) since the last take.
+    firsts: BTreeMap<(String, i32), i64>,
+    /// Positions of rows held back for the next frame.
+    deferred: BTreeMap<(String, i32), i64>,
+    deferred_from: BTreeMap<(String, i32), i64>,
+    topic_names: BTreeMap<String, Arc<str>>,
+}
+
+impl FrameBuilder {
+    pub fn new(hint: FormatHint, metadata: bool, json_schema: Option<SchemaRef>) -> Self {
+        Self {
+            hint,
+            metadata,
+            json_schema,
+            string_views: false,
+            parts: Vec::new(),
+            json: None,
+            bad: Vec::new(),
+            rows: 0,
+            positions: BTreeMap::new(),
+            firsts: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            deferred_from: BTreeMap::new(),
+            topic_names: BTreeMap::new(),
+        }
+    }
+
+    /// Rows collected so far (JSON messages count one row each until decoded).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty() && self.json.is_none() && self.bad.is_empty()
+    }
+
+    pub fn has_bad(&self) -> bool {
+        !self.bad.is_empty()
+    }
+
+    pub fn take_bad(&mut self) -> Vec<BadMessage> {
+        std::mem::take(&mut self.bad)
+    }
+
+    /// Next offsets per partition of everything returned since the last call.
+    pub fn take_positions(&mut self) -> BTreeMap<(String, i32), i64> {
+        self.firsts.clear();
+        let deferred = std::mem::take(&mut self.deferred);
+        std::mem::replace(&mut self.positions, deferred)
+    }
+
+    /// Parts from `from` on stay for the next frame: the positions handed
+    /// out now stop at their first message, the rest wait for them.
+    fn hold_back(&mut self, from: usize) {
+        for part in &self.parts[from..] {
+            for m in &part.metas {
+                let tp = (m.topic.to_string(), m.partition);
+                if let Some(next) = self.positions.remove(&tp) {
+                    self.deferred.insert(tp.clone(), next);
+                }
+                let held = self.deferred_from.entry(tp).or_insert(m.offset);
+                *held = (*held).min(m.offset);
+            }
+        }
+        for (tp, first) in std::mem::take(&mut self.deferred_from) {
+            self.positions.insert(tp, first);
+        }
+    }
+
+    /// Drops everything collected; returns the first offset pushed per
+    /// partition, where reading must resume for nothing to be lost.
+    pub fn reset(&mut self) -> BTreeMap<(String, i32), i64> {
+        self.parts.clear();
+        self.json = None;
+        self.bad.clear();
+        self.rows = 0;
+        self.positions.clear();
+        self.deferred.clear();
+        std::mem::take(&mut self.firsts)
+    }
+
+    pub(super) fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
+        let topic = self
+            .topic_names
+            .entry(m.topic.to_owned())
+            .or_insert_with(|| Arc::from(m.topic))
+            .clone();
+        Meta {
+            topic,
+            partition: m.partition,
+            offset: m.offset,
+            timestamp_ms: m.timestamp_ms,
+            key: m.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            rows,
+        }
+    }
+
+    pub(super) fn reject(&mut self, m: &MessageRef<'_>, error: String) {
+        self.bad.push(BadMessage {
+            topic: m.topic.to_owned(),
+            partition: m.partition,
+            offset: m.offset,
+            error,
+            payload: m.payload.unwrap_or_default().to_vec(),
+        });
+    }
+
+    /// Adds one message; a message that cannot be decoded is kept in `bad`.
+    pub fn push(&mut self, m: MessageRef<'_>) {
+        let tp = (m.topic.to_owned(), m.partition);
+        self.firsts.entry(tp.clone()).or_insert(m.offset);
+        self.positions.insert(tp, m.offset + 1);
+        let Some(payload) = m.payload else {
+            return; // a tombstone carries no rows
+        };
+        let first = payload.iter().copied().find(|b| !b.is_ascii_whitespace());
+        let is_arrow = payload.starts_with(&[0xff, 0xff, 0xff, 0xff]);
+        let format = match self.hint {
+            FormatHint::Auto if is_arrow => FormatHint::Arrow,
+            FormatHint::Auto if matches!(first, Some(b'{') | Some(b'[')) => FormatHint::Json,
+            FormatHint::Auto => {
+                if let Some(error) = json_shape_error(payload) {
+                    self.reject(&m, error);
+                    return;
+                }
+                let head: String = payload
+                    .iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                self.reject(
+                    &m,
+                    format!(
+                        "neither Arrow IPC nor JSON ({} bytes starting 0x{head}); \
+                         read it with format=... or skip it with on_error='skip'",
+                        payload.len()
+                    ),
+                );
+                return;
+            }
+            other => other,
+        };
+        match format {
+            FormatHint::Arrow => self.push_arrow(&m, payload),
+            // Auto is settled above.
+            FormatHint::Json | FormatHint::Auto => self.push_json(&m, payload, first),
+        }
+    }
+
+    /// A part of the frame, with string views made now if frames want them.
+    pub(super) fn add_part(&mut self, batch: RecordBatch, metas: Vec<Meta>) {
+        let viewed = self
+            .string_views
+            .then(|| batch_with_string_views(&batch))
+            .flatten();
+        self.push_part(batch, viewed, metas);
+    }
+
+    /// A part of the frame: `batch`, and the same with string views if made.
+    pub(super) fn push_part(
+        &mut self,
+        batch: RecordBatch,
+        viewed: Option<RecordBatch>,
+        metas: Vec<Meta>,
+    ) {
+        let part = match viewed {
+            Some(viewed) => Part {
+                batch: viewed,
+                metas,
+                plain: Some(batch),
+            },
+            None => Part {
+                batch,
+                metas,
+                plain: None,
+            },
+        };
+        self.parts.push(part);
+    }
+
+    /// Decodes what formats hold back to decode together (a JSON run).
+    pub(super) fn flush_pending(&mut self) {
+        self.flush_json();
+    }
+
+    /// The rows collected so far (None if there are none), as batches that
+    /// share one schema: one frame, left in chunks so no row is copied again.
+    /// Messages with different columns are unioned: a column missing from
+    /// some messages is null there; one column with two types is an error.
+    pub fn take_frame(&mut self) -> Result<Option<Frame>> {
+        self.flush_pending();
+        if self.parts.is_empty() {
+            self.rows = 0;
+            return Ok(None);
+        }
+        let views = self.string_views;
+        let batch = |p: &Part| match &p.plain {
+            Some(plain) if !views => plain.clone(),
+            _ => p.batch.clone(),
+        };
+        // Union the columns of consecutive parts; a part whose columns clash
+        // (one name, two types) starts the next frame.
+        let mut merged = Schema::new(batch(&self.parts[0]).schema().fields().clone());
+        let mut take = 1;
+        for b in self.parts[1..].iter().map(batch) {
+            match Schema::try_merge([merged.clone(), Schema::new(b.schema().fields().clone())]) {
+                Ok(m) => merged = m,
+                Err(_) => break,
+            }
+            take += 1;
+        }
+        if let Some(clash) = merged
+            .fields()
+            .iter()
+            .find(|f| self.metadata && METADATA_COLUMNS.contains(&f.name().as_str()))
+        {
+            return Err(Error::Schema(format!(
+                "the messages have a column named {:?}, as metadata=True names one of its \
+                 columns: read them with metadata=False",
+                clash.name()
+            )));
+        }
+        if take < self.parts.len() {
+            self.hold_back(take);
+        }
+        let mut fields: Vec<_> = merged
+            .fields()
+            .iter()
+            .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+            .collect();
+        let data_schema = Arc::new(Schema::new(fields.clone()));
+        if self.metadata {
+            fields.extend(metadata_fields().into_iter().map(Arc::new));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let rest = self.parts.split_off(take);
+        let parts = std::mem::replace(&mut self.parts, rest);
+        self.rows = self.parts.iter().map(|p| p.batch.num_rows()).sum();
+        let batches = parts
+            .iter()
+            .map(|p| {
+                let b = batch(p);
+                let mut columns = align(&b, &data_schema)?;
+                if self.metadata {
+                    columns.extend(metadata_columns(&p.metas));
+                }
+                let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+                Ok(RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &options,
+                )?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Frame { schema, batches }))
+    }
+}
+
+/// Rows from many messages: batches that share `schema`.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Frame {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The frame as one contiguous batch.
+    pub fn concat(&self) -> Result<RecordBatch> {
+        Ok(concat_batches(&self.schema, &self.batches)?)
+    }
+}
+
+fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<ArrayRef>> {
+    // Same columns in the same order (names may repeat): nothing to match up.
+    let own = batch.schema();
+    if own.fields().len() == schema.fields().len()
+        && own
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+    {
+        return Ok(batch.columns().to_vec());
+    }
+    schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            // Types the union accepted: an all-null column (inferred from JSON
+            // as Null) typed by the others, or lists whose item fields differ.
+            Some(c) if c.data_type() == &DataType::Null => {
+                Ok(new_null_array(f.data_type(), batch.num_rows()))
+            }
+            Some(c) => Ok(cast(c, f.data_type())?),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect()
+}
+
+fn metadata_fields() -> [Field; 5] {
+    [
+        Field::new(METADATA_COLUMNS[0], DataType::Utf8, false),
+        Field::new(METADATA_COLUMNS[1], DataType::Int32, false),
+        Field::new(METADATA_COLUMNS[2], DataType::Int64, false),
+        Field::new(
+            METADATA_COLUMNS[3],
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(METADATA_COLUMNS[4], DataType::Utf8, true),
+    ]
+}
+
+/// topic, partition, offset, timestamp and key of each row's message.
+fn metadata_columns(metas: &[Meta]) -> Vec<ArrayRef> {
+    let rows: usize = metas.iter().map(|m| m.rows).sum();
+    let mut topic = Vec::with_capacity(rows);
+    let mut partition = Vec::with_capacity(rows);
+    let mut offset = Vec::with_capacity(rows);
+    let mut ts = Vec::with_capacity(rows);
+    let mut key = Vec::with_capacity(rows);
+    for m in metas {
+        for _ in 0..m.rows {
+            topic.push(Some(m.topic.as_ref()));
+            partition.push(m.partition);
+            offset.push(m.offset);
+            ts.push(m.timestamp_ms);
+            key.push(m.key.as_deref());
+        }
+    }
+    vec![
+        Arc::new(StringArray::from(topic)),
+        Arc::new(Int32Array::from(partition)),
+        Arc::new(Int64Array::from(offset)),
+        Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
+        Arc::new(StringArray::from(key)),
+    ]
+}
+
+/// What a message refused by [`guarded`] says.
+pub const DECODER_PANICKED: &str = "the decoder failed on this message";
+
+/// Runs a decoder; a panic inside it (a malformed message reaching a bug in
+/// a decoding library) becomes this message's error rather than unwinding
+/// through the consumer or ending a background reader.
+pub(super) fn guarded<T>(
+    decode: impl FnOnce() -> std::result::Result<T, String>,
+) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        Err(format!("{DECODER_PANICKED} ({what})"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::test_support::{encode, encode_with, msg, round_trip_sample};
+    use crate::codec::Format;
+
+    #[test]
+    fn string_views_are_made_as_messages_come_and_dropped_if_unwanted() {
+        let batch = round_trip_sample();
+        let (payloads, _) = encode_with(&batch, Format::Arrow, false);
+        let read = |views_when_pushed: bool, views_when_taken: bool| {
+            let mut b = FrameBuilder::new(FormatHint::Auto, false, None);
+            b.string_views = views_when_pushed;
+            for (i, p) in payloads.iter().enumerate() {
+                b.push(msg(p, i as i64, None));
+            }
+            b.string_views = views_when_taken;
+            b.take_frame().unwrap().unwrap().concat().unwrap()
+        };
+        let viewed = read(true, true);
+        assert_eq!(viewed.schema().field(0).data_type(), &DataType::Utf8View);
+        let as_strings = cast(viewed.column(0), &DataType::Utf8).unwrap();
+        assert_eq!(as_strings.as_ref(), batch.column(0).as_ref());
+        assert_eq!(viewed.columns()[1..], batch.columns()[1..]);
+        // Views made for a frame that is then read as plain strings are dropped.
+        assert_eq!(read(true, false), batch);
+        assert_eq!(read(false, false), batch);
+    }
+
+    #[test]
+    fn round_trip_both_formats() {
+        let batch = round_trip_sample();
+        for format in [Format::Arrow, Format::Json] {
+            let (payloads, header) = encode(&batch, format);
+            let mut b = FrameBuilder::new(FormatHint::Auto, false, None);
+            for (i, p) in payloads.iter().enumerate() {
+                b.push(msg(p, i as i64, header.as_deref()));
+            }
+            let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+            assert!(!b.has_bad());
+            assert_eq!(out.num_rows(), 3);
+            for (a, e) in out.columns().iter().zip(batch.columns()) {
+                assert_eq!(a.as_ref(), e.as_ref(), "{format:?}");
+            }
+            assert_eq!(
+                b.take_positions().get(&("t".to_owned(), 0)),
+                Some(&(payloads.len() as i64))
+            );
+        }
+    }
+
+    #[test]
+    fn bad_messages_are_named_and_good_rows_kept() {
+        let batch = round_trip_sample();
+        let (payloads, _) = encode(&batch, Format::Arrow);
+        let mut b = FrameBuilder::new(FormatHint::Auto, false, None);
+        b.push(msg(&payloads[0], 0, None));
+        b.push(msg(b"\x00\x01garbage", 1, None));
+        b.push(msg(&payloads[0][..payloads[0].len() / 2], 2, None));
+        b.push(msg(
+            br#"{"qty": "not a number"}"#,
+            3,
+            Some(br#"[["qty","Int64"]]"#),
+        ));
+        b.push(msg(br#"{"qty": 4}"#, 4, Some(br#"[["qty","Int64"]]"#)));
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+        assert_eq!(out.num_rows(), 3);
+        let bad = b.take_bad();
+        assert_eq!(
+            bad.iter().map(|m| m.offset).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(
+            bad[0].error.contains("neither Arrow IPC nor JSON"),
+            "{}",
+            bad[0].error
+        );
+        assert_eq!(bad[0].payload, b"\x00\x01garbage");
+        let err = bad[0].clone().into_error().to_string();
+        assert!(err.contains("t[0]@1"), "{err}");
+    }
+
+    #[test]
+    fn a_type_change_starts_a_new_frame_and_columns_union() {
+        let mut b = FrameBuilder::new(FormatHint::Json, false, None);
+        b.push(msg(br#"{"a": 1}"#, 0, Some(br#"[["a","Int64"]]"#)));
+        b.push(msg(br#"{"a": "x"}"#, 1, Some(br#"[["a","Utf8"]]"#)));
+        b.push(msg(br#"{"a": "y"}"#, 2, Some(br#"[["a","Utf8"]]"#)));
+        let tp = ("t".to_owned(), 0);
+        let first = b.take_frame().unwrap().unwrap();
+        assert_eq!(first.schema.field(0).data_type(), &DataType::Int64);
+        assert_eq!(first.num_rows(), 1);
+        assert_eq!(b.take_positions().get(&tp), Some(&1));
+        let second = b.take_frame().unwrap().unwrap();
+        assert_eq!(second.schema.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(second.num_rows(), 2);
+        assert_eq!(b.take_positions().get(&tp), Some(&3));
+        assert!(b.take_frame().unwrap().is_none());
+        let mut b = FrameBuilder::new(FormatHint::Json, false, None);
+        b.push(msg(br#"{"a": 1}"#, 0, Some(br#"[["a","Int64"]]"#)));
+        b.push(msg(br#"{"b": "x"}"#, 1, Some(br#"[["b","Utf8"]]"#)));
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+        assert_eq!(out.num_columns(), 2);
+        assert_eq!(out.column(1).null_count(), 1);
+    }
+}
