@@ -13,6 +13,7 @@ mod decode_fuzz;
 pub mod encode;
 pub mod error;
 pub mod in_process;
+pub mod registry;
 pub mod replay;
 pub mod wait;
 
