@@ -80,11 +80,15 @@ impl SchemaLog for SchemasTopic {
         let mut records = Vec::new();
         let mut offset = 0;
         loop {
-            let fetched = self
-                .0
-                .storage
-                .read(&topic, 0, offset, 1 << 20, true)
-                .map_err(|(e, _, _)| format!("cannot read {TOPIC}: {e:?}"))?;
+            let fetched = match self.0.storage.read(&topic, 0, offset, 1 << 20, true) {
+                Ok(fetched) => fetched,
+                // Records deleted from the front (DeleteRecords): start after them.
+                Err((_, _, log_start)) if log_start > offset => {
+                    offset = log_start;
+                    continue;
+                }
+                Err((e, _, _)) => return Err(format!("cannot read {TOPIC}: {e:?}")),
+            };
             offset = offset.max(fetched.log_start);
             if offset >= fetched.high_watermark || fetched.batches.is_empty() {
                 return Ok(records);
