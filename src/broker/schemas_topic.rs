@@ -75,7 +75,7 @@ impl SchemaLog for SchemasTopic {
             .map_err(|e| e.message)
     }
 
-    fn read_all(&self) -> std::result::Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, String> {
+    fn read_all(&self) -> std::result::Result<Vec<registry::LogRecord>, String> {
         let topic = self.topic()?;
         let mut records = Vec::new();
         let mut offset = 0;

@@ -281,7 +281,7 @@ fn json(reader: &Value, writer: &Value, path: &str, problems: &mut Vec<String>) 
     if let (Some(rt), Some(wt)) = (json_types(reader), json_types(writer)) {
         let missing: Vec<&str> = wt
             .iter()
-            .filter(|t| !rt.contains(t) && !(**t == "integer" && rt.contains(&"number")))
+            .filter(|t| !(rt.contains(t) || (**t == "integer" && rt.contains(&"number"))))
             .copied()
             .collect();
         if !missing.is_empty() {

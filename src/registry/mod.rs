@@ -23,18 +23,20 @@ pub use compat::Level;
 pub use http::serve;
 pub use store::Registry;
 
+/// One record of the log: a key, and a value (None: a tombstone).
+pub type LogRecord = (Vec<u8>, Option<Vec<u8>>);
+
 /// Where the registry keeps its records, in order: Confluent's `_schemas`
 /// topic, keys and values as JSON; a value of None is a tombstone.
 pub trait SchemaLog: Send + Sync {
     fn append(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String>;
     /// Every record appended so far, oldest first.
-    #[allow(clippy::type_complexity)]
-    fn read_all(&self) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, String>;
+    fn read_all(&self) -> Result<Vec<LogRecord>, String>;
 }
 
 /// A log in memory, for tests.
 #[derive(Default)]
-pub struct MemoryLog(Mutex<Vec<(Vec<u8>, Option<Vec<u8>>)>>);
+pub struct MemoryLog(Mutex<Vec<LogRecord>>);
 
 impl SchemaLog for MemoryLog {
     fn append(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
@@ -45,7 +47,7 @@ impl SchemaLog for MemoryLog {
         Ok(())
     }
 
-    fn read_all(&self) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, String> {
+    fn read_all(&self) -> Result<Vec<LogRecord>, String> {
         Ok(self
             .0
             .lock()
