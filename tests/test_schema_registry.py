@@ -298,6 +298,39 @@ def test_json_schema_serializer_round_trip_through_the_broker(broker, client):
     assert refused.value.error_code == 409
 
 
+def test_references_are_resolved_and_protect_what_they_name(broker, client):
+    from confluent_kafka.schema_registry import SchemaReference
+
+    address_subject, order_subject = _subject(), _subject()
+    address = {
+        "type": "record",
+        "name": "Address",
+        "namespace": "shop",
+        "fields": [{"name": "city", "type": "string"}],
+    }
+    client.register_schema(address_subject, _avro(address))
+    order = {
+        "type": "record",
+        "name": "Order",
+        "namespace": "shop",
+        "fields": [{"name": "to", "type": "shop.Address"}],
+    }
+    ref = SchemaReference("shop.Address", address_subject, 1)
+    order_id = client.register_schema(order_subject, Schema(json.dumps(order), "AVRO", [ref]))
+    fetched = SchemaRegistryClient({"url": broker.schema_registry_url}).get_schema(order_id)
+    assert [(r.name, r.subject, r.version) for r in fetched.references] == [
+        ("shop.Address", address_subject, 1)
+    ]
+    assert client.get_referenced_by(address_subject, 1) == [order_id]
+    with pytest.raises(SchemaRegistryError) as referenced:
+        client.delete_subject(address_subject)
+    assert referenced.value.error_code == 42206
+    # Without the reference, the name is unknown: an invalid schema.
+    with pytest.raises(SchemaRegistryError) as unknown:
+        client.register_schema(_subject(), Schema(json.dumps(order), "AVRO"))
+    assert unknown.value.error_code == 42201 and "shop.Address" in unknown.value.error_message
+
+
 def test_protobuf_schemas_are_stored_and_served(client):
     subject = _subject()
     text = 'syntax = "proto3";\npackage shop;\nmessage Sale { int64 invoice = 1; }\n'
