@@ -10,6 +10,7 @@ pub mod client;
 pub mod codec;
 pub mod error;
 pub mod in_process;
+pub mod registry;
 pub mod replay;
 pub mod wait;
 

@@ -41,9 +41,20 @@ class LocalBroker:
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
         users: dict[str, str] | None = None,
+        schema_registry: bool = False,
+        schema_registry_port: int | None = None,
     ) -> LocalBroker: ...
     @property
     def bootstrap_servers(self) -> str: ...
+    @property
+    def schema_registry_url(self) -> str: ...
+    def schema_registry_config(
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_location: str | os.PathLike[str] | None = None,
+    ) -> dict[str, str]: ...
     @property
     def port(self) -> int: ...
     @property

@@ -266,12 +266,16 @@ def _broker(args: argparse.Namespace) -> int:
     if (args.certfile is None) != (args.keyfile is None):
         raise UsageError("TLS needs both --certfile and --keyfile")
     users = _read_users(args.users) if args.users else None
+    if args.schema_registry_port is not None and not args.schema_registry:
+        raise UsageError("--schema-registry-port needs --schema-registry")
     with LocalBroker(
         port=args.port,
         storage=args.storage,
         certfile=args.certfile,
         keyfile=args.keyfile,
         users=users,
+        schema_registry=args.schema_registry,
+        schema_registry_port=args.schema_registry_port,
     ) as broker:
         print(
             f"tskafka broker listening on {broker.bootstrap_servers} "
@@ -283,6 +287,9 @@ def _broker(args: argparse.Namespace) -> int:
             settings.pop("bootstrap.servers", None)
             shown = " ".join(f"{k}={v}" for k, v in sorted(settings.items()))
             print(f"clients set: {shown} (and sasl.password for SASL)", flush=True)
+        if args.schema_registry:
+            auth = " (HTTP Basic: basic.auth.user.info=name:password)" if users else ""
+            print(f"schema registry at {broker.schema_registry_url}{auth}", flush=True)
         try:
             while True:
                 time.sleep(0.2)
@@ -360,6 +367,17 @@ def parser() -> argparse.ArgumentParser:
         "--users",
         metavar="FILE",
         help="SASL/PLAIN: file of 'name:password' lines (passwords stay off the command line)",
+    )
+    broker.add_argument(
+        "--schema-registry",
+        action="store_true",
+        help="also serve a Confluent-compatible Schema Registry (schemas kept in _schemas)",
+    )
+    broker.add_argument(
+        "--schema-registry-port",
+        type=int,
+        metavar="N",
+        help="the Schema Registry's port (default: a free one)",
     )
     broker.set_defaults(run=_broker)
 

@@ -13,6 +13,7 @@ mod groups;
 mod listener;
 mod routes;
 mod sasl;
+mod schemas_topic;
 mod storage;
 mod tls;
 mod wire;
@@ -42,6 +43,10 @@ pub struct BrokerOptions {
     /// Kafka's `auto.create.topics.enable`: a topic is made when a client
     /// produces to it or asks for its metadata.
     pub auto_create_topics: bool,
+    /// Also serve a Schema Registry (kept in the `_schemas` topic).
+    pub schema_registry: bool,
+    /// The registry's port; a free one when None.
+    pub schema_registry_port: Option<u16>,
 }
 
 /// How a listener is secured, in `security.protocol` terms.
@@ -59,6 +64,7 @@ pub struct EmbeddedBroker {
     port: u16,
     security_protocol: &'static str,
     registration: Option<crate::in_process::Registration>,
+    schema_registry_url: Option<String>,
 }
 
 impl EmbeddedBroker {
@@ -108,6 +114,19 @@ impl EmbeddedBroker {
                 .map_err(|e| Error::Broker(format!("cannot listen on port {port}: {e}")))?
         };
         let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
+        let schema_registry_url = options
+            .schema_registry
+            .then(|| {
+                let (broker, tls, users) = (broker.clone(), tls.clone(), users.clone());
+                schemas_topic::start_registry(
+                    &runtime,
+                    broker,
+                    options.schema_registry_port,
+                    tls,
+                    users,
+                )
+            })
+            .transpose()?;
         runtime.spawn(listener::accept(listener, broker.clone(), tls, users));
         runtime.spawn(listener::maintain(broker));
         Ok(Self {
@@ -115,6 +134,7 @@ impl EmbeddedBroker {
             port,
             security_protocol,
             registration: Some(crate::in_process::register(port)),
+            schema_registry_url,
         })
     }
 
@@ -129,6 +149,11 @@ impl EmbeddedBroker {
     /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, as clients set it.
     pub fn security_protocol(&self) -> &'static str {
         self.security_protocol
+    }
+
+    /// The Schema Registry's `http(s)://127.0.0.1:port`, when it has one.
+    pub fn schema_registry_url(&self) -> Option<&str> {
+        self.schema_registry_url.as_deref()
     }
 
     /// Stops serving and closes the listening socket; data in memory is gone.

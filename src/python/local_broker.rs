@@ -17,12 +17,17 @@ pub struct LocalBroker {
     security_protocol: &'static str,
     certfile: Option<PathBuf>,
     user_names: Vec<String>,
+    schema_registry_url: Option<String>,
 }
 
 #[pymethods]
 impl LocalBroker {
     #[new]
-    #[pyo3(signature = (port=None, storage=None, *, certfile=None, keyfile=None, users=None))]
+    #[pyo3(signature = (
+        port=None, storage=None, *, certfile=None, keyfile=None, users=None,
+        schema_registry=false, schema_registry_port=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         port: Option<u16>,
@@ -30,7 +35,17 @@ impl LocalBroker {
         certfile: Option<PathBuf>,
         keyfile: Option<PathBuf>,
         users: Option<HashMap<String, String>>,
+        schema_registry: bool,
+        schema_registry_port: Option<u16>,
     ) -> PyResult<Self> {
+        if schema_registry_port.is_some() && !schema_registry {
+            return Err(Error::Config(
+                "schema_registry_port= is the Schema Registry's port: also pass \
+                 schema_registry=True"
+                    .into(),
+            )
+            .into());
+        }
         let users = Users::new(users.unwrap_or_default())?;
         let user_names: Vec<String> = users.names().map(str::to_owned).collect();
         let (certfile, tls) = match (certfile, keyfile) {
@@ -54,11 +69,14 @@ impl LocalBroker {
             tls,
             users,
             auto_create_topics: false,
+            schema_registry,
+            schema_registry_port,
         };
         let broker = detached(py, || EmbeddedBroker::start(options))?;
         let security_protocol = broker.security_protocol();
         Ok(Self {
             bootstrap: broker.bootstrap_servers(),
+            schema_registry_url: broker.schema_registry_url().map(str::to_owned),
             port: broker.port(),
             broker: Mutex::new(Some(broker)),
             security_protocol,
@@ -113,6 +131,63 @@ impl LocalBroker {
                     .into(),
             )
             .into());
+        }
+        Ok(config)
+    }
+
+    /// The Schema Registry's `http://127.0.0.1:port` (`https://` with TLS),
+    /// for `schema.registry.url` / confluent-kafka's `SchemaRegistryClient`.
+    #[getter]
+    fn schema_registry_url(&self) -> PyResult<String> {
+        if self.closed() {
+            return Err(Error::Closed("this LocalBroker").into());
+        }
+        self.schema_registry_url.clone().ok_or_else(|| {
+            Error::Config(
+                "this LocalBroker has no Schema Registry: start it with schema_registry=True"
+                    .into(),
+            )
+            .into()
+        })
+    }
+
+    /// The settings for confluent-kafka's `SchemaRegistryClient`: `url`,
+    /// and `ssl.ca.location` with TLS; with users, `basic.auth.user.info`
+    /// when `password` is given (the user: `username`, else the only one).
+    #[pyo3(signature = (*, username=None, password=None, ca_location=None))]
+    fn schema_registry_config(
+        &self,
+        username: Option<String>,
+        password: Option<String>,
+        ca_location: Option<PathBuf>,
+    ) -> PyResult<HashMap<&'static str, String>> {
+        let mut config = HashMap::from([("url", self.schema_registry_url()?)]);
+        if let Some(cert) = &self.certfile {
+            let ca = ca_location.unwrap_or_else(|| cert.clone());
+            config.insert("ssl.ca.location", ca.display().to_string());
+        }
+        if self.user_names.is_empty() {
+            if username.is_some() || password.is_some() {
+                return Err(Error::Config(
+                    "this LocalBroker has no users: leave out username and password, or start \
+                     it with users={name: password}"
+                        .into(),
+                )
+                .into());
+            }
+        } else if let Some(password) = password {
+            let username = match (username, &self.user_names[..]) {
+                (Some(u), _) => u,
+                (None, [only]) => only.clone(),
+                (None, _) => {
+                    return Err(Error::Config(format!(
+                        "this LocalBroker has users {:?}: say which with username=",
+                        self.user_names
+                    ))
+                    .into())
+                }
+            };
+            config.insert("basic.auth.user.info", format!("{username}:{password}"));
         }
         Ok(config)
     }
@@ -176,8 +251,12 @@ impl LocalBroker {
         } else {
             format!(", users={:?}", self.user_names)
         };
+        let registry = match &self.schema_registry_url {
+            Some(url) => format!(", schema_registry={url:?}"),
+            None => String::new(),
+        };
         format!(
-            "LocalBroker({:?}, {}{users}, {state})",
+            "LocalBroker({:?}, {}{users}{registry}, {state})",
             self.bootstrap, self.security_protocol
         )
     }
