@@ -4,7 +4,7 @@
 //! not advertised, and a client asking for it anyway is disconnected, as
 //! Kafka does).
 
-mod acls;
+mod access;
 mod cluster;
 mod configs;
 pub mod fetch;
@@ -95,6 +95,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -139,9 +141,15 @@ pub async fn handle(broker: &Broker, cx: &Context<'_>, request: RequestKind) -> 
         R::IncrementalAlterConfigs(r) => {
             A::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, &r))
         }
-        R::CreateAcls(r) => A::CreateAcls(acls::create_acls(broker, &r)),
-        R::DescribeAcls(r) => A::DescribeAcls(acls::describe_acls(broker, &r)),
-        R::DeleteAcls(r) => A::DeleteAcls(acls::delete_acls(broker, &r)),
+        R::CreateAcls(r) => A::CreateAcls(access::create_acls(broker, &r)),
+        R::DescribeAcls(r) => A::DescribeAcls(access::describe_acls(broker, &r)),
+        R::DeleteAcls(r) => A::DeleteAcls(access::delete_acls(broker, &r)),
+        R::DescribeUserScramCredentials(r) => {
+            A::DescribeUserScramCredentials(access::describe_user_scram_credentials(&r))
+        }
+        R::AlterUserScramCredentials(r) => {
+            A::AlterUserScramCredentials(access::alter_user_scram_credentials(&r))
+        }
         R::ElectLeaders(r) => A::ElectLeaders(replicas::elect_leaders(broker, &r)),
         R::DescribeLogDirs(r) => A::DescribeLogDirs(replicas::describe_log_dirs(broker, cx, &r)),
         R::AlterPartitionReassignments(r) => {
@@ -357,6 +365,18 @@ mod tests {
                 ]),
             ),
             RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+            RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                    describe_user_scram_credentials_request::UserName::default()
+                        .with_name(StrBytes::from_static_str("alice")),
+                ])),
+            ),
+            RequestKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                    alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                        .with_name(StrBytes::from_static_str("alice")),
+                ]),
+            ),
         ]
     }
 
@@ -394,6 +414,8 @@ mod tests {
             RequestKind::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
             RequestKind::AlterPartitionReassignments(_) => ApiKey::AlterPartitionReassignments,
             RequestKind::ListPartitionReassignments(_) => ApiKey::ListPartitionReassignments,
+            RequestKind::DescribeUserScramCredentials(_) => ApiKey::DescribeUserScramCredentials,
+            RequestKind::AlterUserScramCredentials(_) => ApiKey::AlterUserScramCredentials,
             _ => unreachable!(),
         }
     }

@@ -1,5 +1,7 @@
-//! ACLs: created, described and deleted as Kafka does, kept in storage (a
-//! file-backed broker keeps them across restarts). They are not enforced.
+//! Access control. ACLs: created, described and deleted as Kafka does,
+//! kept in storage (a file-backed broker keeps them across restarts); they
+//! are not enforced. SCRAM credentials: none, as users sign in with
+//! SASL/PLAIN only; asking is answered, setting one is refused.
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_response::{
@@ -7,10 +9,14 @@ use kafka_protocol::messages::delete_acls_response::{
 };
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::{
-    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
-    DescribeAclsRequest, DescribeAclsResponse,
+    alter_user_scram_credentials_response, describe_user_scram_credentials_response,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, CreateAclsRequest,
+    CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest,
+    DescribeAclsResponse, DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::{text, Broker};
 use crate::broker::storage::acls::{Acl, AclFilter};
@@ -130,4 +136,56 @@ pub fn delete_acls(broker: &Broker, r: &DeleteAclsRequest) -> DeleteAclsResponse
         })
         .collect();
     DeleteAclsResponse::default().with_filter_results(results)
+}
+
+/// Kafka's answer for users without SCRAM credentials: each one asked for
+/// is RESOURCE_NOT_FOUND; asked for all, none.
+pub fn describe_user_scram_credentials(
+    r: &DescribeUserScramCredentialsRequest,
+) -> DescribeUserScramCredentialsResponse {
+    let results = r
+        .users
+        .iter()
+        .flatten()
+        .map(|u| {
+            describe_user_scram_credentials_response::DescribeUserScramCredentialsResult::default()
+                .with_user(u.name.clone())
+                .with_error_code(ResponseError::ResourceNotFound.code())
+                .with_error_message(Some(text(format!(
+                    "Attempt to describe a user credential that does not exist: {}",
+                    u.name.as_str()
+                ))))
+        })
+        .collect();
+    DescribeUserScramCredentialsResponse::default().with_results(results)
+}
+
+pub fn alter_user_scram_credentials(
+    r: &AlterUserScramCredentialsRequest,
+) -> AlterUserScramCredentialsResponse {
+    let deleted = r.deletions.iter().map(|d| {
+        (
+            &d.name,
+            ResponseError::ResourceNotFound,
+            "Attempt to delete a user credential that does not exist",
+        )
+    });
+    let upserted = r.upsertions.iter().map(|u| {
+        (
+            &u.name,
+            ResponseError::UnsupportedSaslMechanism,
+            "this broker signs users in with SASL/PLAIN only (LocalBroker(users=...)); \
+             it keeps no SCRAM credentials",
+        )
+    });
+    let results = deleted
+        .chain(upserted)
+        .map(|(user, error, message)| {
+            alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                .with_user(user.clone())
+                .with_error_code(error.code())
+                .with_error_message(Some(text(message)))
+        })
+        .collect();
+    AlterUserScramCredentialsResponse::default().with_results(results)
 }
