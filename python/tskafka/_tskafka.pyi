@@ -41,6 +41,7 @@ class LocalBroker:
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
         users: dict[str, str] | None = None,
+        auto_create_topics: bool = True,
     ) -> LocalBroker: ...
     @property
     def bootstrap_servers(self) -> str: ...

@@ -272,6 +272,7 @@ def _broker(args: argparse.Namespace) -> int:
         certfile=args.certfile,
         keyfile=args.keyfile,
         users=users,
+        auto_create_topics=not args.no_auto_create,
     ) as broker:
         print(
             f"tskafka broker listening on {broker.bootstrap_servers} "
@@ -360,6 +361,12 @@ def parser() -> argparse.ArgumentParser:
         "--users",
         metavar="FILE",
         help="SASL/PLAIN: file of 'name:password' lines (passwords stay off the command line)",
+    )
+    broker.add_argument(
+        "--no-auto-create",
+        action="store_true",
+        help="a topic must be created before use (default: made on first produce or "
+        "metadata request, 1 partition, as Kafka's auto.create.topics.enable)",
     )
     broker.set_defaults(run=_broker)
 

@@ -22,7 +22,10 @@ pub struct LocalBroker {
 #[pymethods]
 impl LocalBroker {
     #[new]
-    #[pyo3(signature = (port=None, storage=None, *, certfile=None, keyfile=None, users=None))]
+    #[pyo3(signature = (
+        port=None, storage=None, *, certfile=None, keyfile=None, users=None,
+        auto_create_topics=true
+    ))]
     fn new(
         py: Python<'_>,
         port: Option<u16>,
@@ -30,6 +33,7 @@ impl LocalBroker {
         certfile: Option<PathBuf>,
         keyfile: Option<PathBuf>,
         users: Option<HashMap<String, String>>,
+        auto_create_topics: bool,
     ) -> PyResult<Self> {
         let users = Users::new(users.unwrap_or_default())?;
         let user_names: Vec<String> = users.names().map(str::to_owned).collect();
@@ -53,7 +57,7 @@ impl LocalBroker {
             storage: storage.filter(|s| s.as_os_str() != "memory" && s.as_os_str() != "memory://"),
             tls,
             users,
-            auto_create_topics: false,
+            auto_create_topics,
         };
         let broker = detached(py, || EmbeddedBroker::start(options))?;
         let security_protocol = broker.security_protocol();
