@@ -480,3 +480,45 @@ mod tests {
         assert!(TOPIC_DEFAULTS.iter().any(|(k, _)| *k == "retention.ms"));
     }
 }
+
+#[cfg(test)]
+mod auto_create_tests {
+    use super::*;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+
+    /// Metadata creates a missing topic only when the client allows it
+    /// (version 4 on; always before), as Kafka does.
+    #[tokio::test]
+    async fn metadata_honours_allow_auto_topic_creation() {
+        let b = Broker {
+            storage: Storage::in_memory(),
+            groups: Coordinator::default(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            security_protocol: "PLAINTEXT",
+            auto_create_topics: true,
+        };
+        let ask = |name: &'static str, allow: bool| {
+            RequestKind::Metadata(
+                MetadataRequest::default()
+                    .with_allow_auto_topic_creation(allow)
+                    .with_topics(Some(vec![MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_static_str(name))))])),
+            )
+        };
+        for (name, allow, version, made) in [
+            ("refused", false, 12, false),
+            ("allowed", true, 12, true),
+            ("old-client", false, 3, true),
+        ] {
+            let cx = Context {
+                version,
+                client_id: "test",
+                client_host: "/127.0.0.1",
+            };
+            handle(&b, &cx, ask(name, allow)).await;
+            assert_eq!(b.storage.topic(name).is_some(), made, "{name}");
+        }
+    }
+}
