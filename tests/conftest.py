@@ -23,6 +23,16 @@ def bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def strict_bootstrap() -> Iterator[str]:
+    """A broker that does not auto-create topics (Kafka's
+    auto.create.topics.enable=false), for what a missing topic does."""
+    if os.environ.get("TSKAFKA_BOOTSTRAP"):
+        pytest.skip("needs a broker without auto-created topics")
+    with tk.LocalBroker(auto_create_topics=False) as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
 def admin(bootstrap: str) -> tk.Admin:
     return tk.Admin(bootstrap)
 

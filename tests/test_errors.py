@@ -29,13 +29,13 @@ def test_exception_tree_has_one_root():
         assert issubclass(getattr(tk, name), tk.TsKafkaError), name
 
 
-def test_unknown_topic_is_named_with_the_fix(bootstrap):
+def test_unknown_topic_is_named_with_the_fix(strict_bootstrap):
     with pytest.raises(tk.KafkaError, match="create_topic") as err:
-        tk.Producer(bootstrap).send("no-such-topic", retail_frame(5))
+        tk.Producer(strict_bootstrap).send("no-such-topic", retail_frame(5))
     assert err.value.code == "UnknownTopicOrPartition"
     assert "no-such-topic" in str(err.value)
     with pytest.raises(tk.KafkaError, match="no-such-topic"):
-        tk.Consumer(bootstrap, topics=["no-such-topic"])
+        tk.Consumer(strict_bootstrap, topics=["no-such-topic"])
 
 
 def test_dead_broker_fails_within_the_timeout():

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import polars as pl
 import pytest
@@ -518,9 +519,12 @@ def test_rows_to_a_vanished_topic_are_counted_and_named():
         assert sorted(back["i"].to_list()) == list(range(100_000))
 
 
-def test_topic_deleted_mid_send_on_the_embedded_broker(bootstrap, admin, new_topic):
-    topic = new_topic(3)
-    producer = tk.Producer(bootstrap, {"message.timeout.ms": 3000})
+def test_topic_deleted_mid_send_on_the_embedded_broker(strict_bootstrap):
+    # Without auto-creation: else the producer's next metadata request makes the topic again.
+    admin = tk.Admin(strict_bootstrap)
+    topic = f"deleted-{uuid.uuid4().hex[:8]}"
+    admin.create_topic(topic, partitions=3)
+    producer = tk.Producer(strict_bootstrap, {"message.timeout.ms": 3000})
     deleter = threading.Timer(0.2, admin.delete_topic, (topic,))
     deleter.start()
     try:

@@ -233,7 +233,7 @@ def test_leaving_the_with_block_stops(bootstrap, new_topic):
     assert r.progress.rows_delivered == 1  # the first reading is due at once
 
 
-def test_replay_errors_are_clear(bootstrap, new_topic, tmp_path):
+def test_replay_errors_are_clear(bootstrap, strict_bootstrap, new_topic, tmp_path):
     topic = new_topic(1)
     df = retail_frame(10)
     with pytest.raises(tk.ConfigError, match="time_column"):
@@ -245,7 +245,7 @@ def test_replay_errors_are_clear(bootstrap, new_topic, tmp_path):
     with pytest.raises(tk.ConfigError, match="speed must be > 0"):
         tk.replay(df, topic, bootstrap, time_column="InvoiceDate", speed=0)
     with pytest.raises(tk.KafkaError, match="does not exist"):
-        tk.replay(df, "no-such-topic", bootstrap, speed=None)
+        tk.replay(df, "no-such-topic", strict_bootstrap, speed=None)
     with pytest.raises(tk.ConfigError, match="does not exist"):
         tk.replay(tmp_path / "missing.csv", topic, bootstrap, speed=None)
     started = time.monotonic()

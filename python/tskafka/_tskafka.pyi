@@ -41,6 +41,7 @@ class LocalBroker:
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
         users: dict[str, str] | None = None,
+        auto_create_topics: bool = True,
         schema_registry: bool = False,
         schema_registry_port: int | None = None,
     ) -> LocalBroker: ...

@@ -274,6 +274,7 @@ def _broker(args: argparse.Namespace) -> int:
         certfile=args.certfile,
         keyfile=args.keyfile,
         users=users,
+        auto_create_topics=not args.no_auto_create,
         schema_registry=args.schema_registry,
         schema_registry_port=args.schema_registry_port,
     ) as broker:
@@ -367,6 +368,12 @@ def parser() -> argparse.ArgumentParser:
         "--users",
         metavar="FILE",
         help="SASL/PLAIN: file of 'name:password' lines (passwords stay off the command line)",
+    )
+    broker.add_argument(
+        "--no-auto-create",
+        action="store_true",
+        help="a topic must be created before use (default: made on first produce or "
+        "metadata request, 1 partition, as Kafka's auto.create.topics.enable)",
     )
     broker.add_argument(
         "--schema-registry",

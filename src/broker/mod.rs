@@ -5,9 +5,11 @@
 //! Layers, outside in: `listener` (the socket, TLS, a task per connection),
 //! `wire` (Kafka framing), `sasl` (the PLAIN gate), `routes` (one handler
 //! per API), over `storage` (topics, partition logs, configs, committed
-//! offsets; in memory, or journalled to a file) and `groups` (the consumer
-//! group coordinator). The Kafka protocol's messages are the
-//! `kafka-protocol` crate's; everything that answers them is here.
+//! offsets, ACLs; in memory, or journalled to a file) and `groups` (the
+//! consumer group coordinator). The Kafka protocol's messages are the
+//! `kafka-protocol` crate's; tskafka answers every request itself, here (no
+//! other broker, Tansu or Nisshi, runs inside). Topics are auto-created as
+//! Kafka's `auto.create.topics.enable` does, unless turned off.
 
 mod groups;
 mod listener;

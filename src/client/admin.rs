@@ -34,7 +34,11 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(settings: Settings) -> Result<Self> {
-        let admin = client::create(&settings, Context::default())?;
+        // librdkafka lets an admin client's metadata request create a topic
+        // on brokers that auto-create: describing one must not make it.
+        let mut quiet = settings.clone();
+        quiet.default("allow.auto.create.topics", "false");
+        let admin = client::create(&quiet, Context::default())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

@@ -25,7 +25,7 @@ impl LocalBroker {
     #[new]
     #[pyo3(signature = (
         port=None, storage=None, *, certfile=None, keyfile=None, users=None,
-        schema_registry=false, schema_registry_port=None
+        auto_create_topics=true, schema_registry=false, schema_registry_port=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -35,6 +35,7 @@ impl LocalBroker {
         certfile: Option<PathBuf>,
         keyfile: Option<PathBuf>,
         users: Option<HashMap<String, String>>,
+        auto_create_topics: bool,
         schema_registry: bool,
         schema_registry_port: Option<u16>,
     ) -> PyResult<Self> {
@@ -68,7 +69,7 @@ impl LocalBroker {
             storage: storage.filter(|s| s.as_os_str() != "memory" && s.as_os_str() != "memory://"),
             tls,
             users,
-            auto_create_topics: false,
+            auto_create_topics,
             schema_registry,
             schema_registry_port,
         };

@@ -17,7 +17,7 @@ use super::{text, Broker, Context, NODE_ID};
 use crate::broker::groups::{
     INITIAL_REBALANCE_DELAY, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS,
 };
-use crate::broker::storage::configs::{topic_default, TOPIC_DEFAULTS};
+use crate::broker::storage::configs::{change_list, topic_default, LISTS, TOPIC_DEFAULTS};
 use crate::broker::storage::{Refused, Topic};
 
 /// Kafka's resource types.
@@ -28,6 +28,7 @@ const BROKER: i8 = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     TopicConfig = 1,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
 }
@@ -50,6 +51,13 @@ pub fn topic_entries(topic: &Topic, keys: Option<&[StrBytes]>) -> Vec<Entry> {
                 value: v.clone(),
                 source: Source::TopicConfig,
             },
+            // Kafka 4.1+ writes a cluster-wide min.insync.replicas when it
+            // starts (KIP-966), and reports topics as inheriting it.
+            None if *k == "min.insync.replicas" => Entry {
+                name: (*k).to_owned(),
+                value: (*default).to_owned(),
+                source: Source::DynamicDefaultBroker,
+            },
             None => Entry {
                 name: (*k).to_owned(),
                 value: (*default).to_owned(),
@@ -68,7 +76,7 @@ fn config_type(name: &str, value: &str) -> i8 {
     const LIST: i8 = 7;
     if value == "true" || value == "false" {
         BOOLEAN
-    } else if name == "cleanup.policy" || name.ends_with("listeners") {
+    } else if LISTS.contains(&name) || name.ends_with("listeners") {
         LIST
     } else if value.parse::<i64>().is_ok() {
         LONG
@@ -235,27 +243,54 @@ pub fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     const SET: i8 = 0;
     const DELETE: i8 = 1;
+    const APPEND: i8 = 2;
+    const SUBTRACT: i8 = 3;
     let responses = r
         .resources
         .iter()
         .map(|res| {
+            let current = |key: &str| {
+                broker
+                    .storage
+                    .topic(&res.resource_name)
+                    .and_then(|t| t.config(key))
+                    .unwrap_or_default()
+            };
             let changes = res
                 .configs
                 .iter()
-                .map(|c| match c.config_operation {
-                    SET => Ok((c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))),
-                    DELETE => Ok((c.name.to_string(), None)),
-                    _ if topic_default(&c.name).is_some() => Err(Refused {
-                        error: ResponseError::InvalidConfig,
-                        message: format!(
-                            "{} is not a list: only SET and DELETE apply to it",
-                            c.name.as_str()
-                        ),
-                    }),
-                    _ => Err(Refused {
-                        error: ResponseError::InvalidConfig,
-                        message: format!("unknown topic config {:?}", c.name.as_str()),
-                    }),
+                .map(|c| {
+                    let name = c.name.to_string();
+                    let value = c.value.as_ref().map(|v| v.to_string());
+                    match c.config_operation {
+                        SET => Ok((name, value)),
+                        DELETE => Ok((name, None)),
+                        op @ (APPEND | SUBTRACT) if LISTS.contains(&name.as_str()) => {
+                            let changed = change_list(
+                                &current(&name),
+                                value.as_deref().unwrap_or_default(),
+                                op == APPEND,
+                            );
+                            Ok((name, Some(changed)))
+                        }
+                        APPEND | SUBTRACT if topic_default(&name).is_some() => Err(Refused {
+                            error: ResponseError::InvalidConfig,
+                            message: format!(
+                                "{name} is not a list: only SET and DELETE apply to it"
+                            ),
+                        }),
+                        APPEND | SUBTRACT => Err(Refused {
+                            error: ResponseError::InvalidConfig,
+                            message: format!("unknown topic config {name:?}"),
+                        }),
+                        other => Err(Refused {
+                            error: ResponseError::InvalidRequest,
+                            message: format!(
+                                "unknown config operation {other} (SET 0, DELETE 1, APPEND 2, \
+                                 SUBTRACT 3)"
+                            ),
+                        }),
+                    }
                 })
                 .collect();
             let done = alter_topic(

@@ -4,11 +4,13 @@
 //! not advertised, and a client asking for it anyway is disconnected, as
 //! Kafka does).
 
+mod access;
 mod cluster;
 mod configs;
 pub mod fetch;
 mod groups;
 mod produce;
+mod replicas;
 mod topics;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -80,12 +82,21 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -130,6 +141,23 @@ pub async fn handle(broker: &Broker, cx: &Context<'_>, request: RequestKind) -> 
         R::IncrementalAlterConfigs(r) => {
             A::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, &r))
         }
+        R::CreateAcls(r) => A::CreateAcls(access::create_acls(broker, &r)),
+        R::DescribeAcls(r) => A::DescribeAcls(access::describe_acls(broker, &r)),
+        R::DeleteAcls(r) => A::DeleteAcls(access::delete_acls(broker, &r)),
+        R::DescribeUserScramCredentials(r) => {
+            A::DescribeUserScramCredentials(access::describe_user_scram_credentials(&r))
+        }
+        R::AlterUserScramCredentials(r) => {
+            A::AlterUserScramCredentials(access::alter_user_scram_credentials(&r))
+        }
+        R::ElectLeaders(r) => A::ElectLeaders(replicas::elect_leaders(broker, &r)),
+        R::DescribeLogDirs(r) => A::DescribeLogDirs(replicas::describe_log_dirs(broker, cx, &r)),
+        R::AlterPartitionReassignments(r) => {
+            A::AlterPartitionReassignments(replicas::alter_partition_reassignments(broker, &r))
+        }
+        R::ListPartitionReassignments(_) => {
+            A::ListPartitionReassignments(replicas::list_partition_reassignments())
+        }
         R::FindCoordinator(r) => A::FindCoordinator(groups::find_coordinator(broker, cx, &r)),
         R::JoinGroup(r) => A::JoinGroup(groups::join_group(broker, cx, &r).await),
         R::SyncGroup(r) => A::SyncGroup(broker.groups.sync(&r).await),
@@ -151,8 +179,14 @@ mod tests {
     use super::*;
     use crate::broker::storage::configs::TOPIC_DEFAULTS;
     use bytes::Bytes;
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::create_acls_request::AclCreation;
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
     use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -288,6 +322,61 @@ mod tests {
                     .with_groups(vec![crate::broker::groups::group_id("simple")]),
             ),
             RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
+            RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+                AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(StrBytes::from_static_str("User:alice"))
+                    .with_host(StrBytes::from_static_str("*"))
+                    .with_operation(3)
+                    .with_permission_type(3),
+                AclCreation::default(),
+            ])),
+            RequestKind::DescribeAcls(
+                DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ),
+            RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+                DeleteAclsFilter::default()
+                    .with_resource_type_filter(2)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+                DeleteAclsFilter::default(),
+            ])),
+            RequestKind::ElectLeaders(ElectLeadersRequest::default().with_topic_partitions(Some(
+                vec![TopicPartitions::default()
+                    .with_topic(name("t"))
+                    .with_partitions(vec![0, 5])],
+            ))),
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(None)),
+            RequestKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                    ReassignableTopic::default()
+                        .with_name(name("t"))
+                        .with_partitions(vec![
+                            ReassignablePartition::default().with_replicas(Some(vec![BrokerId(2)])),
+                            ReassignablePartition::default(),
+                        ]),
+                ]),
+            ),
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+            RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                    describe_user_scram_credentials_request::UserName::default()
+                        .with_name(StrBytes::from_static_str("alice")),
+                ])),
+            ),
+            RequestKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                    alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                        .with_name(StrBytes::from_static_str("alice")),
+                ]),
+            ),
         ]
     }
 
@@ -318,6 +407,15 @@ mod tests {
             RequestKind::ListGroups(_) => ApiKey::ListGroups,
             RequestKind::DescribeGroups(_) => ApiKey::DescribeGroups,
             RequestKind::DeleteGroups(_) => ApiKey::DeleteGroups,
+            RequestKind::CreateAcls(_) => ApiKey::CreateAcls,
+            RequestKind::DescribeAcls(_) => ApiKey::DescribeAcls,
+            RequestKind::DeleteAcls(_) => ApiKey::DeleteAcls,
+            RequestKind::ElectLeaders(_) => ApiKey::ElectLeaders,
+            RequestKind::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
+            RequestKind::AlterPartitionReassignments(_) => ApiKey::AlterPartitionReassignments,
+            RequestKind::ListPartitionReassignments(_) => ApiKey::ListPartitionReassignments,
+            RequestKind::DescribeUserScramCredentials(_) => ApiKey::DescribeUserScramCredentials,
+            RequestKind::AlterUserScramCredentials(_) => ApiKey::AlterUserScramCredentials,
             _ => unreachable!(),
         }
     }
@@ -380,5 +478,47 @@ mod tests {
             .collect();
         assert_eq!(covered, served);
         assert!(TOPIC_DEFAULTS.iter().any(|(k, _)| *k == "retention.ms"));
+    }
+}
+
+#[cfg(test)]
+mod auto_create_tests {
+    use super::*;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+
+    /// Metadata creates a missing topic only when the client allows it
+    /// (version 4 on; always before), as Kafka does.
+    #[tokio::test]
+    async fn metadata_honours_allow_auto_topic_creation() {
+        let b = Broker {
+            storage: Storage::in_memory(),
+            groups: Coordinator::default(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            security_protocol: "PLAINTEXT",
+            auto_create_topics: true,
+        };
+        let ask = |name: &'static str, allow: bool| {
+            RequestKind::Metadata(
+                MetadataRequest::default()
+                    .with_allow_auto_topic_creation(allow)
+                    .with_topics(Some(vec![MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_static_str(name))))])),
+            )
+        };
+        for (name, allow, version, made) in [
+            ("refused", false, 12, false),
+            ("allowed", true, 12, true),
+            ("old-client", false, 3, true),
+        ] {
+            let cx = Context {
+                version,
+                client_id: "test",
+                client_host: "/127.0.0.1",
+            };
+            handle(&b, &cx, ask(name, allow)).await;
+            assert_eq!(b.storage.topic(name).is_some(), made, "{name}");
+        }
     }
 }

@@ -35,6 +35,31 @@ pub const TOPIC_DEFAULTS: &[(&str, &str)] = &[
     ("unclean.leader.election.enable", "false"),
 ];
 
+/// Topic configs whose value is a comma-separated list (IncrementalAlterConfigs
+/// may APPEND to and SUBTRACT from them).
+pub const LISTS: &[&str] = &["cleanup.policy"];
+
+/// `current` with `items` added (APPEND) or taken out (SUBTRACT), as Kafka
+/// changes a list config.
+pub fn change_list(current: &str, items: &str, append: bool) -> String {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut list = split(current);
+    for item in split(items) {
+        if append && !list.contains(&item) {
+            list.push(item);
+        } else if !append {
+            list.retain(|i| *i != item);
+        }
+    }
+    list.join(",")
+}
+
 pub fn topic_default(key: &str) -> Option<&'static str> {
     TOPIC_DEFAULTS
         .iter()
@@ -76,6 +101,20 @@ pub fn check_topic_config(key: &str, value: Option<&str>) -> Result<(), Refused>
             return Err(Refused {
                 error: ResponseError::InvalidConfig,
                 message: format!("topic config {key} must be a whole number, got {v:?}"),
+            });
+        }
+    }
+    if let (Some(v), "cleanup.policy") = (value, key) {
+        if let Some(bad) = v
+            .split(',')
+            .map(str::trim)
+            .find(|p| !p.is_empty() && *p != "delete" && *p != "compact")
+        {
+            return Err(Refused {
+                error: ResponseError::InvalidConfig,
+                message: format!(
+                    "cleanup.policy {bad:?} is not valid: use delete, compact, or both"
+                ),
             });
         }
     }

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use uuid::Uuid;
 
+use super::acls::Acl;
+
 const MAGIC: &[u8; 8] = b"TSKAFKA1";
 /// Length, CRC, kind.
 const ENTRY_HEADER: u64 = 9;
@@ -67,6 +69,12 @@ pub enum Entry {
     GroupDeleted {
         group: String,
     },
+    AclsCreated {
+        acls: Vec<Acl>,
+    },
+    AclsDeleted {
+        acls: Vec<Acl>,
+    },
 }
 
 const TOPIC_CREATED: u8 = 1;
@@ -78,6 +86,8 @@ const CONFIGS_ALTERED: u8 = 6;
 const PARTITIONS_ADDED: u8 = 7;
 const PRODUCER_IDS: u8 = 8;
 const GROUP_DELETED: u8 = 9;
+const ACLS_CREATED: u8 = 10;
+const ACLS_DELETED: u8 = 11;
 
 pub struct Journal {
     file: Arc<File>,
@@ -229,6 +239,18 @@ impl Out<'_> {
     fn uuid(&mut self, id: &Uuid) {
         self.0.extend_from_slice(id.as_bytes());
     }
+    fn acls(&mut self, acls: &[Acl]) {
+        self.i32(acls.len() as i32);
+        for a in acls {
+            self.0
+                .extend_from_slice(&[a.resource_type as u8, a.pattern_type as u8]);
+            self.0
+                .extend_from_slice(&[a.operation as u8, a.permission_type as u8]);
+            self.str(&a.resource_name);
+            self.str(&a.principal);
+            self.str(&a.host);
+        }
+    }
 }
 
 fn encode(entry: &Entry, out: &mut Vec<u8>) -> u8 {
@@ -309,6 +331,14 @@ fn encode(entry: &Entry, out: &mut Vec<u8>) -> u8 {
             o.str(group);
             GROUP_DELETED
         }
+        Entry::AclsCreated { acls } => {
+            o.acls(acls);
+            ACLS_CREATED
+        }
+        Entry::AclsDeleted { acls } => {
+            o.acls(acls);
+            ACLS_DELETED
+        }
     }
 }
 
@@ -344,6 +374,23 @@ impl In<'_> {
     }
     fn uuid(&mut self) -> Option<Uuid> {
         Uuid::from_slice(self.take(16)?).ok()
+    }
+    fn acls(&mut self) -> Option<Vec<Acl>> {
+        let n = usize::try_from(self.i32()?).ok()?;
+        let mut acls = Vec::new();
+        for _ in 0..n {
+            let codes = self.take(4)?.to_vec();
+            acls.push(Acl {
+                resource_type: codes[0] as i8,
+                pattern_type: codes[1] as i8,
+                operation: codes[2] as i8,
+                permission_type: codes[3] as i8,
+                resource_name: self.str()?,
+                principal: self.str()?,
+                host: self.str()?,
+            });
+        }
+        Some(acls)
     }
 }
 
@@ -409,6 +456,8 @@ fn decode(buf: &[u8], body_at: u64) -> Option<Entry> {
         },
         PRODUCER_IDS => Entry::ProducerIds { next: i.i64()? },
         GROUP_DELETED => Entry::GroupDeleted { group: i.str()? },
+        ACLS_CREATED => Entry::AclsCreated { acls: i.acls()? },
+        ACLS_DELETED => Entry::AclsDeleted { acls: i.acls()? },
         _ => return None,
     };
     Some(entry)
@@ -458,6 +507,18 @@ mod tests {
             },
             Entry::ProducerIds { next: 1000 },
             Entry::GroupDeleted { group: "g".into() },
+            Entry::AclsCreated {
+                acls: vec![Acl {
+                    resource_type: 2,
+                    resource_name: "retail".into(),
+                    pattern_type: 3,
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: 3,
+                    permission_type: 3,
+                }],
+            },
+            Entry::AclsDeleted { acls: vec![] },
             Entry::TopicDeleted { id },
         ];
         let big = vec![7u8; 100 << 10];

@@ -94,6 +94,11 @@ impl PartitionLog {
         self.next_offset
     }
 
+    /// Bytes of the batches kept.
+    pub fn size(&self) -> u64 {
+        self.bytes
+    }
+
     /// Where `h` goes: a new base offset, or the offset it was stored at
     /// before (an idempotent producer's retry); or why it is refused.
     pub fn offer(&self, h: &Header) -> Result<Offered, Refused> {

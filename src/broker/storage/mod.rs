@@ -1,16 +1,17 @@
 //! What the broker keeps: topics and their partition logs, topic configs,
-//! committed offsets and producer ids; in memory, and with a journal file
+//! committed offsets, producer ids and ACL bindings; in memory, and with a journal file
 //! when the broker has a storage path (replayed when it starts again).
 //!
 //! Every operation here is synchronous and short; locks are never held
 //! across an await. Lock order: a partition log, then the journal.
 
+pub mod acls;
 mod batch;
 pub mod configs;
 mod journal;
 mod log;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -20,6 +21,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use acls::{Acl, AclFilter};
 pub use batch::Refused;
 use journal::{Entry, Journal, Reader};
 use log::{Data, Offered, PartitionLog};
@@ -136,6 +138,8 @@ pub struct Storage {
     topics: RwLock<Topics>,
     commits: Mutex<BTreeMap<String, GroupCommits>>,
     producer_ids: Mutex<ProducerIds>,
+    acls: Mutex<BTreeSet<Acl>>,
+    location: String,
     journal: Option<Mutex<Journal>>,
     reader: Option<Reader>,
     appended: Notify,
@@ -157,6 +161,8 @@ impl Storage {
                 next: 1,
                 reserved: i64::MAX,
             }),
+            acls: Mutex::default(),
+            location: "memory".into(),
             journal: None,
             reader: None,
             appended: Notify::new(),
@@ -168,6 +174,7 @@ impl Storage {
         let (journal, entries, cut) = Journal::open(path)?;
         let reader = journal.reader();
         let mut storage = Self::in_memory();
+        storage.location = path.display().to_string();
         storage.producer_ids = Mutex::new(ProducerIds {
             next: 1,
             reserved: 1,
@@ -191,6 +198,7 @@ impl Storage {
             .producer_ids
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
+        let acls = self.acls.get_mut().unwrap_or_else(PoisonError::into_inner);
         for entry in entries {
             match entry {
                 Entry::TopicCreated {
@@ -291,6 +299,12 @@ impl Storage {
                 Entry::ProducerIds { next } => ids.reserved = ids.reserved.max(next),
                 Entry::GroupDeleted { group } => {
                     commits.remove(&group);
+                }
+                Entry::AclsCreated { acls: made } => acls.extend(made),
+                Entry::AclsDeleted { acls: gone } => {
+                    for a in &gone {
+                        acls.remove(a);
+                    }
                 }
             }
         }
@@ -664,6 +678,18 @@ impl Storage {
         })
     }
 
+    /// Bytes kept by `partition`'s log, None if there is no such partition.
+    pub fn partition_size(&self, topic: &Topic, partition: i32) -> Option<u64> {
+        let p = topic.partition(partition)?;
+        let p = lock(&p);
+        (!p.deleted).then(|| p.log.size())
+    }
+
+    /// Where records are kept: the storage file, or memory.
+    pub fn location(&self) -> String {
+        self.location.clone()
+    }
+
     /// Deletes the records of `partition` before `offset` (-1: all); the new log start.
     pub fn delete_records(
         &self,
@@ -769,6 +795,36 @@ impl Storage {
         Ok(())
     }
 
+    /// Adds ACL bindings (one already there stays one).
+    pub fn create_acls(&self, new: Vec<Acl>) -> Result<(), Refused> {
+        let mut acls = lock(&self.acls);
+        self.journal(&Entry::AclsCreated { acls: new.clone() }, b"")?;
+        acls.extend(new);
+        Ok(())
+    }
+
+    /// The ACL bindings `filter` matches.
+    pub fn acls(&self, filter: &AclFilter) -> Vec<Acl> {
+        lock(&self.acls)
+            .iter()
+            .filter(|a| filter.matches(a))
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes the ACL bindings `filter` matches; those deleted.
+    pub fn delete_acls(&self, filter: &AclFilter) -> Result<Vec<Acl>, Refused> {
+        let mut acls = lock(&self.acls);
+        let gone: Vec<Acl> = acls.iter().filter(|a| filter.matches(a)).cloned().collect();
+        if !gone.is_empty() {
+            self.journal(&Entry::AclsDeleted { acls: gone.clone() }, b"")?;
+            for a in &gone {
+                acls.remove(a);
+            }
+        }
+        Ok(gone)
+    }
+
     pub fn new_producer_id(&self) -> Result<i64, Refused> {
         let mut ids = lock(&self.producer_ids);
         if ids.next >= ids.reserved {
@@ -847,9 +903,44 @@ mod tests {
             )
             .unwrap();
             assert_eq!(s.delete_records(&t, 1, 1).unwrap(), 1);
+            let acl = |name: &str| acls::Acl {
+                resource_type: acls::code::TOPIC,
+                resource_name: name.into(),
+                pattern_type: acls::code::LITERAL,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: 3,
+                permission_type: acls::code::ALLOW,
+            };
+            s.create_acls(vec![acl("retail"), acl("gone")]).unwrap();
+            let gone = AclFilter {
+                resource_type: acls::code::ANY,
+                resource_name: Some("gone".into()),
+                pattern_type: acls::code::ANY,
+                principal: None,
+                host: None,
+                operation: acls::code::ANY,
+                permission_type: acls::code::ANY,
+            };
+            assert_eq!(s.delete_acls(&gone).unwrap(), vec![acl("gone")]);
             (t.id, pid)
         };
         let s = Storage::open(&path).unwrap().storage;
+        let every_acl = AclFilter {
+            resource_type: acls::code::ANY,
+            resource_name: None,
+            pattern_type: acls::code::ANY,
+            principal: None,
+            host: None,
+            operation: acls::code::ANY,
+            permission_type: acls::code::ANY,
+        };
+        let kept: Vec<String> = s
+            .acls(&every_acl)
+            .into_iter()
+            .map(|a| a.resource_name)
+            .collect();
+        assert_eq!(kept, ["retail"]);
         let t = s.topic("retail").unwrap();
         assert_eq!((t.id, t.partition_count()), (topic_id, 3));
         assert_eq!(t.config("retention.ms").as_deref(), Some("1000"));
