@@ -4,6 +4,7 @@ to the cluster named by TSKAFKA_BOOTSTRAP (e.g. a real Kafka on localhost)."""
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -59,3 +60,12 @@ def new_topic(admin: tk.Admin):
 @pytest.fixture
 def topic(new_topic) -> str:
     return new_topic(3)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl+C as an interactive session has it. A job that a non-interactive
+    shell starts in the background inherits SIGINT ignored, and so would the
+    processes the tests start; the tests that interrupt a wait, in this
+    process or in a child, need SIGINT to raise KeyboardInterrupt."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
