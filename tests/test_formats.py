@@ -69,27 +69,37 @@ def test_csv_lines_from_the_tutorial_producer(broker_process):
     assert producer.flush(10) == 0
 
     columns = ["timestamp", "temp1", "temp2"]
-    consumer = tk.Consumer(bootstrap, topics=topic, offset="earliest", format="csv", columns=columns)
+    consumer = tk.Consumer(
+        bootstrap, topics=topic, offset="earliest", format="csv", columns=columns
+    )
     try:
         got = read_all(consumer, len(lines))
     finally:
         consumer.close()
     text = "\n".join(lines)
-    expected = pl.read_csv(io.StringIO(text), has_header=False, new_columns=columns, try_parse_dates=True)
+    expected = pl.read_csv(
+        io.StringIO(text), has_header=False, new_columns=columns, try_parse_dates=True
+    )
     assert got.height == expected.height == len(lines)
     assert got.schema == expected.schema, (got.schema, expected.schema)
     assert got.equals(expected)
     via_pandas = pd.read_csv(io.StringIO(text), names=columns, parse_dates=["timestamp"])
     as_pandas = got.to_pandas()
     assert list(as_pandas.dtypes.astype(str)) == list(via_pandas.dtypes.astype(str))
-    assert (as_pandas["timestamp"].values == via_pandas["timestamp"].values.astype("datetime64[us]")).all()
-    pd.testing.assert_frame_equal(as_pandas.drop(columns="timestamp"), via_pandas.drop(columns="timestamp"))
+    assert (
+        as_pandas["timestamp"].values == via_pandas["timestamp"].values.astype("datetime64[us]")
+    ).all()
+    pd.testing.assert_frame_equal(
+        as_pandas.drop(columns="timestamp"), via_pandas.drop(columns="timestamp")
+    )
 
 
 def test_csv_header_schema_delimiter_and_several_lines(bootstrap, new_topic):
     topic = new_topic(1)
     producer = confluent.Producer({"bootstrap.servers": bootstrap})
-    producer.produce(topic, value="id;price;when\n1;2.5;2024-01-01 10:00:00\n2;3;2024-01-01 10:00:01")
+    producer.produce(
+        topic, value="id;price;when\n1;2.5;2024-01-01 10:00:00\n2;3;2024-01-01 10:00:01"
+    )
     producer.produce(topic, value="id;price;when\n3;4.25;2024-01-01 10:00:02")
     producer.flush(10)
     with tk.Consumer(
@@ -131,10 +141,16 @@ def test_bad_csv_lines_are_named(bootstrap, new_topic):
     producer.produce(topic, value="2024-01-01 10:00:00,21.5,3")
     producer.flush(10)
     columns = ["timestamp", "temp1", "temp2"]
-    with tk.Consumer(bootstrap, topics=topic, offset="earliest", format="csv", columns=columns) as consumer:
+    with tk.Consumer(
+        bootstrap, topics=topic, offset="earliest", format="csv", columns=columns
+    ) as consumer:
         # The first frame's types (temp1 a float) hold for the stream.
         assert read_all(consumer, 1)["temp1"].dtype == pl.Float64
-        for value in ["2024-01-01 10:00:01,22.5", "2024-01-01 10:00:02,x,4", "2024-01-01 10:00:03,1,5"]:
+        for value in [
+            "2024-01-01 10:00:01,22.5",
+            "2024-01-01 10:00:02,x,4",
+            "2024-01-01 10:00:03,1,5",
+        ]:
             producer.produce(topic, value=value)
         producer.flush(10)
         rows, errors = _frames_and_errors(consumer, rows=1, errors=2)
@@ -236,7 +252,9 @@ def test_raw_copy_is_byte_identical(bootstrap, new_topic):
     producer.flush(10)
     with tk.Consumer(bootstrap, topics=source, offset="earliest", format="raw") as consumer:
         original = read_all(consumer, 200)
-    tk.Producer(bootstrap).send(copy, original, format="raw", value="value", key="key", timestamp="timestamp")
+    tk.Producer(bootstrap).send(
+        copy, original, format="raw", value="value", key="key", timestamp="timestamp"
+    )
     with tk.Consumer(bootstrap, topics=copy, offset="earliest", format="raw") as consumer:
         copied = read_all(consumer, 200)
     for column in ["key", "value", "timestamp"]:
@@ -245,7 +263,9 @@ def test_raw_copy_is_byte_identical(bootstrap, new_topic):
     rekeyed = new_topic(1)
     frame = original.with_columns(pl.col("offset").cast(pl.String).alias("new_key"))
     tk.Producer(bootstrap).send(rekeyed, frame, format="raw", value="value", key="new_key")
-    with tk.Consumer(bootstrap, topics=rekeyed, offset="earliest", format="text", errors="replace") as c:
+    with tk.Consumer(
+        bootstrap, topics=rekeyed, offset="earliest", format="text", errors="replace"
+    ) as c:
         keys = read_all(c, 200)["key"].to_list()
     assert keys == [str(i) for i in range(200)]
 
@@ -279,7 +299,9 @@ def test_send_csv_and_text_for_consumers_that_split_on_commas(bootstrap, new_top
         (b"4", '2023-03-20 12:00:01,,"say ""hi""",4'),
     ]
     # tskafka reads back what it wrote, types included.
-    with tk.Consumer(bootstrap, topics=topic, offset="earliest", format="csv", columns=df.columns) as c:
+    with tk.Consumer(
+        bootstrap, topics=topic, offset="earliest", format="csv", columns=df.columns
+    ) as c:
         back = read_all(c, 2)
     assert back.equals(df)
     lines = new_topic(1)
@@ -299,7 +321,11 @@ def test_send_csv_and_text_for_consumers_that_split_on_commas(bootstrap, new_top
 def test_replay_as_csv_lines(bootstrap, new_topic):
     topic = new_topic(1)
     df = pl.DataFrame({"when": [datetime(2024, 1, 1, 0, 0, s) for s in range(5)], "v": [1.5] * 5})
-    tk.replay(df, topic, time_column="when", speed=None, format="csv", bootstrap_servers=bootstrap).wait(30)
-    with tk.Consumer(bootstrap, topics=topic, offset="earliest", format="csv", columns=["when", "v"]) as c:
+    tk.replay(
+        df, topic, time_column="when", speed=None, format="csv", bootstrap_servers=bootstrap
+    ).wait(30)
+    with tk.Consumer(
+        bootstrap, topics=topic, offset="earliest", format="csv", columns=["when", "v"]
+    ) as c:
         back = read_all(c, 5)
     assert back.equals(df)

@@ -121,6 +121,9 @@ pub(super) struct CsvStream {
 
 impl FrameBuilder {
     pub(super) fn push_csv(&mut self, m: &MessageRef<'_>, payload: &[u8]) {
+        if let Some(text) = self.plain_lines(payload) {
+            return self.push_plain_lines(m, payload, text);
+        }
         match self.csv_records(payload) {
             Ok(records) => {
                 let records = records.unwrap_or_default();
@@ -128,16 +131,8 @@ impl FrameBuilder {
                     return;
                 }
                 let rows = records.len();
-                let meta = self.meta(m, rows);
-                let width = self.csv.names.as_ref().map_or(0, Vec::len);
-                let run = self.csv_run.get_or_insert_with(|| CsvRun {
-                    fields: (0..width).map(|_| StringBuilder::new()).collect(),
-                    row_message: Vec::new(),
-                    metas: Vec::new(),
-                    payloads: Vec::new(),
-                    spans: Vec::new(),
-                });
-                let index = run.metas.len() as u32;
+                let run = self.csv_run_for(m, payload, rows);
+                let index = run.metas.len() as u32 - 1;
                 for record in records {
                     for (builder, field) in run.fields.iter_mut().zip(record) {
                         match field {
@@ -147,13 +142,90 @@ impl FrameBuilder {
                     }
                     run.row_message.push(index);
                 }
-                run.metas.push(meta);
-                let start = run.payloads.len();
-                run.payloads.extend_from_slice(payload);
-                run.spans.push((start, run.payloads.len()));
-                self.rows += rows;
             }
             Err(error) => self.reject(m, error),
+        }
+    }
+
+    /// The run the message's `rows` go to, with the message entered.
+    fn csv_run_for(&mut self, m: &MessageRef<'_>, payload: &[u8], rows: usize) -> &mut CsvRun {
+        let meta = self.meta(m, rows);
+        self.rows += rows;
+        let width = self.csv.names.as_ref().map_or(0, Vec::len);
+        let run = self.csv_run.get_or_insert_with(|| CsvRun {
+            fields: (0..width).map(|_| StringBuilder::new()).collect(),
+            row_message: Vec::new(),
+            metas: Vec::new(),
+            payloads: Vec::new(),
+            spans: Vec::new(),
+        });
+        run.metas.push(meta);
+        let start = run.payloads.len();
+        run.payloads.extend_from_slice(payload);
+        run.spans.push((start, run.payloads.len()));
+        run
+    }
+
+    /// The payload as text when it is plain lines: no quotes, no carriage
+    /// returns, no header, text as the encoding reads it. Such lines (what
+    /// `f"{a},{b}"` writes) are split in place; the rest go through the
+    /// csv reader, whose setup alone costs more than splitting a line.
+    fn plain_lines<'p>(&self, payload: &'p [u8]) -> Option<&'p str> {
+        let options = &self.text.csv;
+        if options.header
+            || !options.delimiter.is_ascii()
+            || options.delimiter == b'"'
+            || payload.iter().any(|&b| b == b'"' || b == b'\r')
+            || (options.encoding == Encoding::Latin1 && !payload.is_ascii())
+        {
+            return None;
+        }
+        std::str::from_utf8(payload).ok()
+    }
+
+    fn push_plain_lines(&mut self, m: &MessageRef<'_>, payload: &[u8], text: &str) {
+        let delimiter = self.text.csv.delimiter as char;
+        let lines = || text.split('\n').filter(|l| !l.is_empty());
+        let Some(first) = lines().next() else {
+            return; // no lines
+        };
+        let width = match (&self.csv.names, &self.text.csv.columns) {
+            (Some(names), _) => names.len(),
+            (None, Some(columns)) => columns.len(),
+            (None, None) => first.split(delimiter).count(),
+        };
+        let mut rows = 0;
+        for (i, line) in text.split('\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let fields = line.split(delimiter).count();
+            if fields != width {
+                let names = self.csv.names.clone().unwrap_or_else(|| {
+                    self.text.csv.columns.clone().unwrap_or_default()
+                });
+                self.reject(m, wrong_width(i + 1, fields, &names, width));
+                return;
+            }
+            rows += 1;
+        }
+        if self.csv.names.is_none() {
+            self.csv.names = Some(match &self.text.csv.columns {
+                Some(c) => c.clone(),
+                None => (1..=width).map(|i| format!("column_{i}")).collect(),
+            });
+        }
+        let run = self.csv_run_for(m, payload, rows);
+        let index = run.metas.len() as u32 - 1;
+        for line in lines() {
+            for (builder, field) in run.fields.iter_mut().zip(line.split(delimiter)) {
+                if field.is_empty() {
+                    builder.append_null();
+                } else {
+                    builder.append_value(field);
+                }
+            }
+            run.row_message.push(index);
         }
     }
 
@@ -233,13 +305,7 @@ impl FrameBuilder {
                     None => (1..=fields.len()).map(|i| format!("column_{i}")).collect(),
                 });
             if fields.len() != names.len() {
-                return Err(format!(
-                    "line {line} of the message has {} fields where {} columns {names:?} are \
-                     expected: name every field with columns=[...], or skip such messages with \
-                     on_error='skip'",
-                    fields.len(),
-                    names.len()
-                ));
+                return Err(wrong_width(line, fields.len(), names, names.len()));
             }
             out.push(
                 fields
@@ -320,6 +386,14 @@ impl FrameBuilder {
             self.add_part(batch, metas);
         }
     }
+}
+
+fn wrong_width(line: usize, fields: usize, names: &[String], width: usize) -> String {
+    format!(
+        "line {line} of the message has {fields} fields where {width} columns {names:?} are \
+         expected: name every field with columns=[...], or skip such messages with \
+         on_error='skip'"
+    )
 }
 
 /// CSV lines of rows: fields written as the CSV reader reads them back
