@@ -534,9 +534,9 @@ impl Typing {
                 Plan::EpochAuto => unreachable!(),
             };
             if array.null_count() != values.null_count() {
-                for r in 0..values.len() {
-                    if array.is_null(r) && values.is_valid(r) && !failed[r] {
-                        failed[r] = true;
+                for (r, done) in failed.iter_mut().enumerate() {
+                    if array.is_null(r) && values.is_valid(r) && !*done {
+                        *done = true;
                         failures.push((r, c));
                     }
                 }

@@ -94,9 +94,11 @@ pub fn csv_line_options(flags: u8) -> CsvLineOptions {
         columns: (flags & 2 != 0).then(|| vec!["a".into(), "b".into(), "c".into()]),
         delimiter: if flags & 4 != 0 { b';' } else { b',' },
         encoding: [Encoding::Utf8, Encoding::Latin1, Encoding::Auto][((flags >> 3) % 3) as usize],
-        dtypes: (flags & 0x40 != 0)
-            .then(|| HashMap::from([("a".to_owned(), DataType::Int64)]))
-            .unwrap_or_default(),
+        dtypes: if flags & 0x40 != 0 {
+            HashMap::from([("a".to_owned(), DataType::Int64)])
+        } else {
+            HashMap::new()
+        },
     }
 }
 
@@ -201,9 +203,11 @@ impl FrameBuilder {
             }
             let fields = line.split(delimiter).count();
             if fields != width {
-                let names = self.csv.names.clone().unwrap_or_else(|| {
-                    self.text.csv.columns.clone().unwrap_or_default()
-                });
+                let names = self
+                    .csv
+                    .names
+                    .clone()
+                    .unwrap_or_else(|| self.text.csv.columns.clone().unwrap_or_default());
                 self.reject(m, wrong_width(i + 1, fields, &names, width));
                 return;
             }
