@@ -30,12 +30,22 @@ pub mod error {
     }
 }
 
-use codec::{FormatHint, FrameBuilder, MessageRef};
+use codec::{FormatHint, FrameBuilder, MessageRef, TextOptions};
 
 /// Feeds `payloads` (with an optional schema header each) through one
 /// FrameBuilder as consecutive messages and takes every frame out, as the
 /// consumer does. Panics only if the decoder does.
 pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Option<&[u8]>)]) {
+    decode_messages_with(hint, metadata, TextOptions::default(), payloads)
+}
+
+/// As [`decode_messages`], with the options of the text and csv formats.
+pub fn decode_messages_with(
+    hint: FormatHint,
+    metadata: bool,
+    text: TextOptions,
+    payloads: &[(&[u8], Option<&[u8]>)],
+) {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         // libfuzzer-sys aborts in its panic hook, before the decoder's guard
@@ -48,7 +58,7 @@ pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Opt
             }
         }));
     });
-    let mut b = FrameBuilder::new(hint, metadata, None);
+    let mut b = FrameBuilder::new(hint, metadata, None).with_text_options(text);
     // Half the inputs as a Polars consumer reads them (text as string views).
     b.string_views = metadata;
     for (i, (payload, header)) in payloads.iter().enumerate() {

@@ -130,6 +130,7 @@ class Producer:
         schema_header: bool = False,
         wait: bool = True,
         timeout: float | None = None,
+        value: str | None = None,
     ) -> SendReport: ...
     def flush(self, timeout: float | None = None) -> SendReport: ...
     @property
@@ -153,6 +154,12 @@ class Consumer:
         on_error: str = "raise",
         json_schema: Any = None,
         timeout: float = 10.0,
+        errors: str = "strict",
+        columns: list[str] | None = None,
+        header: bool = False,
+        schema: dict[str, str] | None = None,
+        delimiter: str = ",",
+        encoding: str = "utf-8",
     ) -> Consumer: ...
     def subscribe(self, topics: list[str]) -> None: ...
     def assign(self, partitions: list[tuple[str, int, int | None]]) -> None: ...

@@ -60,6 +60,32 @@ def _integer(value: object) -> int | None:
     return operator.index(value)
 
 
+def _column_names(columns: Sequence[str]) -> list[str]:
+    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        raise ConfigError(f"columns must be a list of column names, got {columns!r}")
+    return list(columns)
+
+
+def _csv_dtypes(schema: Any) -> dict[str, str] | None:
+    """``schema=`` as the native side takes it: {column: dtype name}, from
+    a dict of names or dtypes (polars, pyarrow, numpy) or a pyarrow schema."""
+    if schema is None:
+        return None
+    if hasattr(schema, "names") and hasattr(schema, "types"):
+        schema = dict(zip(schema.names, schema.types, strict=True))
+    if not isinstance(schema, dict):
+        raise ConfigError(f"schema must be a dict of column -> dtype, got {schema!r}")
+    out = {}
+    for name, dtype in schema.items():
+        text = str(dtype).lower()
+        if text.startswith(("datetime", "timestamp")):
+            text = "datetime"
+        elif text.startswith("date"):
+            text = "date"
+        out[str(name)] = {"double": "float64", "large_string": "str"}.get(text, text)
+    return out
+
+
 def _millis(t: _dt.datetime | float) -> int:
     if isinstance(t, _dt.datetime):
         if t.tzinfo is None:
@@ -80,6 +106,24 @@ class Consumer(_Client):
     ``offset`` and ``auto_commit`` come from the config (``group.id``,
     ``auto.offset.reset``, ``enable.auto.commit``, e.g. a ``[consumer]``
     section), else a fresh group, 'latest' and True; given, they win.
+
+    ``format``: 'auto' (Arrow IPC or JSON, per message), 'arrow', 'json', or
+    for data written by other producers:
+
+    - 'raw': one row per message, ``key`` and ``value`` as bytes, with
+      ``topic``, ``partition``, ``offset``, ``timestamp`` and ``headers``
+      (a list of {key, value}); a tombstone's value is null.
+    - 'text': the same, key and value as UTF-8 text; a value that is not
+      UTF-8 is a DecodeError, or with ``errors='replace'`` its bad bytes
+      become U+FFFD.
+    - 'csv': each message one or more CSV lines. ``columns=[...]`` names the
+      fields (or ``header=True``: each message's first line names them;
+      else column_1, column_2, ...). Types are inferred as ``read_csv``
+      infers them, from the first frame read, and kept for the stream;
+      ``schema={"temp2": "float64"}`` (or a pyarrow schema) pins them.
+      ``delimiter`` and ``encoding`` as in ``read_csv``. A line with the
+      wrong number of fields, or a value that does not fit its column, is a
+      DecodeError naming the message and the field.
     """
 
     def __init__(
@@ -98,6 +142,12 @@ class Consumer(_Client):
         on_error: str = "raise",
         json_schema: Any = None,
         timeout: float = 10.0,
+        errors: str = "strict",
+        columns: Sequence[str] | None = None,
+        header: bool = False,
+        schema: Any = None,
+        delimiter: str = ",",
+        encoding: str = "utf-8",
     ) -> None:
         self.output = check_output(output)
         if topics is not None and partitions is not None:
@@ -117,6 +167,12 @@ class Consumer(_Client):
             on_error=on_error,
             json_schema=json_schema,
             timeout=timeout,
+            errors=errors,
+            columns=None if columns is None else _column_names(columns),
+            header=header,
+            schema=_csv_dtypes(schema),
+            delimiter=delimiter,
+            encoding=encoding,
         )
         try:
             if topic_names:

@@ -38,6 +38,7 @@ class Producer(_Client):
         schema_header: bool = False,
         wait: bool = True,
         timeout: float | None = None,
+        value: str | None = None,
     ) -> SendReport:
         """Send every row of ``data`` to ``topic`` and wait for the broker's acks.
 
@@ -45,6 +46,15 @@ class Producer(_Client):
           ``rows_per_message`` rows (default 10,000; ``pyarrow.ipc.open_stream``
           reads it). ``'json'``: one JSON object per row, one row per message;
           with ``rows_per_message=N`` a message is a JSON array of up to N rows.
+        - ``'csv'``: each row one CSV line, no header (what consumers that
+          split a value on commas expect; ``rows_per_message=N`` puts N lines
+          in a message), datetimes as ``2023-03-20 12:00:00.123456`` (with
+          ``+00:00`` when zoned), nulls empty, fields quoted only when they
+          hold a comma, a quote or a line break.
+        - ``'text'``: the ``value`` column (or the only column) as UTF-8 text;
+          ``'raw'``: the ``value`` column's bytes (binary or text) as they
+          are, one message per row, keyed by a binary ``key`` column's bytes,
+          so a topic read with ``format='raw'`` is copied as it was.
         - ``schema_header=True`` (json): every message also carries the column
           types in a ``tskafka.schema`` header, so tskafka reads back exactly
           the dtypes sent. Off by default: a header on every message cuts
@@ -75,6 +85,7 @@ class Producer(_Client):
             schema_header=schema_header,
             wait=wait,
             timeout=timeout,
+            value=value,
         )
 
     def flush(self, timeout: float | None = None) -> SendReport:

@@ -390,6 +390,183 @@ fn describe(plan: &Plan) -> String {
     }
 }
 
+/// The types of a CSV source's columns and how to read each from text:
+/// the one inference of CSV files and CSV messages.
+#[derive(Clone, Debug)]
+pub(super) struct Typing {
+    header: Vec<String>,
+    plans: Vec<Plan>,
+    /// Whether a column's plan was inferred (not given), for error messages.
+    inferred: Vec<bool>,
+    /// Rows the types were inferred from.
+    sample_rows: usize,
+    pub(super) schema: SchemaRef,
+}
+
+impl Default for Typing {
+    fn default() -> Self {
+        Self {
+            header: Vec::new(),
+            plans: Vec::new(),
+            inferred: Vec::new(),
+            sample_rows: 0,
+            schema: Arc::new(Schema::empty()),
+        }
+    }
+}
+
+impl Typing {
+    /// The type of each column: given in `options.dtypes` (or the time
+    /// column's format), else inferred from `columns`, the first rows read.
+    /// `name` names the source in errors.
+    pub(super) fn plan(
+        name: &str,
+        header: &[String],
+        options: &CsvOptions,
+        columns: &[StringArray],
+    ) -> Result<Self> {
+        let mut typing = Typing {
+            header: header.to_vec(),
+            sample_rows: columns.first().map_or(0, Array::len),
+            ..Typing::default()
+        };
+        let time_plan = match &options.time_format {
+            Some(f) => Some(Plan::Time(time_format(f)?)),
+            None => None,
+        };
+        let mut fields = Vec::new();
+        for (i, column) in header.iter().enumerate() {
+            let is_time = options.time_column.as_deref() == Some(column.as_str());
+            let (plan, inferred) = if let Some(t) = options.dtypes.get(column) {
+                let plan = match (is_time, &time_plan, t) {
+                    (true, Some(p), DataType::Timestamp(..) | DataType::Date32) => p.clone(),
+                    _ => plan_for(t, &columns[i])?,
+                };
+                (plan, false)
+            } else if let (true, Some(p)) = (is_time, &time_plan) {
+                (p.clone(), false)
+            } else {
+                (infer(&columns[i], is_time), true)
+            };
+            let plan = match plan {
+                Plan::Text if is_time => {
+                    return Err(Error::Schema(format!(
+                        "time column {column:?} of {name} holds values like {:?} that are not \
+                         datetimes in a known form: pass time_format (e.g. '%d.%m.%Y %H:%M')",
+                        columns[i].iter().flatten().next().unwrap_or("")
+                    )))
+                }
+                Plan::EpochAuto => {
+                    let first = columns[i]
+                        .iter()
+                        .flatten()
+                        .find_map(|v| v.trim().parse::<f64>().ok());
+                    Plan::Time(Time::Epoch(first.map_or(TimeUnit::Microsecond, epoch_unit)))
+                }
+                p => p,
+            };
+            let dtype = match &plan {
+                Plan::Text => DataType::Utf8,
+                Plan::Int => DataType::Int64,
+                Plan::Float => DataType::Float64,
+                Plan::Bool => DataType::Boolean,
+                Plan::Time(t) => t.data_type(),
+                Plan::EpochAuto => unreachable!(),
+            };
+            fields.push(Field::new(column, dtype, true));
+            typing.plans.push(plan);
+            typing.inferred.push(inferred);
+        }
+        typing.schema = Arc::new(Schema::new(fields));
+        Ok(typing)
+    }
+
+    /// `columns` (one text column per CSV column) typed; and the (row,
+    /// column) of the first value of each row that did not fit, by row.
+    pub(super) fn columns(&self, columns: &[StringArray]) -> (Vec<ArrayRef>, Vec<(usize, usize)>) {
+        let mut failed = vec![false; columns.first().map_or(0, Array::len)];
+        let mut typed: Vec<ArrayRef> = Vec::with_capacity(self.plans.len());
+        let mut failures: Vec<(usize, usize)> = Vec::new();
+        for (c, (values, plan)) in columns.iter().zip(&self.plans).enumerate() {
+            let array: ArrayRef = match plan {
+                Plan::Text => Arc::new(values.clone()),
+                Plan::Int => {
+                    let a: Int64Array = values
+                        .iter()
+                        .map(|v| v.and_then(|v| v.trim().parse::<i64>().ok()))
+                        .collect();
+                    Arc::new(a)
+                }
+                Plan::Float => {
+                    let a: Float64Array = values
+                        .iter()
+                        .map(|v| v.and_then(|v| v.trim().parse::<f64>().ok()))
+                        .collect();
+                    Arc::new(a)
+                }
+                Plan::Bool => {
+                    let a: BooleanArray = values
+                        .iter()
+                        .map(|v| {
+                            v.and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
+                                "true" | "1" | "yes" => Some(true),
+                                "false" | "0" | "no" => Some(false),
+                                _ => None,
+                            })
+                        })
+                        .collect();
+                    Arc::new(a)
+                }
+                Plan::Time(t) => {
+                    let parsed = values.iter().map(|v| v.and_then(|v| t.parse(v)));
+                    match t.data_type() {
+                        DataType::Date32 => {
+                            Arc::new(parsed.map(|d| d.map(|d| d as i32)).collect::<Date32Array>())
+                        }
+                        DataType::Timestamp(_, tz) => Arc::new(
+                            parsed
+                                .collect::<TimestampMicrosecondArray>()
+                                .with_timezone_opt(tz),
+                        ),
+                        _ => unreachable!(),
+                    }
+                }
+                Plan::EpochAuto => unreachable!(),
+            };
+            if array.null_count() != values.null_count() {
+                for (r, done) in failed.iter_mut().enumerate() {
+                    if array.is_null(r) && values.is_valid(r) && !*done {
+                        *done = true;
+                        failures.push((r, c));
+                    }
+                }
+            }
+            typed.push(array);
+        }
+        failures.sort_unstable();
+        (typed, failures)
+    }
+
+    /// Why `value` of column `c` does not fit, and what to pass (`argument`,
+    /// the reader's name for column types) to read it.
+    pub(super) fn misfit(&self, c: usize, value: &str, argument: &str) -> String {
+        let how = if self.inferred[c] {
+            format!(
+                " (type inferred from the first {} rows: pass {argument}={{{:?}: 'str'}} to read \
+                 it as text)",
+                self.sample_rows, self.header[c]
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{value:?} in column {:?} is not {}{how}",
+            self.header[c],
+            describe(&self.plans[c])
+        )
+    }
+}
+
 /// One chunk of raw fields: a string column per CSV column, and each row's line.
 struct Chunk {
     columns: Vec<StringArray>,
@@ -401,10 +578,7 @@ pub struct CsvReader {
     records: ::csv::Reader<Box<dyn Read + Send>>,
     options: CsvOptions,
     header: Vec<String>,
-    plans: Vec<Plan>,
-    /// Where a column's plan came from, for error messages.
-    inferred: Vec<bool>,
-    schema: SchemaRef,
+    typing: Typing,
     first: Option<Chunk>,
     record: ::csv::ByteRecord,
     done: bool,
@@ -469,9 +643,7 @@ impl CsvReader {
         let mut reader = Self {
             name,
             records,
-            plans: Vec::new(),
-            inferred: Vec::new(),
-            schema: Arc::new(Schema::empty()),
+            typing: Typing::default(),
             first: None,
             record: ::csv::ByteRecord::new(),
             done: false,
@@ -482,7 +654,12 @@ impl CsvReader {
             options,
         };
         let first = reader.read_chunk()?;
-        reader.plan(&first)?;
+        reader.typing = Typing::plan(
+            &reader.name,
+            &reader.header,
+            &reader.options,
+            &first.columns,
+        )?;
         reader.first = Some(first);
         Ok(reader)
     }
@@ -492,60 +669,7 @@ impl CsvReader {
     }
 
     pub fn schema_ref(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn plan(&mut self, chunk: &Chunk) -> Result<()> {
-        let time_plan = match &self.options.time_format {
-            Some(f) => Some(Plan::Time(time_format(f)?)),
-            None => None,
-        };
-        let mut fields = Vec::new();
-        for (i, name) in self.header.iter().enumerate() {
-            let is_time = self.options.time_column.as_deref() == Some(name.as_str());
-            let (plan, inferred) = if let Some(t) = self.options.dtypes.get(name) {
-                let plan = match (is_time, &time_plan, t) {
-                    (true, Some(p), DataType::Timestamp(..) | DataType::Date32) => p.clone(),
-                    _ => plan_for(t, &chunk.columns[i])?,
-                };
-                (plan, false)
-            } else if let (true, Some(p)) = (is_time, &time_plan) {
-                (p.clone(), false)
-            } else {
-                (infer(&chunk.columns[i], is_time), true)
-            };
-            let plan = match plan {
-                Plan::Text if is_time => {
-                    return Err(Error::Schema(format!(
-                        "time column {name:?} of {} holds values like {:?} that are not datetimes \
-                         in a known form: pass time_format (e.g. '%d.%m.%Y %H:%M')",
-                        self.name,
-                        chunk.columns[i].iter().flatten().next().unwrap_or("")
-                    )))
-                }
-                Plan::EpochAuto => {
-                    let first = chunk.columns[i]
-                        .iter()
-                        .flatten()
-                        .find_map(|v| v.trim().parse::<f64>().ok());
-                    Plan::Time(Time::Epoch(first.map_or(TimeUnit::Microsecond, epoch_unit)))
-                }
-                p => p,
-            };
-            let dtype = match &plan {
-                Plan::Text => DataType::Utf8,
-                Plan::Int => DataType::Int64,
-                Plan::Float => DataType::Float64,
-                Plan::Bool => DataType::Boolean,
-                Plan::Time(t) => t.data_type(),
-                Plan::EpochAuto => unreachable!(),
-            };
-            fields.push(Field::new(name, dtype, true));
-            self.plans.push(plan);
-            self.inferred.push(inferred);
-        }
-        self.schema = Arc::new(Schema::new(fields));
-        Ok(())
+        self.typing.schema.clone()
     }
 
     fn bad(&mut self, line: u64, reason: String) -> Result<()> {
@@ -630,85 +754,14 @@ impl CsvReader {
     /// Types one chunk; rows that do not fit are reported or dropped.
     fn convert(&mut self, chunk: Chunk) -> Result<RecordBatch> {
         let rows = chunk.lines.len();
+        let (columns, failures) = self.typing.columns(&chunk.columns);
         let mut keep = vec![true; rows];
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.plans.len());
-        let mut failures: Vec<(usize, usize)> = Vec::new();
-        for (c, (values, plan)) in chunk.columns.iter().zip(&self.plans).enumerate() {
-            let array: ArrayRef = match plan {
-                Plan::Text => Arc::new(values.clone()),
-                Plan::Int => {
-                    let a: Int64Array = values
-                        .iter()
-                        .map(|v| v.and_then(|v| v.trim().parse::<i64>().ok()))
-                        .collect();
-                    Arc::new(a)
-                }
-                Plan::Float => {
-                    let a: Float64Array = values
-                        .iter()
-                        .map(|v| v.and_then(|v| v.trim().parse::<f64>().ok()))
-                        .collect();
-                    Arc::new(a)
-                }
-                Plan::Bool => {
-                    let a: BooleanArray = values
-                        .iter()
-                        .map(|v| {
-                            v.and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
-                                "true" | "1" | "yes" => Some(true),
-                                "false" | "0" | "no" => Some(false),
-                                _ => None,
-                            })
-                        })
-                        .collect();
-                    Arc::new(a)
-                }
-                Plan::Time(t) => {
-                    let parsed = values.iter().map(|v| v.and_then(|v| t.parse(v)));
-                    match t.data_type() {
-                        DataType::Date32 => {
-                            Arc::new(parsed.map(|d| d.map(|d| d as i32)).collect::<Date32Array>())
-                        }
-                        DataType::Timestamp(_, tz) => Arc::new(
-                            parsed
-                                .collect::<TimestampMicrosecondArray>()
-                                .with_timezone_opt(tz),
-                        ),
-                        _ => unreachable!(),
-                    }
-                }
-                Plan::EpochAuto => unreachable!(),
-            };
-            if array.null_count() != values.null_count() {
-                for (r, kept) in keep.iter_mut().enumerate().take(rows) {
-                    if array.is_null(r) && values.is_valid(r) && *kept {
-                        *kept = false;
-                        failures.push((r, c));
-                    }
-                }
-            }
-            columns.push(array);
-        }
-        failures.sort_unstable();
         for &(r, c) in &failures {
-            let value = chunk.columns[c].value(r);
-            let how = if self.inferred[c] {
-                format!(
-                    " (type inferred from the first {} rows: pass dtypes={{{:?}: 'str'}} to read \
-                     it as text)",
-                    self.options.chunk_rows, self.header[c]
-                )
-            } else {
-                String::new()
-            };
-            let reason = format!(
-                "{value:?} in column {:?} is not {}{how}",
-                self.header[c],
-                describe(&self.plans[c])
-            );
+            keep[r] = false;
+            let reason = self.typing.misfit(c, chunk.columns[c].value(r), "dtypes");
             self.bad(chunk.lines[r], reason)?;
         }
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        let batch = RecordBatch::try_new(self.typing.schema.clone(), columns)?;
         let batch = if failures.is_empty() {
             batch
         } else {
@@ -740,7 +793,7 @@ impl CsvReader {
 }
 
 /// A field as text in `encoding`; None when it is not valid UTF-8 and must be.
-fn decode_field(bytes: &[u8], encoding: Encoding) -> Option<std::borrow::Cow<'_, str>> {
+pub(super) fn decode_field(bytes: &[u8], encoding: Encoding) -> Option<std::borrow::Cow<'_, str>> {
     match encoding {
         Encoding::Utf8 => std::str::from_utf8(bytes).ok().map(Into::into),
         Encoding::Latin1 if bytes.is_ascii() => std::str::from_utf8(bytes).ok().map(Into::into),
@@ -767,7 +820,7 @@ impl Iterator for CsvReader {
 
 impl RecordBatchReader for CsvReader {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.typing.schema.clone()
     }
 }
 

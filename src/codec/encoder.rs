@@ -11,7 +11,9 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::take::take_record_batch;
 
 use super::arrow_ipc::{compact_views, ipc_stream, without_views};
+use super::csv_lines::CsvRows;
 use super::json::{json_type_supported, schema_header, JsonRows, JSON_TYPES};
+use super::raw::value_index;
 use super::time::epoch;
 use super::Format;
 use crate::error::{Error, Result};
@@ -26,6 +28,8 @@ pub struct EncodeOptions {
     pub max_message_bytes: usize,
     /// JSON: every message carries the column types in a [`SCHEMA_HEADER`].
     pub schema_header: bool,
+    /// raw, text: the column sent as each message's value (None: the only column).
+    pub value_column: Option<String>,
 }
 
 impl Default for EncodeOptions {
@@ -37,6 +41,7 @@ impl Default for EncodeOptions {
             timestamp_column: None,
             max_message_bytes: 1_000_000,
             schema_header: false,
+            value_column: None,
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct Encoder {
     key_indices: Vec<usize>,
     timestamp_index: Option<usize>,
     json_schema: Option<Vec<u8>>,
+    /// raw, text: the value column.
+    value_index: Option<usize>,
 }
 
 fn column_index(schema: &Schema, name: &str, role: &str) -> Result<usize> {
@@ -115,12 +122,35 @@ impl Encoder {
         } else {
             None
         };
+        let value_index = match options.format {
+            Format::Raw | Format::Text => Some(value_index(
+                &schema,
+                options.value_column.as_deref(),
+                options.format,
+            )?),
+            _ if options.value_column.is_some() => {
+                return Err(Error::Config(
+                    "value= names the column sent as the value with format='raw' or 'text'; \
+                     the other formats send every column"
+                        .into(),
+                ))
+            }
+            _ => None,
+        };
+        if options.format == Format::Raw && options.rows_per_message > 1 {
+            return Err(Error::Config(format!(
+                "format='raw' sends one value per message, not rows_per_message={}: use \
+                 format='text' or 'csv' for several lines per message",
+                options.rows_per_message
+            )));
+        }
         Ok(Self {
             options,
             schema,
             key_indices,
             timestamp_index,
             json_schema,
+            value_index,
         })
     }
 
@@ -156,8 +186,11 @@ impl Encoder {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let keys = self.keys(batch)?;
         let timestamps = self.timestamps_ms(batch)?;
+        if let (Format::Raw, Some(value)) = (self.options.format, self.value_index) {
+            return self.encode_raw_rows(batch, value, timestamps.as_deref(), sink);
+        }
+        let keys = self.keys(batch)?;
         if self.options.format == Format::Json && self.options.rows_per_message == 1 {
             return self.encode_json_rows(
                 batch,
@@ -173,7 +206,7 @@ impl Encoder {
                 plain = without_views(batch);
                 &plain
             }
-            Format::Json => batch,
+            Format::Json | Format::Csv | Format::Text | Format::Raw => batch,
         };
         match keys {
             None => self.encode_chunks(
@@ -246,7 +279,7 @@ impl Encoder {
         timestamps: Option<&[Option<i64>]>,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let payloads = Payloads::new(self.options.format, batch)?;
+        let payloads = Payloads::new(self.options.format, batch, self.value_index)?;
         let chunk = Chunk {
             batch,
             numbers,
@@ -293,6 +326,59 @@ impl Encoder {
                 .and_then(|t| t[start..start + len].iter().flatten().max().copied()),
             rows: len,
         })
+    }
+
+    /// One message per row: the value column's bytes, keyed by the key
+    /// column's bytes when there is one binary or text key column.
+    fn encode_raw_rows(
+        &self,
+        batch: &RecordBatch,
+        value: usize,
+        timestamps: Option<&[Option<i64>]>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let values = cast(batch.column(value), &DataType::Binary)?;
+        let values = values.as_binary::<i32>();
+        let byte_keys = match self.key_indices.as_slice() {
+            [k] => cast(batch.column(*k), &DataType::Binary).ok(),
+            _ => None,
+        };
+        let text_keys = match byte_keys {
+            Some(_) => None,
+            None => self.keys(batch)?,
+        };
+        for row in 0..batch.num_rows() {
+            if values.is_null(row) {
+                return Err(Error::Schema(format!(
+                    "row {row} of value column {:?} is null: format='raw' sends bytes, and a \
+                     null (a tombstone) cannot be sent: drop or fill such rows",
+                    self.schema.field(value).name()
+                )));
+            }
+            let payload = values.value(row);
+            if payload.len() > self.options.max_message_bytes {
+                return Err(too_large(
+                    row,
+                    payload.len(),
+                    self.options.max_message_bytes,
+                ));
+            }
+            let key = match (&byte_keys, &text_keys) {
+                (Some(k), _) => {
+                    let k = k.as_binary::<i32>();
+                    k.is_valid(row).then(|| k.value(row))
+                }
+                (None, Some(k)) => k.is_valid(row).then(|| k.value(row).as_bytes()),
+                (None, None) => None,
+            };
+            sink(Message {
+                payload,
+                key,
+                timestamp_ms: timestamps.and_then(|t| t[row]),
+                rows: 1,
+            })?;
+        }
+        Ok(())
     }
 
     /// One JSON object per message.
@@ -351,24 +437,44 @@ impl RowNumbers<'_> {
 struct Chunk<'a> {
     batch: &'a RecordBatch,
     numbers: RowNumbers<'a>,
-    payloads: &'a Payloads,
+    payloads: &'a Payloads<'a>,
     key: Option<&'a [u8]>,
     timestamps: Option<&'a [Option<i64>]>,
 }
 
 /// How a format writes the payload of a message from rows of a batch.
-enum Payloads {
+enum Payloads<'a> {
     /// One IPC stream of the rows.
     Arrow,
     /// A JSON array of row objects.
     Json(JsonRows),
+    /// CSV lines, one per row.
+    Csv(CsvRows<'a>),
+    /// The value column as text, one line per row (a null is an empty line).
+    Text(StringArray),
 }
 
-impl Payloads {
-    fn new(format: Format, batch: &RecordBatch) -> Result<Self> {
-        Ok(match format {
-            Format::Arrow => Payloads::Arrow,
-            Format::Json => Payloads::Json(JsonRows::new(batch)?),
+impl<'a> Payloads<'a> {
+    fn new(format: Format, batch: &'a RecordBatch, value: Option<usize>) -> Result<Self> {
+        Ok(match (format, value) {
+            (Format::Arrow, _) => Payloads::Arrow,
+            (Format::Json, _) => Payloads::Json(JsonRows::new(batch)?),
+            (Format::Csv, _) => Payloads::Csv(CsvRows::new(batch, b',')?),
+            (Format::Text | Format::Raw, Some(v)) => {
+                let f = batch.schema_ref().field(v).clone();
+                let text = cast(batch.column(v), &DataType::Utf8).map_err(|e| {
+                    Error::Schema(format!(
+                        "value column {:?} of type {} cannot be written as text ({e}): cast \
+                         it, or send it with format='raw'",
+                        f.name(),
+                        f.data_type()
+                    ))
+                })?;
+                Payloads::Text(text.as_string::<i32>().clone())
+            }
+            (Format::Text | Format::Raw, None) => {
+                return Err(Error::Config("a text message needs a value column".into()))
+            }
         })
     }
 
@@ -377,6 +483,19 @@ impl Payloads {
         match self {
             Payloads::Arrow => ipc_stream(&compact_views(&batch.slice(start, len))?),
             Payloads::Json(rows) => Ok(rows.array(start, len)),
+            Payloads::Csv(rows) => Ok(rows.lines(start, len)),
+            Payloads::Text(values) => {
+                let mut out = Vec::new();
+                for row in start..start + len {
+                    if row > start {
+                        out.push(b'\n');
+                    }
+                    if values.is_valid(row) {
+                        out.extend_from_slice(values.value(row).as_bytes());
+                    }
+                }
+                Ok(out)
+            }
         }
     }
 }

@@ -14,7 +14,9 @@ use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 
+use super::csv_lines::{CsvRun, CsvStream};
 use super::json::{json_shape_error, JsonRun};
+use super::raw::{HeaderSource, RawRun, TextOptions};
 use super::text::batch_with_string_views;
 use super::FormatHint;
 use crate::error::{Error, Result};
@@ -84,7 +86,7 @@ struct Part {
 
 /// Collects messages and turns them into one record batch.
 pub struct FrameBuilder {
-    hint: FormatHint,
+    pub(super) hint: FormatHint,
     metadata: bool,
     pub(super) json_schema: Option<SchemaRef>,
     /// Whether frames should hold text as string views (what Polars holds):
@@ -93,6 +95,13 @@ pub struct FrameBuilder {
     parts: Vec<Part>,
     /// JSON messages held to be decoded together.
     pub(super) json: Option<JsonRun>,
+    /// The options of the line formats (text, csv).
+    pub(super) text: TextOptions,
+    /// Messages read raw or as text, not yet a part.
+    pub(super) raw: Option<RawRun>,
+    /// CSV rows not yet typed, and the stream's columns and types.
+    pub(super) csv_run: Option<CsvRun>,
+    pub(super) csv: CsvStream,
     pub(super) bad: Vec<BadMessage>,
     pub(super) rows: usize,
     /// Next offset to consume, per (topic, partition), of everything pushed.
@@ -109,11 +118,16 @@ impl FrameBuilder {
     pub fn new(hint: FormatHint, metadata: bool, json_schema: Option<SchemaRef>) -> Self {
         Self {
             hint,
-            metadata,
+            // A raw or text frame holds its messages' metadata in columns of its own.
+            metadata: metadata && !matches!(hint, FormatHint::Raw | FormatHint::Text),
             json_schema,
             string_views: false,
             parts: Vec::new(),
             json: None,
+            text: TextOptions::default(),
+            raw: None,
+            csv_run: None,
+            csv: CsvStream::default(),
             bad: Vec::new(),
             rows: 0,
             positions: BTreeMap::new(),
@@ -124,13 +138,23 @@ impl FrameBuilder {
         }
     }
 
+    /// The options of the text and csv formats.
+    pub fn with_text_options(mut self, text: TextOptions) -> Self {
+        self.text = text;
+        self
+    }
+
     /// Rows collected so far (JSON messages count one row each until decoded).
     pub fn rows(&self) -> usize {
         self.rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.parts.is_empty() && self.json.is_none() && self.bad.is_empty()
+        self.parts.is_empty()
+            && self.json.is_none()
+            && self.raw.is_none()
+            && self.csv_run.is_none()
+            && self.bad.is_empty()
     }
 
     pub fn has_bad(&self) -> bool {
@@ -171,6 +195,8 @@ impl FrameBuilder {
     pub fn reset(&mut self) -> BTreeMap<(String, i32), i64> {
         self.parts.clear();
         self.json = None;
+        self.raw = None;
+        self.csv_run = None;
         self.bad.clear();
         self.rows = 0;
         self.positions.clear();
@@ -204,11 +230,31 @@ impl FrameBuilder {
         });
     }
 
+    /// A message refused after it was gathered (its rows dropped).
+    pub(super) fn reject_late(&mut self, meta: &Meta, error: String, payload: &[u8]) {
+        self.bad.push(BadMessage {
+            topic: meta.topic.to_string(),
+            partition: meta.partition,
+            offset: meta.offset,
+            error,
+            payload: payload.to_vec(),
+        });
+    }
+
     /// Adds one message; a message that cannot be decoded is kept in `bad`.
     pub fn push(&mut self, m: MessageRef<'_>) {
+        self.push_with_headers(m, None)
+    }
+
+    /// As [`Self::push`], with the message's headers (which the raw and
+    /// text formats keep).
+    pub fn push_with_headers(&mut self, m: MessageRef<'_>, headers: Option<&dyn HeaderSource>) {
         let tp = (m.topic.to_owned(), m.partition);
         self.firsts.entry(tp.clone()).or_insert(m.offset);
         self.positions.insert(tp, m.offset + 1);
+        if matches!(self.hint, FormatHint::Raw | FormatHint::Text) {
+            return self.push_raw(&m, headers);
+        }
         let Some(payload) = m.payload else {
             return; // a tombstone carries no rows
         };
@@ -241,6 +287,9 @@ impl FrameBuilder {
         };
         match format {
             FormatHint::Arrow => self.push_arrow(&m, payload),
+            FormatHint::Csv => self.push_csv(&m, payload),
+            // Read above.
+            FormatHint::Raw | FormatHint::Text => {}
             // Auto is settled above.
             FormatHint::Json | FormatHint::Auto => self.push_json(&m, payload, first),
         }
@@ -280,6 +329,8 @@ impl FrameBuilder {
     /// Decodes what formats hold back to decode together (a JSON run).
     pub(super) fn flush_pending(&mut self) {
         self.flush_json();
+        self.flush_raw();
+        self.flush_csv();
     }
 
     /// The rows collected so far (None if there are none), as batches that

@@ -16,8 +16,8 @@ use arrow_schema::DataType;
 
 use super::csv::{CsvOptions, CsvReader, Encoding};
 use super::{
-    EncodeOptions, Encoder, Format, FormatHint, FrameBuilder, MessageRef, DECODER_PANICKED,
-    KNOWN_ARROW_PANIC,
+    csv_line_options, EncodeOptions, Encoder, Format, FormatHint, FrameBuilder, MessageRef,
+    TextErrors, TextOptions, DECODER_PANICKED, KNOWN_ARROW_PANIC,
 };
 
 /// Panics the decoder's guard caught (the known arrow one only).
@@ -29,7 +29,17 @@ const SLOW: Duration = Duration::from_secs(10);
 /// Feeds messages through one builder as a consumer does; returns the
 /// errors of the messages it refused.
 fn decode(hint: FormatHint, metadata: bool, messages: &[(&[u8], Option<&[u8]>)]) -> Vec<String> {
-    let mut b = FrameBuilder::new(hint, metadata, None);
+    decode_with(hint, metadata, TextOptions::default(), messages)
+}
+
+/// As [`decode`], with the options of the text and csv formats.
+fn decode_with(
+    hint: FormatHint,
+    metadata: bool,
+    text: TextOptions,
+    messages: &[(&[u8], Option<&[u8]>)],
+) -> Vec<String> {
+    let mut b = FrameBuilder::new(hint, metadata, None).with_text_options(text);
     // Half the inputs as a Polars consumer reads them (text as string views).
     b.string_views = metadata;
     for (i, (payload, header)) in messages.iter().enumerate() {
@@ -98,6 +108,36 @@ fn run_target(target: &str, data: &[u8]) {
             decode(FormatHint::Json, false, &messages);
         }
         "csv" => read_csv(data),
+        "text" | "csv_lines" => {
+            let Some((&flags, rest)) = data.split_first() else {
+                return;
+            };
+            let messages: Vec<_> = split(rest).into_iter().map(|m| (m, None)).collect();
+            let (hint, metadata, text) = if target == "text" {
+                let hint = if flags & 1 == 0 {
+                    FormatHint::Text
+                } else {
+                    FormatHint::Raw
+                };
+                let errors = if flags & 2 == 0 {
+                    TextErrors::Strict
+                } else {
+                    TextErrors::Replace
+                };
+                let text = TextOptions {
+                    errors,
+                    ..Default::default()
+                };
+                (hint, flags & 4 != 0, text)
+            } else {
+                let text = TextOptions {
+                    csv: csv_line_options(flags),
+                    ..Default::default()
+                };
+                (FormatHint::Csv, flags & 0x80 != 0, text)
+            };
+            decode_with(hint, metadata, text, &messages);
+        }
         other => panic!("no fuzz target {other}"),
     }
 }

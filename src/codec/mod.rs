@@ -33,9 +33,11 @@
 
 mod arrow_ipc;
 pub mod csv;
+mod csv_lines;
 mod encoder;
 mod frame;
 mod json;
+mod raw;
 mod text;
 pub mod time;
 
@@ -49,9 +51,11 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 pub use arrow_ipc::{ipc_stream, KNOWN_ARROW_PANIC};
+pub use csv_lines::{csv_line_options, CsvLineOptions};
 pub use encoder::{EncodeOptions, Encoder, Message, Sink};
 pub use frame::{BadMessage, Frame, FrameBuilder, MessageRef, DECODER_PANICKED, METADATA_COLUMNS};
 pub use json::{json_schema, schema_header, JSON_TYPES, SCHEMA_HEADER};
+pub use raw::{HeaderSource, TextErrors, TextOptions, RAW_COLUMNS};
 pub use text::{batch_with_string_views, string_views};
 
 /// The format of the messages read: detected per message, or stated.
@@ -60,6 +64,12 @@ pub enum FormatHint {
     Auto,
     Arrow,
     Json,
+    /// Key and value as bytes, with topic, partition, offset, timestamp, headers.
+    Raw,
+    /// As raw, key and value as UTF-8 text.
+    Text,
+    /// CSV lines, one or more per message.
+    Csv,
 }
 
 impl FromStr for FormatHint {
@@ -69,8 +79,12 @@ impl FromStr for FormatHint {
             "auto" => Ok(FormatHint::Auto),
             "arrow" | "ipc" | "arrow-ipc" => Ok(FormatHint::Arrow),
             "json" => Ok(FormatHint::Json),
+            "raw" => Ok(FormatHint::Raw),
+            "text" => Ok(FormatHint::Text),
+            "csv" => Ok(FormatHint::Csv),
             other => Err(Error::Config(format!(
-                "unknown format {other:?}: use 'auto' (detect per message), 'arrow' or 'json'"
+                "unknown format {other:?}: use 'auto' (detect per message), 'arrow', 'json', \
+                 'csv' (CSV lines), 'text' (values as text) or 'raw' (values as bytes)"
             ))),
         }
     }
@@ -81,6 +95,12 @@ impl FromStr for FormatHint {
 pub enum Format {
     Arrow,
     Json,
+    /// Rows as CSV lines, no header.
+    Csv,
+    /// One column's values as UTF-8 text.
+    Text,
+    /// One binary or text column's values as they are.
+    Raw,
 }
 
 impl FromStr for Format {
@@ -89,8 +109,12 @@ impl FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "arrow" | "ipc" | "arrow-ipc" => Ok(Format::Arrow),
             "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            "text" => Ok(Format::Text),
+            "raw" => Ok(Format::Raw),
             other => Err(Error::Config(format!(
-                "unknown format {other:?}: use 'arrow' (Arrow IPC, the default) or 'json'"
+                "unknown format {other:?}: use 'arrow' (Arrow IPC, the default), 'json', \
+                 'csv' (rows as CSV lines), 'text' or 'raw' (one column as the value)"
             ))),
         }
     }

@@ -1,6 +1,6 @@
 //! `Consumer`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use pyo3::types::PyBytes;
 use super::convert::{client_settings, frame_to_py};
 use super::wait::{detached, interruptible};
 use crate::client::consumer::{self, ConsumerOptions, SeekTo};
+use crate::codec::{CsvLineOptions, TextOptions};
 
 #[pyclass(frozen, module = "tskafka._tskafka")]
 pub struct Consumer {
@@ -30,7 +31,8 @@ impl Consumer {
     #[new]
     #[pyo3(signature = (bootstrap_servers=None, config=None, *, group_id=None, offset=None,
                         auto_commit=None, format="auto", metadata=false, on_error="raise",
-                        json_schema=None, timeout=10.0))]
+                        json_schema=None, timeout=10.0, errors="strict", columns=None,
+                        header=false, schema=None, delimiter=",", encoding="utf-8"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -44,8 +46,18 @@ impl Consumer {
         on_error: &str,
         json_schema: Option<&Bound<'_, PyAny>>,
         timeout: f64,
+        errors: &str,
+        columns: Option<Vec<String>>,
+        header: bool,
+        schema: Option<HashMap<String, String>>,
+        delimiter: &str,
+        encoding: &str,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
+        let text = TextOptions {
+            errors: errors.parse()?,
+            csv: CsvLineOptions::from_args(columns, header, schema, delimiter, encoding)?,
+        };
         let options = ConsumerOptions {
             group_id,
             offset,
@@ -56,6 +68,7 @@ impl Consumer {
             json_schema: json_schema
                 .map(|s| Schema::from_pyarrow_bound(s).map(Arc::new))
                 .transpose()?,
+            text,
             timeout,
         };
         let core = detached(py, || consumer::Consumer::new(settings, options))?;

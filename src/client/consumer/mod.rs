@@ -23,11 +23,11 @@ use arrow_schema::SchemaRef;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use read::{message_ref, pump, tpl_of, Inner};
+use read::{headers_of, message_ref, pump, tpl_of, Inner};
 pub use read::{with_string_views, Positions};
 
 use crate::client::{self, Context, Settings};
-use crate::codec::{BadMessage, FormatHint, FrameBuilder};
+use crate::codec::{BadMessage, FormatHint, FrameBuilder, TextOptions};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 
@@ -45,6 +45,8 @@ pub struct ConsumerOptions {
     pub on_error: OnError,
     /// The schema JSON messages are read into (None: inferred).
     pub json_schema: Option<SchemaRef>,
+    /// How the text and csv formats read their messages.
+    pub text: TextOptions,
     /// Seconds to wait for metadata when subscribing or assigning.
     pub timeout: f64,
 }
@@ -59,6 +61,7 @@ impl Default for ConsumerOptions {
             metadata: false,
             on_error: OnError::Raise,
             json_schema: None,
+            text: TextOptions::default(),
             timeout: 10.0,
         }
     }
@@ -244,7 +247,8 @@ impl Consumer {
             timeout: Duration::from_secs_f64(options.timeout.max(0.1)),
             inner: Mutex::new(Some(Inner {
                 consumer,
-                builder: FrameBuilder::new(options.format, options.metadata, options.json_schema),
+                builder: FrameBuilder::new(options.format, options.metadata, options.json_schema)
+                    .with_text_options(options.text),
                 pending_frame: None,
                 pending_errors: VecDeque::new(),
                 after_error: Positions::new(),
@@ -519,7 +523,9 @@ fn wait_for_assignment(
             return Ok(Some(assignment));
         }
         if let Some(Ok(m)) = inner.consumer.poll(slice) {
-            inner.builder.push(message_ref(&m));
+            inner
+                .builder
+                .push_with_headers(message_ref(&m), headers_of(&m));
         }
         Ok(None)
     })?;

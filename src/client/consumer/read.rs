@@ -22,7 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::Consumer;
 use crate::client::Context;
-use crate::codec::{BadMessage, Frame, FrameBuilder, MessageRef, SCHEMA_HEADER};
+use crate::codec::{BadMessage, Frame, FrameBuilder, HeaderSource, MessageRef, SCHEMA_HEADER};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 
@@ -62,6 +62,20 @@ pub(super) fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
                 .and_then(|h| h.value)
         }),
     }
+}
+
+/// librdkafka's headers of a message, as the raw and text formats read them.
+impl HeaderSource for rdkafka::message::BorrowedHeaders {
+    fn each(&self, f: &mut dyn FnMut(&str, Option<&[u8]>)) {
+        for h in self.iter() {
+            f(h.key, h.value);
+        }
+    }
+}
+
+/// A message's headers, if it has any, for `push_with_headers`.
+pub(super) fn headers_of<'a>(m: &'a BorrowedMessage<'_>) -> Option<&'a dyn HeaderSource> {
+    m.headers().map(|h| h as &dyn HeaderSource)
 }
 
 pub(super) fn tpl_of(positions: &Positions) -> TopicPartitionList {
@@ -140,7 +154,9 @@ impl Consumer {
             match inner.consumer.poll(slice) {
                 None if have_rows => break,
                 None => {}
-                Some(Ok(m)) => inner.builder.push(message_ref(&m)),
+                Some(Ok(m)) => inner
+                    .builder
+                    .push_with_headers(message_ref(&m), headers_of(&m)),
                 Some(Err(e)) => {
                     let errors = &inner.consumer.context().errors;
                     poll_error = Some(
@@ -257,7 +273,7 @@ pub(super) fn pump<'a>(
             match consumer.poll(Duration::ZERO) {
                 None if idle >= 50 => break,
                 None => idle += 1,
-                Some(Ok(m)) => builder.push(message_ref(&m)),
+                Some(Ok(m)) => builder.push_with_headers(message_ref(&m), headers_of(&m)),
                 Some(Err(_)) => {} // recorded by the context
             }
         }

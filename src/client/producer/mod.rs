@@ -42,6 +42,8 @@ pub struct SendOptions {
     pub rows_per_message: Option<usize>,
     /// JSON: add the column types as a header to every message.
     pub schema_header: bool,
+    /// raw, text: the column sent as each message's value.
+    pub value: Option<String>,
     /// Wait for the broker's acknowledgements (else `flush()` reports them).
     pub wait: bool,
     /// Seconds for the whole send (None: no limit; metadata then waits 30 s).
@@ -58,6 +60,7 @@ impl Default for SendOptions {
             format: Format::Arrow,
             rows_per_message: None,
             schema_header: false,
+            value: None,
             wait: true,
             timeout: None,
         }
@@ -69,7 +72,8 @@ impl Default for SendOptions {
 pub fn default_rows_per_message(format: Format) -> usize {
     match format {
         Format::Arrow => 10_000,
-        Format::Json => 1,
+        // One row (an object, a line, a value) per message, as others write them.
+        Format::Json | Format::Csv | Format::Text | Format::Raw => 1,
     }
 }
 
@@ -174,6 +178,7 @@ impl Producer {
             timestamp_column: options.timestamp.clone(),
             max_message_bytes: batch::max_message_bytes(&self.settings),
             schema_header: options.schema_header,
+            value_column: options.value.clone(),
         };
         let inner = self.inner()?;
         let timeout = options.timeout;
