@@ -129,6 +129,8 @@ class Producer:
         schema_header: bool = False,
         wait: bool = True,
         timeout: float | None = None,
+        subject: str | None = None,
+        schema: str | None = None,
     ) -> SendReport: ...
     def flush(self, timeout: float | None = None) -> SendReport: ...
     @property
@@ -227,6 +229,8 @@ class Replay:
         chunk_rows: int = 65536,
         delimiter: str | None = None,
         timeout: float = 30.0,
+        subject: str | None = None,
+        schema: str | None = None,
     ) -> Replay: ...
     @property
     def kafka_timestamps(self) -> str: ...

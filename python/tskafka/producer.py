@@ -38,6 +38,8 @@ class Producer(_Client):
         schema_header: bool = False,
         wait: bool = True,
         timeout: float | None = None,
+        subject: str | None = None,
+        schema: str | None = None,
     ) -> SendReport:
         """Send every row of ``data`` to ``topic`` and wait for the broker's acks.
 
@@ -45,6 +47,12 @@ class Producer(_Client):
           ``rows_per_message`` rows (default 10,000; ``pyarrow.ipc.open_stream``
           reads it). ``'json'``: one JSON object per row, one row per message;
           with ``rows_per_message=N`` a message is a JSON array of up to N rows.
+        - ``format='avro'`` / ``'json_schema'``: one row per message in the
+          Schema Registry framing (a zero byte, the schema id, then the Avro
+          record or JSON object), as Confluent's serializers write it; needs
+          ``schema.registry.url`` in the config. The schema is derived from
+          the frame (``schema=`` gives one as text) and registered under
+          ``<topic>-value`` (``subject=`` to choose another).
         - ``schema_header=True`` (json): every message also carries the column
           types in a ``tskafka.schema`` header, so tskafka reads back exactly
           the dtypes sent. Off by default: a header on every message cuts
@@ -75,6 +83,8 @@ class Producer(_Client):
             schema_header=schema_header,
             wait=wait,
             timeout=timeout,
+            subject=subject,
+            schema=schema,
         )
 
     def flush(self, timeout: float | None = None) -> SendReport:

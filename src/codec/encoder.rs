@@ -11,6 +11,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::take::take_record_batch;
 
 use super::arrow_ipc::{compact_views, ipc_stream, without_views};
+use super::avro::RowWriter;
+use super::confluent::frame_header;
 use super::json::{json_type_supported, schema_header, JsonRows, JSON_TYPES};
 use super::time::epoch;
 use super::Format;
@@ -26,6 +28,8 @@ pub struct EncodeOptions {
     pub max_message_bytes: usize,
     /// JSON: every message carries the column types in a [`SCHEMA_HEADER`].
     pub schema_header: bool,
+    /// Avro and JSON Schema: the registered schema's id and text.
+    pub registered: Option<(u32, String)>,
 }
 
 impl Default for EncodeOptions {
@@ -37,6 +41,7 @@ impl Default for EncodeOptions {
             timestamp_column: None,
             max_message_bytes: 1_000_000,
             schema_header: false,
+            registered: None,
         }
     }
 }
@@ -100,7 +105,21 @@ impl Encoder {
             }
             None => None,
         };
-        let json_schema = if options.format == Format::Json {
+        if options.format.uses_registry() {
+            if options.registered.is_none() {
+                return Err(Error::Config(format!(
+                    "format {:?} needs a schema registered first (schema.registry.url in the \
+                     config)",
+                    options.format
+                )));
+            }
+            if options.rows_per_message != 1 {
+                return Err(Error::Config(
+                    "a Schema Registry message holds one row: leave rows_per_message out".into(),
+                ));
+            }
+        }
+        let json_schema = if matches!(options.format, Format::Json | Format::JsonSchema) {
             for f in schema.fields() {
                 if !json_type_supported(f.data_type()) {
                     return Err(Error::Schema(format!(
@@ -111,7 +130,8 @@ impl Encoder {
                     )));
                 }
             }
-            options.schema_header.then(|| schema_header(&schema))
+            (options.schema_header && options.format == Format::Json)
+                .then(|| schema_header(&schema))
         } else {
             None
         };
@@ -173,7 +193,7 @@ impl Encoder {
                 plain = without_views(batch);
                 &plain
             }
-            Format::Json => batch,
+            Format::Json | Format::Avro | Format::JsonSchema => batch,
         };
         match keys {
             None => self.encode_chunks(
@@ -246,7 +266,7 @@ impl Encoder {
         timestamps: Option<&[Option<i64>]>,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let payloads = Payloads::new(self.options.format, batch)?;
+        let payloads = Payloads::new(&self.options, batch)?;
         let chunk = Chunk {
             batch,
             numbers,
@@ -362,13 +382,28 @@ enum Payloads {
     Arrow,
     /// A JSON array of row objects.
     Json(JsonRows),
+    /// One framed Avro record.
+    Avro(RowWriter),
+    /// One framed JSON object.
+    JsonSchema(u32, JsonRows),
 }
 
 impl Payloads {
-    fn new(format: Format, batch: &RecordBatch) -> Result<Self> {
-        Ok(match format {
+    fn new(options: &EncodeOptions, batch: &RecordBatch) -> Result<Self> {
+        let registered = || {
+            options
+                .registered
+                .as_ref()
+                .expect("checked by Encoder::new")
+        };
+        Ok(match options.format {
             Format::Arrow => Payloads::Arrow,
             Format::Json => Payloads::Json(JsonRows::new(batch)?),
+            Format::Avro => {
+                let (id, text) = registered();
+                Payloads::Avro(RowWriter::new(*id, text, batch)?)
+            }
+            Format::JsonSchema => Payloads::JsonSchema(registered().0, JsonRows::new(batch)?),
         })
     }
 
@@ -377,6 +412,21 @@ impl Payloads {
         match self {
             Payloads::Arrow => ipc_stream(&compact_views(&batch.slice(start, len))?),
             Payloads::Json(rows) => Ok(rows.array(start, len)),
+            Payloads::Avro(writer) => {
+                let mut out = Vec::with_capacity(64);
+                for row in start..start + len {
+                    writer.write(row, &mut out)?;
+                }
+                Ok(out)
+            }
+            Payloads::JsonSchema(id, rows) => {
+                let mut out = Vec::with_capacity(128);
+                frame_header(*id, &mut out);
+                for row in start..start + len {
+                    rows.write_object(row, &mut out);
+                }
+                Ok(out)
+            }
         }
     }
 }

@@ -14,6 +14,8 @@ use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 
+use super::avro::AvroRun;
+use super::confluent::RegistryState;
 use super::json::{json_shape_error, JsonRun};
 use super::text::batch_with_string_views;
 use super::FormatHint;
@@ -93,6 +95,9 @@ pub struct FrameBuilder {
     parts: Vec<Part>,
     /// JSON messages held to be decoded together.
     pub(super) json: Option<JsonRun>,
+    /// Avro messages of one schema id, decoded as they come.
+    pub(super) avro: Option<AvroRun>,
+    pub(super) registry: RegistryState,
     pub(super) bad: Vec<BadMessage>,
     pub(super) rows: usize,
     /// Next offset to consume, per (topic, partition), of everything pushed.
@@ -114,6 +119,8 @@ impl FrameBuilder {
             string_views: false,
             parts: Vec::new(),
             json: None,
+            avro: None,
+            registry: RegistryState::default(),
             bad: Vec::new(),
             rows: 0,
             positions: BTreeMap::new(),
@@ -130,7 +137,7 @@ impl FrameBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.parts.is_empty() && self.json.is_none() && self.bad.is_empty()
+        self.parts.is_empty() && self.json.is_none() && self.avro.is_none() && self.bad.is_empty()
     }
 
     pub fn has_bad(&self) -> bool {
@@ -171,6 +178,8 @@ impl FrameBuilder {
     pub fn reset(&mut self) -> BTreeMap<(String, i32), i64> {
         self.parts.clear();
         self.json = None;
+        self.avro = None;
+        self.registry.unavailable = None;
         self.bad.clear();
         self.rows = 0;
         self.positions.clear();
@@ -214,8 +223,10 @@ impl FrameBuilder {
         };
         let first = payload.iter().copied().find(|b| !b.is_ascii_whitespace());
         let is_arrow = payload.starts_with(&[0xff, 0xff, 0xff, 0xff]);
+        let framed = payload.len() >= 5 && payload[0] == 0 && self.has_schema_source();
         let format = match self.hint {
             FormatHint::Auto if is_arrow => FormatHint::Arrow,
+            FormatHint::Auto if framed => return self.push_framed(&m, payload),
             FormatHint::Auto if matches!(first, Some(b'{') | Some(b'[')) => FormatHint::Json,
             FormatHint::Auto => {
                 if let Some(error) = json_shape_error(payload) {
@@ -241,6 +252,8 @@ impl FrameBuilder {
         };
         match format {
             FormatHint::Arrow => self.push_arrow(&m, payload),
+            FormatHint::Avro => self.push_avro(&m, payload),
+            FormatHint::JsonSchema => self.push_json_schema(&m, payload),
             // Auto is settled above.
             FormatHint::Json | FormatHint::Auto => self.push_json(&m, payload, first),
         }
@@ -280,6 +293,7 @@ impl FrameBuilder {
     /// Decodes what formats hold back to decode together (a JSON run).
     pub(super) fn flush_pending(&mut self) {
         self.flush_json();
+        self.flush_avro();
     }
 
     /// The rows collected so far (None if there are none), as batches that

@@ -32,10 +32,13 @@
 //!   own file, beside its reader and writer.
 
 mod arrow_ipc;
+pub mod avro;
+pub mod confluent;
 pub mod csv;
 mod encoder;
 mod frame;
 mod json;
+pub mod json_schema;
 mod text;
 pub mod time;
 
@@ -49,6 +52,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 pub use arrow_ipc::{ipc_stream, KNOWN_ARROW_PANIC};
+pub use confluent::{FetchError, RegisteredSchema, SchemaSource, SchemaType};
 pub use encoder::{EncodeOptions, Encoder, Message, Sink};
 pub use frame::{BadMessage, Frame, FrameBuilder, MessageRef, DECODER_PANICKED, METADATA_COLUMNS};
 pub use json::{json_schema, schema_header, JSON_TYPES, SCHEMA_HEADER};
@@ -60,6 +64,10 @@ pub enum FormatHint {
     Auto,
     Arrow,
     Json,
+    /// Avro in the Schema Registry framing.
+    Avro,
+    /// JSON in the Schema Registry framing.
+    JsonSchema,
 }
 
 impl FromStr for FormatHint {
@@ -69,8 +77,11 @@ impl FromStr for FormatHint {
             "auto" => Ok(FormatHint::Auto),
             "arrow" | "ipc" | "arrow-ipc" => Ok(FormatHint::Arrow),
             "json" => Ok(FormatHint::Json),
+            "avro" => Ok(FormatHint::Avro),
+            "json_schema" | "json-schema" => Ok(FormatHint::JsonSchema),
             other => Err(Error::Config(format!(
-                "unknown format {other:?}: use 'auto' (detect per message), 'arrow' or 'json'"
+                "unknown format {other:?}: use 'auto' (detect per message), 'arrow', 'json', \
+                 'avro' or 'json_schema'"
             ))),
         }
     }
@@ -81,6 +92,17 @@ impl FromStr for FormatHint {
 pub enum Format {
     Arrow,
     Json,
+    /// Avro in the Schema Registry framing, one record per message.
+    Avro,
+    /// JSON in the Schema Registry framing, one object per message.
+    JsonSchema,
+}
+
+impl Format {
+    /// Whether its messages carry a registered schema's id.
+    pub fn uses_registry(self) -> bool {
+        matches!(self, Format::Avro | Format::JsonSchema)
+    }
 }
 
 impl FromStr for Format {
@@ -89,8 +111,11 @@ impl FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "arrow" | "ipc" | "arrow-ipc" => Ok(Format::Arrow),
             "json" => Ok(Format::Json),
+            "avro" => Ok(Format::Avro),
+            "json_schema" | "json-schema" => Ok(Format::JsonSchema),
             other => Err(Error::Config(format!(
-                "unknown format {other:?}: use 'arrow' (Arrow IPC, the default) or 'json'"
+                "unknown format {other:?}: use 'arrow' (Arrow IPC, the default), 'json', \
+                 'avro' or 'json_schema'"
             ))),
         }
     }

@@ -81,7 +81,7 @@ impl Producer {
     /// Sends every row of `data` to `topic`; see the Python docstring.
     #[pyo3(signature = (topic, data, *, key=None, timestamp=None, partition=None, headers=None,
                         format="arrow", rows_per_message=None, schema_header=false, wait=true,
-                        timeout=None))]
+                        timeout=None, subject=None, schema=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -97,6 +97,8 @@ impl Producer {
         schema_header: bool,
         wait: bool,
         timeout: Option<f64>,
+        subject: Option<String>,
+        schema: Option<String>,
     ) -> PyResult<SendReport> {
         let options = SendOptions {
             key: key_columns(key)?,
@@ -108,6 +110,8 @@ impl Producer {
             schema_header,
             wait,
             timeout,
+            subject,
+            schema,
         };
         let (schema, batches) = batches_from_py(data)?;
         let report = interruptible(py, |check| {

@@ -22,6 +22,7 @@ use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 pub use context::{Outstanding, SendReport, Tally};
 
+use crate::client::registry::{self, RegistryClient};
 use crate::client::{self, Context, Settings};
 use crate::codec::{EncodeOptions, Encoder, Format};
 use crate::error::{Error, Result};
@@ -46,6 +47,10 @@ pub struct SendOptions {
     pub wait: bool,
     /// Seconds for the whole send (None: no limit; metadata then waits 30 s).
     pub timeout: Option<f64>,
+    /// Avro / JSON Schema: the subject to register under (None: `<topic>-value`).
+    pub subject: Option<String>,
+    /// Avro / JSON Schema: the schema's text (None: derived from the frame).
+    pub schema: Option<String>,
 }
 
 impl Default for SendOptions {
@@ -60,6 +65,8 @@ impl Default for SendOptions {
             schema_header: false,
             wait: true,
             timeout: None,
+            subject: None,
+            schema: None,
         }
     }
 }
@@ -69,7 +76,7 @@ impl Default for SendOptions {
 pub fn default_rows_per_message(format: Format) -> usize {
     match format {
         Format::Arrow => 10_000,
-        Format::Json => 1,
+        Format::Json | Format::Avro | Format::JsonSchema => 1,
     }
 }
 
@@ -103,6 +110,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub struct Producer {
     settings: Settings,
+    registry: Option<Arc<RegistryClient>>,
     inner: Mutex<Option<Arc<Inner>>>,
 }
 
@@ -110,6 +118,7 @@ impl Producer {
     /// A producer with tskafka's defaults under `settings` (idempotence on,
     /// linger 5 ms).
     pub fn new(mut settings: Settings) -> Result<Self> {
+        let registry = registry::take_from(&mut settings)?;
         settings
             .default("enable.idempotence", "true")
             .default("linger.ms", "5")
@@ -117,6 +126,7 @@ impl Producer {
         let producer: ThreadedProducer<Context> = client::create(&settings, Context::default())?;
         Ok(Self {
             settings,
+            registry,
             inner: Mutex::new(Some(Arc::new(Inner {
                 producer,
                 partitions: Mutex::new(HashMap::new()),
@@ -174,6 +184,14 @@ impl Producer {
             timestamp_column: options.timestamp.clone(),
             max_message_bytes: batch::max_message_bytes(&self.settings),
             schema_header: options.schema_header,
+            registered: registry::register_for_send(
+                self.registry.as_deref(),
+                options.format,
+                topic,
+                &schema,
+                options.subject.as_deref(),
+                options.schema.as_deref(),
+            )?,
         };
         let inner = self.inner()?;
         let timeout = options.timeout;
