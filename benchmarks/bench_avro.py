@@ -64,7 +64,9 @@ def main() -> None:
 
     def ck_send() -> None:
         name = topic()
-        p = ck.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+        p = ck.Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+        )
         ctx = SerializationContext(name, MessageField.VALUE)
         for row in rows:
             value = serializer(row, ctx)
@@ -88,9 +90,16 @@ def main() -> None:
     deserializer = AvroDeserializer(registry)
 
     def ck_read() -> None:
-        c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
-                         "max.partition.fetch.bytes": 16 << 20, "fetch.max.bytes": 4 << 20})
+        c = ck.Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": uuid.uuid4().hex,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 5,
+                "max.partition.fetch.bytes": 16 << 20,
+                "fetch.max.bytes": 4 << 20,
+            }
+        )
         c.subscribe([first])
         ctx = SerializationContext(first, MessageField.VALUE)
         out = []
@@ -118,9 +127,13 @@ def main() -> None:
     rate = {label: n / statistics.median(t) for label, t in wall.items()}
     for label in paths:
         print(f"  {label:<42} {rate[label]:>12,.0f} rows/s")
-    print(f"  send: tskafka vs confluent {rate['tskafka send avro'] / rate['AvroSerializer + produce']:.1f}x")
-    print(f"  read: tskafka vs confluent "
-          f"{rate['tskafka avro -> polars'] / rate['consume + AvroDeserializer + pl.DataFrame']:.1f}x")
+    print(
+        f"  send: tskafka vs confluent {rate['tskafka send avro'] / rate['AvroSerializer + produce']:.1f}x"
+    )
+    print(
+        f"  read: tskafka vs confluent "
+        f"{rate['tskafka avro -> polars'] / rate['consume + AvroDeserializer + pl.DataFrame']:.1f}x"
+    )
     broker.close()
 
 

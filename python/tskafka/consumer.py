@@ -80,6 +80,12 @@ class Consumer(_Client):
     ``offset`` and ``auto_commit`` come from the config (``group.id``,
     ``auto.offset.reset``, ``enable.auto.commit``, e.g. a ``[consumer]``
     section), else a fresh group, 'latest' and True; given, they win.
+
+    ``format``: 'auto' (per message), 'arrow', 'json', or 'avro' /
+    'json_schema' for the Schema Registry framing (``schema.registry.url``
+    in the config; 'auto' recognises it too). ``key_format='avro'`` shows
+    Avro-framed keys in ``kafka_key`` as text (a string as itself, others
+    as JSON).
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class Consumer(_Client):
         on_error: str = "raise",
         json_schema: Any = None,
         timeout: float = 10.0,
+        key_format: str | None = None,
     ) -> None:
         self.output = check_output(output)
         if topics is not None and partitions is not None:
@@ -117,6 +124,7 @@ class Consumer(_Client):
             on_error=on_error,
             json_schema=json_schema,
             timeout=timeout,
+            key_format=key_format,
         )
         try:
             if topic_names:

@@ -432,6 +432,9 @@ pub fn register_for_send(
         (Format::Avro, Some(text)) => {
             crate::codec::avro::AvroType::parse(text, &[])
                 .map_err(|e| Error::Schema(format!("schema= is not a valid Avro schema: {e}")))?;
+            // The frame's columns must fit before anything is registered.
+            let empty = arrow_array::RecordBatch::new_empty(Arc::new(schema.clone()));
+            crate::codec::avro::RowWriter::new(0, text, &empty)?;
             (SchemaType::Avro, text.to_owned())
         }
         (Format::Avro, None) => {

@@ -1529,10 +1529,11 @@ fn value_writer(ty: &AvroType, column: &ArrayRef, name: &str) -> Result<W> {
                     .map(|f| {
                         let c = s
                             .column_by_name(&f.column)
-                            .or_else(|| s.column_by_name(&f.name));
+                            .or_else(|| s.column_by_name(&f.name))
+                            .map(|c| valid_where_parent_is_null(c, s.nulls()));
                         field_writer(
                             &f.ty,
-                            c,
+                            c.as_ref(),
                             &format!("{name}.{}", f.column),
                             f.default.as_ref(),
                         )
@@ -1541,6 +1542,22 @@ fn value_writer(ty: &AvroType, column: &ArrayRef, name: &str) -> Result<W> {
             )
         }
     })
+}
+
+/// A struct's child as it is written: its values under a null parent are
+/// never written, so they count as valid (not as nulls the type refuses).
+fn valid_where_parent_is_null(child: &ArrayRef, parent: Option<&NullBuffer>) -> ArrayRef {
+    let (Some(parent), Some(own)) = (parent, child.nulls()) else {
+        return child.clone();
+    };
+    let valid = own.inner() | &!parent.inner();
+    let data = child
+        .to_data()
+        .into_builder()
+        .nulls(Some(NullBuffer::new(valid)))
+        .build()
+        .expect("the same array with fewer nulls");
+    arrow_array::make_array(data)
 }
 
 fn reinterpret_i32(a: &ArrayRef) -> Int32Array {
@@ -1665,6 +1682,31 @@ impl W {
             }
         }
         Ok(())
+    }
+}
+
+/// One Avro key as text: a string as itself, anything else as JSON; None
+/// if the bytes do not match the schema.
+pub(super) fn key_text(decoder: &mut Decoder, body: &[u8]) -> Option<String> {
+    guarded(|| decoder.push(body)).ok()?;
+    let batch = decoder.take();
+    let column = batch.column(0);
+    if batch.num_columns() == 1 && batch.schema().field(0).name() == "value" {
+        if let Some(s) = column.as_string_opt::<i32>() {
+            return Some(s.value(0).to_owned());
+        }
+    }
+    let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+    writer.write(&batch).ok()?;
+    writer.finish().ok()?;
+    let line = String::from_utf8(writer.into_inner()).ok()?;
+    let line = line.trim_end();
+    match &decoder.columns[..] {
+        [_] if batch.schema().field(0).name() == "value" => {
+            let v: Value = serde_json::from_str(line).ok()?;
+            Some(v["value"].to_string())
+        }
+        _ => Some(line.to_owned()),
     }
 }
 

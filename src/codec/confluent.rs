@@ -85,6 +85,20 @@ impl fmt::Display for FetchError {
     }
 }
 
+/// A source of one schema (id 1 and every other): tests and fuzz targets.
+pub struct OneSchema(pub String);
+
+impl SchemaSource for OneSchema {
+    fn schema(&self, id: u32) -> Result<Arc<RegisteredSchema>, FetchError> {
+        Ok(Arc::new(RegisteredSchema {
+            id,
+            schema_type: SchemaType::Avro,
+            text: self.0.clone(),
+            references: Vec::new(),
+        }))
+    }
+}
+
 /// What a frame builder keeps of the registry.
 #[derive(Default)]
 pub(super) struct RegistryState {
@@ -94,6 +108,10 @@ pub(super) struct RegistryState {
     pub(super) json_headers: HashMap<u32, Option<Vec<u8>>>,
     /// A registry that cannot be asked: the read ends with this error.
     pub(super) unavailable: Option<Error>,
+    /// Keys are framed Avro, shown as text (`key_format='avro'`).
+    pub(super) avro_keys: bool,
+    /// The key decoder of each schema id (None: the id cannot be read).
+    key_decoders: HashMap<u32, Option<super::avro::Decoder>>,
 }
 
 /// `e` with the message it stopped at added to what it says.
@@ -122,6 +140,35 @@ impl FrameBuilder {
     /// Framed messages' schemas come from `source` (a registry client).
     pub fn set_schema_source(&mut self, source: Option<Arc<dyn SchemaSource>>) {
         self.registry.source = source;
+    }
+
+    /// Keys in the Schema Registry framing are decoded (Avro) and shown as
+    /// text: a string key as itself, others as JSON.
+    pub fn set_avro_keys(&mut self, on: bool) {
+        self.registry.avro_keys = on;
+    }
+
+    /// A message key as the `kafka_key` column shows it.
+    pub(super) fn key_text(&mut self, key: &[u8]) -> String {
+        let lossy = || String::from_utf8_lossy(key).into_owned();
+        let (true, Some(source), Some((id, body))) = (
+            self.registry.avro_keys,
+            self.registry.source.clone(),
+            unframe(key),
+        ) else {
+            return lossy();
+        };
+        let decoder = self.registry.key_decoders.entry(id).or_insert_with(|| {
+            source
+                .schema(id)
+                .ok()
+                .filter(|s| s.schema_type == SchemaType::Avro)
+                .and_then(|s| super::avro::decoder_for(&s).ok())
+        });
+        match decoder {
+            Some(d) => super::avro::key_text(d, body).unwrap_or_else(lossy),
+            None => lossy(),
+        }
     }
 
     pub fn has_schema_source(&self) -> bool {

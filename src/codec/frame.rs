@@ -188,6 +188,7 @@ impl FrameBuilder {
     }
 
     pub(super) fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
+        let key = m.key.map(|k| self.key_text(k));
         let topic = self
             .topic_names
             .entry(m.topic.to_owned())
@@ -198,7 +199,7 @@ impl FrameBuilder {
             partition: m.partition,
             offset: m.offset,
             timestamp_ms: m.timestamp_ms,
-            key: m.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            key,
             rows,
         }
     }

@@ -30,7 +30,7 @@ impl Consumer {
     #[new]
     #[pyo3(signature = (bootstrap_servers=None, config=None, *, group_id=None, offset=None,
                         auto_commit=None, format="auto", metadata=false, on_error="raise",
-                        json_schema=None, timeout=10.0))]
+                        json_schema=None, timeout=10.0, key_format=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -44,6 +44,7 @@ impl Consumer {
         on_error: &str,
         json_schema: Option<&Bound<'_, PyAny>>,
         timeout: f64,
+        key_format: Option<&str>,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
         let options = ConsumerOptions {
@@ -57,6 +58,16 @@ impl Consumer {
                 .map(|s| Schema::from_pyarrow_bound(s).map(Arc::new))
                 .transpose()?,
             timeout,
+            avro_keys: match key_format {
+                None | Some("text") => false,
+                Some("avro") => true,
+                Some(other) => {
+                    return Err(crate::error::Error::Config(format!(
+                        "key_format must be 'avro' or 'text', got {other:?}"
+                    ))
+                    .into())
+                }
+            },
         };
         let core = detached(py, || consumer::Consumer::new(settings, options))?;
         Ok(Self {

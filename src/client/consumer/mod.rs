@@ -47,6 +47,8 @@ pub struct ConsumerOptions {
     pub json_schema: Option<SchemaRef>,
     /// Seconds to wait for metadata when subscribing or assigning.
     pub timeout: f64,
+    /// Keys in the Schema Registry's Avro framing, shown as text.
+    pub avro_keys: bool,
 }
 
 impl Default for ConsumerOptions {
@@ -60,6 +62,7 @@ impl Default for ConsumerOptions {
             on_error: OnError::Raise,
             json_schema: None,
             timeout: 10.0,
+            avro_keys: false,
         }
     }
 }
@@ -238,6 +241,7 @@ impl Consumer {
         };
         let consumer: BaseConsumer<Context> = client::create(&settings, context)?;
         let mut builder = FrameBuilder::new(options.format, options.metadata, options.json_schema);
+        builder.set_avro_keys(options.avro_keys);
         builder.set_schema_source(registry.map(|r| r as Arc<dyn crate::codec::SchemaSource>));
         Ok(Self {
             auto_commit: settings.get("enable.auto.commit") == Some("true"),
