@@ -383,7 +383,7 @@ enum Payloads {
     /// A JSON array of row objects.
     Json(JsonRows),
     /// One framed Avro record.
-    Avro(RowWriter),
+    Avro(Box<RowWriter>),
     /// One framed JSON object.
     JsonSchema(u32, JsonRows),
 }
@@ -401,7 +401,7 @@ impl Payloads {
             Format::Json => Payloads::Json(JsonRows::new(batch)?),
             Format::Avro => {
                 let (id, text) = registered();
-                Payloads::Avro(RowWriter::new(*id, text, batch)?)
+                Payloads::Avro(Box::new(RowWriter::new(*id, text, batch)?))
             }
             Format::JsonSchema => Payloads::JsonSchema(registered().0, JsonRows::new(batch)?),
         })
