@@ -344,3 +344,60 @@ def test_cli_scrubs_every_line_of_a_multi_line_secret(bootstrap, new_topic, tmp_
     assert bad_speed.returncode == 2 and "got '***'" in bad_speed.stderr, bad_speed.stderr
     unknown = tskafka("topics", "describe", key_lines[2])
     assert unknown.returncode == 1 and "***" in unknown.stderr, unknown.stderr
+
+
+def test_schema_registry_credentials_never_show():
+    """basic.auth.user.info: right, wrong, and against a registry that is down."""
+    pytest.importorskip("fastavro")
+    users = {"alice": SENTINEL}
+    with tk.LocalBroker(users=users, schema_registry=True) as b:
+        sasl = {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": "alice",
+            "sasl.password": SENTINEL,
+        }
+        right = {
+            **sasl,
+            "schema.registry.url": b.schema_registry_url,
+            "basic.auth.user.info": f"alice:{SENTINEL}",
+        }
+        wrong = {**right, "basic.auth.user.info": f"alice:wrong-{SENTINEL}"}
+        topic = f"sr-secret-{uuid.uuid4().hex[:6]}"
+        tk.Admin(b.bootstrap_servers, sasl).create_topic(topic)
+        p = tk.Producer(b.bootstrap_servers, right)
+        p.send(topic, pl.DataFrame({"a": [1]}), format="avro")
+        c = tk.Consumer(
+            b.bootstrap_servers, right, topics=[topic], offset="earliest", format="avro"
+        )
+        assert c.poll_frame(timeout=10)["a"].to_list() == [1]
+        for obj in (p, c, tk.Config(right)):
+            assert_clean(repr(obj), type(obj).__name__)
+        assert "'basic.auth.user.info': '***'" in repr(tk.Config(right))
+        c.close()
+        failure(
+            lambda: tk.Producer(b.bootstrap_servers, wrong).send(
+                topic, pl.DataFrame({"a": [1]}), format="avro"
+            ),
+            tk.ConfigError,
+        )
+
+        def read_wrong() -> None:
+            with tk.Consumer(
+                b.bootstrap_servers, wrong, topics=[topic], offset="earliest", format="avro"
+            ) as c:
+                for _ in range(20):
+                    c.poll_frame(timeout=1.0)
+
+        failure(read_wrong, tk.ConfigError)
+        down = {**right, "schema.registry.url": "http://127.0.0.1:9"}
+        failure(
+            lambda: tk.Producer(b.bootstrap_servers, down).send(
+                topic, pl.DataFrame({"a": [1]}), format="avro"
+            ),
+            tk.KafkaError,
+        )
+        failure(
+            lambda: tk.Producer(b.bootstrap_servers, {**right, "basic.auth.user.info": SENTINEL}),
+            tk.ConfigError,
+        )

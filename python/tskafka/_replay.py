@@ -188,6 +188,8 @@ def replay(
     on_bad_rows: str = "error",
     chunk_rows: int = 65_536,
     timeout: float = 30.0,
+    subject: str | None = None,
+    schema: str | None = None,
 ) -> Replay:
     """Start replaying ``source`` into ``topic`` on a native thread; returns at once.
 
@@ -216,7 +218,8 @@ def replay(
     they are older than the topic's ``retention.ms`` (the broker would
     delete them at once), in which case it stamps send times and warns.
 
-    ``key``, ``format``, ``schema_header``, ``headers`` and ``config`` are as in
+    ``key``, ``format`` (also 'avro' and 'json_schema', one row per message),
+    ``subject``, ``schema``, ``schema_header``, ``headers`` and ``config`` are as in
     :meth:`Producer.send` and :class:`Producer` (a :class:`Config`, a dict or
     a config.ini path, whose ``[producer]`` section applies).
     """
@@ -237,6 +240,8 @@ def replay(
         schema_header=schema_header,
         headers=native_headers(headers),
         timeout=timeout,
+        subject=subject,
+        schema=schema,
         # The time column paces any source; in a CSV it is also read as datetimes.
         **csv_options(
             time_column=time_column,

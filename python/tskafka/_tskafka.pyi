@@ -131,6 +131,8 @@ class Producer:
         wait: bool = True,
         timeout: float | None = None,
         value: str | None = None,
+        subject: str | None = None,
+        schema: str | None = None,
     ) -> SendReport: ...
     def flush(self, timeout: float | None = None) -> SendReport: ...
     @property
@@ -160,6 +162,7 @@ class Consumer:
         schema: dict[str, str] | None = None,
         delimiter: str = ",",
         encoding: str = "utf-8",
+        key_format: str | None = None,
     ) -> Consumer: ...
     def subscribe(self, topics: list[str]) -> None: ...
     def assign(self, partitions: list[tuple[str, int, int | None]]) -> None: ...
@@ -235,6 +238,8 @@ class Replay:
         chunk_rows: int = 65536,
         delimiter: str | None = None,
         timeout: float = 30.0,
+        subject: str | None = None,
+        schema: str | None = None,
     ) -> Replay: ...
     @property
     def kafka_timestamps(self) -> str: ...

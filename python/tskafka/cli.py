@@ -400,7 +400,11 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--every", type=float, help="fixed interval: one message every S seconds")
     rp.add_argument("--rows-per-message", type=int)
     rp.add_argument("--key", "-k", action="append", help="key column (repeat for several)")
-    rp.add_argument("--format", choices=["arrow", "json", "csv", "text"], default="arrow")
+    rp.add_argument(
+        "--format",
+        choices=["arrow", "json", "csv", "text", "avro", "json_schema"],
+        default="arrow",
+    )
     rp.add_argument(
         "--schema-header",
         action="store_true",

@@ -124,6 +124,10 @@ class Consumer(_Client):
       ``delimiter`` and ``encoding`` as in ``read_csv``. A line with the
       wrong number of fields, or a value that does not fit its column, is a
       DecodeError naming the message and the field.
+    - 'avro' / 'json_schema': the Schema Registry framing
+      (``schema.registry.url`` in the config; 'auto' recognises it too).
+      ``key_format='avro'`` shows Avro-framed keys in ``kafka_key`` as text
+      (a string as itself, others as JSON).
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class Consumer(_Client):
         schema: Any = None,
         delimiter: str = ",",
         encoding: str = "utf-8",
+        key_format: str | None = None,
     ) -> None:
         self.output = check_output(output)
         if topics is not None and partitions is not None:
@@ -173,6 +178,7 @@ class Consumer(_Client):
             schema=_csv_dtypes(schema),
             delimiter=delimiter,
             encoding=encoding,
+            key_format=key_format,
         )
         try:
             if topic_names:

@@ -39,6 +39,8 @@ class Producer(_Client):
         wait: bool = True,
         timeout: float | None = None,
         value: str | None = None,
+        subject: str | None = None,
+        schema: str | None = None,
     ) -> SendReport:
         """Send every row of ``data`` to ``topic`` and wait for the broker's acks.
 
@@ -55,6 +57,12 @@ class Producer(_Client):
           ``'raw'``: the ``value`` column's bytes (binary or text) as they
           are, one message per row, keyed by a binary ``key`` column's bytes,
           so a topic read with ``format='raw'`` is copied as it was.
+        - ``format='avro'`` / ``'json_schema'``: one row per message in the
+          Schema Registry framing (a zero byte, the schema id, then the Avro
+          record or JSON object), as Confluent's serializers write it; needs
+          ``schema.registry.url`` in the config. The schema is derived from
+          the frame (``schema=`` gives one as text) and registered under
+          ``<topic>-value`` (``subject=`` to choose another).
         - ``schema_header=True`` (json): every message also carries the column
           types in a ``tskafka.schema`` header, so tskafka reads back exactly
           the dtypes sent. Off by default: a header on every message cuts
@@ -86,6 +94,8 @@ class Producer(_Client):
             wait=wait,
             timeout=timeout,
             value=value,
+            subject=subject,
+            schema=schema,
         )
 
     def flush(self, timeout: float | None = None) -> SendReport:

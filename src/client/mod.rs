@@ -24,6 +24,7 @@ pub mod consumer;
 pub mod context;
 pub mod mock_cluster;
 pub mod producer;
+pub mod registry;
 pub mod settings;
 
 use std::time::{Duration, Instant};

@@ -11,6 +11,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::take::take_record_batch;
 
 use super::arrow_ipc::{compact_views, ipc_stream, without_views};
+use super::avro::RowWriter;
+use super::confluent::frame_header;
 use super::csv_lines::CsvRows;
 use super::json::{json_type_supported, schema_header, JsonRows, JSON_TYPES};
 use super::raw::value_index;
@@ -30,6 +32,8 @@ pub struct EncodeOptions {
     pub schema_header: bool,
     /// raw, text: the column sent as each message's value (None: the only column).
     pub value_column: Option<String>,
+    /// Avro and JSON Schema: the registered schema's id and text.
+    pub registered: Option<(u32, String)>,
 }
 
 impl Default for EncodeOptions {
@@ -42,6 +46,7 @@ impl Default for EncodeOptions {
             max_message_bytes: 1_000_000,
             schema_header: false,
             value_column: None,
+            registered: None,
         }
     }
 }
@@ -107,7 +112,21 @@ impl Encoder {
             }
             None => None,
         };
-        let json_schema = if options.format == Format::Json {
+        if options.format.uses_registry() {
+            if options.registered.is_none() {
+                return Err(Error::Config(format!(
+                    "format {:?} needs a schema registered first (schema.registry.url in the \
+                     config)",
+                    options.format
+                )));
+            }
+            if options.rows_per_message != 1 {
+                return Err(Error::Config(
+                    "a Schema Registry message holds one row: leave rows_per_message out".into(),
+                ));
+            }
+        }
+        let json_schema = if matches!(options.format, Format::Json | Format::JsonSchema) {
             for f in schema.fields() {
                 if !json_type_supported(f.data_type()) {
                     return Err(Error::Schema(format!(
@@ -118,7 +137,8 @@ impl Encoder {
                     )));
                 }
             }
-            options.schema_header.then(|| schema_header(&schema))
+            (options.schema_header && options.format == Format::Json)
+                .then(|| schema_header(&schema))
         } else {
             None
         };
@@ -206,7 +226,12 @@ impl Encoder {
                 plain = without_views(batch);
                 &plain
             }
-            Format::Json | Format::Csv | Format::Text | Format::Raw => batch,
+            Format::Json
+            | Format::Csv
+            | Format::Text
+            | Format::Raw
+            | Format::Avro
+            | Format::JsonSchema => batch,
         };
         match keys {
             None => self.encode_chunks(
@@ -279,7 +304,7 @@ impl Encoder {
         timestamps: Option<&[Option<i64>]>,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let payloads = Payloads::new(self.options.format, batch, self.value_index)?;
+        let payloads = Payloads::new(&self.options, batch, self.value_index)?;
         let chunk = Chunk {
             batch,
             numbers,
@@ -452,11 +477,21 @@ enum Payloads<'a> {
     Csv(CsvRows<'a>),
     /// The value column as text, one line per row (a null is an empty line).
     Text(StringArray),
+    /// One framed Avro record.
+    Avro(Box<RowWriter>),
+    /// One framed JSON object.
+    JsonSchema(u32, JsonRows),
 }
 
 impl<'a> Payloads<'a> {
-    fn new(format: Format, batch: &'a RecordBatch, value: Option<usize>) -> Result<Self> {
-        Ok(match (format, value) {
+    fn new(options: &EncodeOptions, batch: &'a RecordBatch, value: Option<usize>) -> Result<Self> {
+        let registered = || {
+            options
+                .registered
+                .as_ref()
+                .expect("checked by Encoder::new")
+        };
+        Ok(match (options.format, value) {
             (Format::Arrow, _) => Payloads::Arrow,
             (Format::Json, _) => Payloads::Json(JsonRows::new(batch)?),
             (Format::Csv, _) => Payloads::Csv(CsvRows::new(batch, b',')?),
@@ -475,6 +510,11 @@ impl<'a> Payloads<'a> {
             (Format::Text | Format::Raw, None) => {
                 return Err(Error::Config("a text message needs a value column".into()))
             }
+            (Format::Avro, _) => {
+                let (id, text) = registered();
+                Payloads::Avro(Box::new(RowWriter::new(*id, text, batch)?))
+            }
+            (Format::JsonSchema, _) => Payloads::JsonSchema(registered().0, JsonRows::new(batch)?),
         })
     }
 
@@ -493,6 +533,21 @@ impl<'a> Payloads<'a> {
                     if values.is_valid(row) {
                         out.extend_from_slice(values.value(row).as_bytes());
                     }
+                }
+                Ok(out)
+            }
+            Payloads::Avro(writer) => {
+                let mut out = Vec::with_capacity(64);
+                for row in start..start + len {
+                    writer.write(row, &mut out)?;
+                }
+                Ok(out)
+            }
+            Payloads::JsonSchema(id, rows) => {
+                let mut out = Vec::with_capacity(128);
+                frame_header(*id, &mut out);
+                for row in start..start + len {
+                    rows.write_object(row, &mut out);
                 }
                 Ok(out)
             }

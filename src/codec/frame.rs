@@ -14,6 +14,8 @@ use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 
+use super::avro::AvroRun;
+use super::confluent::RegistryState;
 use super::csv_lines::{CsvRun, CsvStream};
 use super::json::{json_shape_error, JsonRun};
 use super::raw::{HeaderSource, RawRun, TextOptions};
@@ -102,6 +104,9 @@ pub struct FrameBuilder {
     /// CSV rows not yet typed, and the stream's columns and types.
     pub(super) csv_run: Option<CsvRun>,
     pub(super) csv: CsvStream,
+    /// Avro messages of one schema id, decoded as they come.
+    pub(super) avro: Option<AvroRun>,
+    pub(super) registry: RegistryState,
     pub(super) bad: Vec<BadMessage>,
     pub(super) rows: usize,
     /// Next offset to consume, per (topic, partition), of everything pushed.
@@ -128,6 +133,8 @@ impl FrameBuilder {
             raw: None,
             csv_run: None,
             csv: CsvStream::default(),
+            avro: None,
+            registry: RegistryState::default(),
             bad: Vec::new(),
             rows: 0,
             positions: BTreeMap::new(),
@@ -154,6 +161,7 @@ impl FrameBuilder {
             && self.json.is_none()
             && self.raw.is_none()
             && self.csv_run.is_none()
+            && self.avro.is_none()
             && self.bad.is_empty()
     }
 
@@ -197,6 +205,8 @@ impl FrameBuilder {
         self.json = None;
         self.raw = None;
         self.csv_run = None;
+        self.avro = None;
+        self.registry.unavailable = None;
         self.bad.clear();
         self.rows = 0;
         self.positions.clear();
@@ -205,6 +215,7 @@ impl FrameBuilder {
     }
 
     pub(super) fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
+        let key = m.key.map(|k| self.key_text(k));
         let topic = self
             .topic_names
             .entry(m.topic.to_owned())
@@ -215,7 +226,7 @@ impl FrameBuilder {
             partition: m.partition,
             offset: m.offset,
             timestamp_ms: m.timestamp_ms,
-            key: m.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            key,
             rows,
         }
     }
@@ -260,8 +271,10 @@ impl FrameBuilder {
         };
         let first = payload.iter().copied().find(|b| !b.is_ascii_whitespace());
         let is_arrow = payload.starts_with(&[0xff, 0xff, 0xff, 0xff]);
+        let framed = payload.len() >= 5 && payload[0] == 0 && self.has_schema_source();
         let format = match self.hint {
             FormatHint::Auto if is_arrow => FormatHint::Arrow,
+            FormatHint::Auto if framed => return self.push_framed(&m, payload),
             FormatHint::Auto if matches!(first, Some(b'{') | Some(b'[')) => FormatHint::Json,
             FormatHint::Auto => {
                 if let Some(error) = json_shape_error(payload) {
@@ -290,6 +303,8 @@ impl FrameBuilder {
             FormatHint::Csv => self.push_csv(&m, payload),
             // Read above.
             FormatHint::Raw | FormatHint::Text => {}
+            FormatHint::Avro => self.push_avro(&m, payload),
+            FormatHint::JsonSchema => self.push_json_schema(&m, payload),
             // Auto is settled above.
             FormatHint::Json | FormatHint::Auto => self.push_json(&m, payload, first),
         }
@@ -331,6 +346,7 @@ impl FrameBuilder {
         self.flush_json();
         self.flush_raw();
         self.flush_csv();
+        self.flush_avro();
     }
 
     /// The rows collected so far (None if there are none), as batches that

@@ -138,6 +138,13 @@ fn run_target(target: &str, data: &[u8]) {
             };
             decode_with(hint, metadata, text, &messages);
         }
+        "avro" => {
+            let mut parts = split(data);
+            if parts.len() > 1 {
+                let schema = String::from_utf8_lossy(parts.remove(0)).into_owned();
+                decode_avro(&schema, &parts);
+            }
+        }
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -443,4 +450,63 @@ fn mutated_messages_never_panic() {
          {} known arrow panics caught",
         CAUGHT.load(std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+/// Avro record bodies of `schema` framed with id 1 through one builder;
+/// returns the errors of the records refused.
+fn decode_avro(schema: &str, bodies: &[&[u8]]) -> Vec<String> {
+    let mut b = FrameBuilder::new(FormatHint::Avro, true, None);
+    b.set_schema_source(Some(Arc::new(super::confluent::OneSchema(
+        schema.to_owned(),
+    ))));
+    for (i, body) in bodies.iter().enumerate() {
+        let payload = [&[0u8, 0, 0, 0, 1][..], body].concat();
+        b.push(MessageRef {
+            topic: "fuzz",
+            partition: 0,
+            offset: i as i64,
+            timestamp_ms: None,
+            key: None,
+            payload: Some(&payload),
+            schema_header: None,
+        });
+    }
+    while let Some(frame) = b.take_frame().unwrap() {
+        frame.concat().expect("a frame's batches share its schema");
+        b.take_positions();
+    }
+    let errors: Vec<String> = b.take_bad().into_iter().map(|m| m.error).collect();
+    for e in &errors {
+        assert!(!e.contains(DECODER_PANICKED), "{e}");
+    }
+    errors
+}
+
+/// The Avro seed: a schema of every kind of type, and records of it.
+fn avro_seed() -> (String, Vec<Vec<u8>>) {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/avro/every_type");
+    let data = std::fs::read(corpus).expect("the Avro seed");
+    let mut parts = split(&data);
+    let schema = String::from_utf8(parts.remove(0).to_vec()).unwrap();
+    (schema, parts.into_iter().map(<[u8]>::to_vec).collect())
+}
+
+#[test]
+fn mutated_avro_records_never_panic_and_good_ones_around_them_stay() {
+    let (schema, records) = avro_seed();
+    let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    assert!(decode_avro(&schema, &refs).is_empty());
+    let mut rng = Rng(0x0a7e_0b1d_5eed_0001);
+    let mut refused = 0;
+    for _ in 0..20_000 {
+        let mut data = records[rng.below(records.len())].clone();
+        let other = &records[rng.below(records.len())];
+        for _ in 0..1 + rng.below(3) {
+            mutate(&mut rng, &mut data, other);
+        }
+        let good = &records[0];
+        let errors = decode_avro(&schema, &[good, &data, good]);
+        refused += errors.len();
+    }
+    assert!(refused > 1_000, "only {refused} mutated records refused");
 }

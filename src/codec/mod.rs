@@ -32,11 +32,14 @@
 //!   own file, beside its reader and writer.
 
 mod arrow_ipc;
+pub mod avro;
+pub mod confluent;
 pub mod csv;
 mod csv_lines;
 mod encoder;
 mod frame;
 mod json;
+pub mod json_schema;
 mod raw;
 mod text;
 pub mod time;
@@ -51,6 +54,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 pub use arrow_ipc::{ipc_stream, KNOWN_ARROW_PANIC};
+pub use confluent::{FetchError, RegisteredSchema, SchemaSource, SchemaType};
 pub use csv_lines::{csv_line_options, CsvLineOptions};
 pub use encoder::{EncodeOptions, Encoder, Message, Sink};
 pub use frame::{BadMessage, Frame, FrameBuilder, MessageRef, DECODER_PANICKED, METADATA_COLUMNS};
@@ -70,6 +74,10 @@ pub enum FormatHint {
     Text,
     /// CSV lines, one or more per message.
     Csv,
+    /// Avro in the Schema Registry framing.
+    Avro,
+    /// JSON in the Schema Registry framing.
+    JsonSchema,
 }
 
 impl FromStr for FormatHint {
@@ -82,9 +90,12 @@ impl FromStr for FormatHint {
             "raw" => Ok(FormatHint::Raw),
             "text" => Ok(FormatHint::Text),
             "csv" => Ok(FormatHint::Csv),
+            "avro" => Ok(FormatHint::Avro),
+            "json_schema" | "json-schema" => Ok(FormatHint::JsonSchema),
             other => Err(Error::Config(format!(
                 "unknown format {other:?}: use 'auto' (detect per message), 'arrow', 'json', \
-                 'csv' (CSV lines), 'text' (values as text) or 'raw' (values as bytes)"
+                 'csv' (CSV lines), 'text' (values as text), 'raw' (values as bytes), \
+                 'avro' or 'json_schema' (Schema Registry framing)"
             ))),
         }
     }
@@ -101,6 +112,17 @@ pub enum Format {
     Text,
     /// One binary or text column's values as they are.
     Raw,
+    /// Avro in the Schema Registry framing, one record per message.
+    Avro,
+    /// JSON in the Schema Registry framing, one object per message.
+    JsonSchema,
+}
+
+impl Format {
+    /// Whether its messages carry a registered schema's id.
+    pub fn uses_registry(self) -> bool {
+        matches!(self, Format::Avro | Format::JsonSchema)
+    }
 }
 
 impl FromStr for Format {
@@ -112,9 +134,12 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "text" => Ok(Format::Text),
             "raw" => Ok(Format::Raw),
+            "avro" => Ok(Format::Avro),
+            "json_schema" | "json-schema" => Ok(Format::JsonSchema),
             other => Err(Error::Config(format!(
                 "unknown format {other:?}: use 'arrow' (Arrow IPC, the default), 'json', \
-                 'csv' (rows as CSV lines), 'text' or 'raw' (one column as the value)"
+                 'csv' (rows as CSV lines), 'text' or 'raw' (one column as the value), \
+                 'avro' or 'json_schema' (Schema Registry framing)"
             ))),
         }
     }

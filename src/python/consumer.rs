@@ -32,7 +32,8 @@ impl Consumer {
     #[pyo3(signature = (bootstrap_servers=None, config=None, *, group_id=None, offset=None,
                         auto_commit=None, format="auto", metadata=false, on_error="raise",
                         json_schema=None, timeout=10.0, errors="strict", columns=None,
-                        header=false, schema=None, delimiter=",", encoding="utf-8"))]
+                        header=false, schema=None, delimiter=",", encoding="utf-8",
+                        key_format=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -52,6 +53,7 @@ impl Consumer {
         schema: Option<HashMap<String, String>>,
         delimiter: &str,
         encoding: &str,
+        key_format: Option<&str>,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
         let text = TextOptions {
@@ -70,6 +72,16 @@ impl Consumer {
                 .transpose()?,
             text,
             timeout,
+            avro_keys: match key_format {
+                None | Some("text") => false,
+                Some("avro") => true,
+                Some(other) => {
+                    return Err(crate::error::Error::Config(format!(
+                        "key_format must be 'avro' or 'text', got {other:?}"
+                    ))
+                    .into())
+                }
+            },
         };
         let core = detached(py, || consumer::Consumer::new(settings, options))?;
         Ok(Self {

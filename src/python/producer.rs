@@ -81,7 +81,7 @@ impl Producer {
     /// Sends every row of `data` to `topic`; see the Python docstring.
     #[pyo3(signature = (topic, data, *, key=None, timestamp=None, partition=None, headers=None,
                         format="arrow", rows_per_message=None, schema_header=false, wait=true,
-                        timeout=None, value=None))]
+                        timeout=None, value=None, subject=None, schema=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -98,6 +98,8 @@ impl Producer {
         wait: bool,
         timeout: Option<f64>,
         value: Option<String>,
+        subject: Option<String>,
+        schema: Option<String>,
     ) -> PyResult<SendReport> {
         let options = SendOptions {
             key: key_columns(key)?,
@@ -110,6 +112,8 @@ impl Producer {
             value,
             wait,
             timeout,
+            subject,
+            schema,
         };
         let (schema, batches) = batches_from_py(data)?;
         let report = interruptible(py, |check| {

@@ -41,7 +41,7 @@ impl Replay {
                         timestamp="auto", format="arrow", schema_header=false, headers=None,
                         encoding="auto",
                         time_format=None, dtypes=None, on_bad_rows="error", chunk_rows=65_536,
-                        delimiter=None, timeout=30.0))]
+                        delimiter=None, timeout=30.0, subject=None, schema=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -66,6 +66,8 @@ impl Replay {
         chunk_rows: usize,
         delimiter: Option<&str>,
         timeout: f64,
+        subject: Option<String>,
+        schema: Option<String>,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
         let options = ReplayOptions {
@@ -80,6 +82,8 @@ impl Replay {
             schema_header,
             headers,
             timeout,
+            subject,
+            schema,
         };
         let source = if let Ok(path) = source.extract::<String>() {
             let options = CsvOptions::from_args(

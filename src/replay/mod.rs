@@ -63,6 +63,9 @@ pub struct ReplayOptions {
     pub headers: Option<HashMap<String, Vec<u8>>>,
     /// Seconds to reach the cluster and find the topic.
     pub timeout: f64,
+    /// Avro / JSON Schema: the subject (None: `<topic>-value`) and schema text.
+    pub subject: Option<String>,
+    pub schema: Option<String>,
 }
 
 impl Default for ReplayOptions {
@@ -79,6 +82,8 @@ impl Default for ReplayOptions {
             schema_header: false,
             headers: None,
             timeout: 30.0,
+            subject: None,
+            schema: None,
         }
     }
 }
@@ -183,7 +188,8 @@ impl Replay {
         check: Check<'_>,
     ) -> Result<Self> {
         let pace = options.pace()?;
-        let settings = replay_settings(settings, &pace);
+        let mut settings = replay_settings(settings, &pace);
+        let registry = crate::client::registry::take_from(&mut settings)?;
         let mut reader = source.open()?;
         let schema = reader.schema();
         let time = match &options.time_column {
@@ -238,13 +244,21 @@ impl Replay {
             first_event,
             chrono::Utc::now().timestamp_micros(),
         )?;
+        let registered = crate::client::registry::register_for_send(
+            registry.as_deref(),
+            options.format,
+            topic,
+            &schema,
+            options.subject.as_deref(),
+            options.schema.as_deref(),
+        )?;
         let encode = EncodeOptions {
             format: options.format,
-            rows_per_message: policy::rows_per_message(
-                &pace,
-                options.format,
-                options.rows_per_message,
-            ),
+            // A Schema Registry message holds one row.
+            rows_per_message: match registered {
+                Some(_) => options.rows_per_message.unwrap_or(1),
+                None => policy::rows_per_message(&pace, options.format, options.rows_per_message),
+            },
             key_columns: options.key,
             timestamp_column: match stamping.event_times {
                 true => time.as_ref().map(|(_, n)| n.clone()),
@@ -253,6 +267,7 @@ impl Replay {
             max_message_bytes: max_message_bytes(&settings),
             schema_header: options.schema_header,
             value_column: None,
+            registered,
         };
         let encoder = Encoder::new(schema, encode)?;
         let headers = message_headers(options.headers.as_ref(), &encoder);

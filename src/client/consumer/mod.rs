@@ -16,7 +16,7 @@ pub mod read;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
@@ -49,6 +49,8 @@ pub struct ConsumerOptions {
     pub text: TextOptions,
     /// Seconds to wait for metadata when subscribing or assigning.
     pub timeout: f64,
+    /// Keys in the Schema Registry's Avro framing, shown as text.
+    pub avro_keys: bool,
 }
 
 impl Default for ConsumerOptions {
@@ -63,6 +65,7 @@ impl Default for ConsumerOptions {
             json_schema: None,
             text: TextOptions::default(),
             timeout: 10.0,
+            avro_keys: false,
         }
     }
 }
@@ -230,7 +233,8 @@ impl Drop for Consumer {
 }
 
 impl Consumer {
-    pub fn new(settings: Settings, options: ConsumerOptions) -> Result<Self> {
+    pub fn new(mut settings: Settings, options: ConsumerOptions) -> Result<Self> {
+        let registry = crate::client::registry::take_from(&mut settings)?;
         let settings = consumer_settings(settings, &options)?;
         let start = parse_offset(settings.get("auto.offset.reset").unwrap_or("latest"))
             .unwrap_or(Offset::End);
@@ -239,6 +243,9 @@ impl Consumer {
             ..Context::default()
         };
         let consumer: BaseConsumer<Context> = client::create(&settings, context)?;
+        let mut builder = FrameBuilder::new(options.format, options.metadata, options.json_schema);
+        builder.set_avro_keys(options.avro_keys);
+        builder.set_schema_source(registry.map(|r| r as Arc<dyn crate::codec::SchemaSource>));
         Ok(Self {
             auto_commit: settings.get("enable.auto.commit") == Some("true"),
             settings,
@@ -247,8 +254,7 @@ impl Consumer {
             timeout: Duration::from_secs_f64(options.timeout.max(0.1)),
             inner: Mutex::new(Some(Inner {
                 consumer,
-                builder: FrameBuilder::new(options.format, options.metadata, options.json_schema)
-                    .with_text_options(options.text),
+                builder: builder.with_text_options(options.text),
                 pending_frame: None,
                 pending_errors: VecDeque::new(),
                 after_error: Positions::new(),

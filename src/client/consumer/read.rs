@@ -154,9 +154,17 @@ impl Consumer {
             match inner.consumer.poll(slice) {
                 None if have_rows => break,
                 None => {}
-                Some(Ok(m)) => inner
-                    .builder
-                    .push_with_headers(message_ref(&m), headers_of(&m)),
+                Some(Ok(m)) => {
+                    inner
+                        .builder
+                        .push_with_headers(message_ref(&m), headers_of(&m));
+                    if let Some(e) = inner.builder.take_unavailable() {
+                        // A registry that cannot be asked: read these messages again later.
+                        drop(m);
+                        super::unread(inner, Duration::from_secs(5))?;
+                        return Err(e);
+                    }
+                }
                 Some(Err(e)) => {
                     let errors = &inner.consumer.context().errors;
                     poll_error = Some(

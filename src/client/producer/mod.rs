@@ -22,6 +22,7 @@ use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 pub use context::{Outstanding, SendReport, Tally};
 
+use crate::client::registry::{self, RegistryClient};
 use crate::client::{self, Context, Settings};
 use crate::codec::{EncodeOptions, Encoder, Format};
 use crate::error::{Error, Result};
@@ -48,6 +49,10 @@ pub struct SendOptions {
     pub wait: bool,
     /// Seconds for the whole send (None: no limit; metadata then waits 30 s).
     pub timeout: Option<f64>,
+    /// Avro / JSON Schema: the subject to register under (None: `<topic>-value`).
+    pub subject: Option<String>,
+    /// Avro / JSON Schema: the schema's text (None: derived from the frame).
+    pub schema: Option<String>,
 }
 
 impl Default for SendOptions {
@@ -63,6 +68,8 @@ impl Default for SendOptions {
             value: None,
             wait: true,
             timeout: None,
+            subject: None,
+            schema: None,
         }
     }
 }
@@ -72,8 +79,13 @@ impl Default for SendOptions {
 pub fn default_rows_per_message(format: Format) -> usize {
     match format {
         Format::Arrow => 10_000,
-        // One row (an object, a line, a value) per message, as others write them.
-        Format::Json | Format::Csv | Format::Text | Format::Raw => 1,
+        // One row (an object, a line, a value, a record) per message, as others write them.
+        Format::Json
+        | Format::Csv
+        | Format::Text
+        | Format::Raw
+        | Format::Avro
+        | Format::JsonSchema => 1,
     }
 }
 
@@ -107,6 +119,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub struct Producer {
     settings: Settings,
+    registry: Option<Arc<RegistryClient>>,
     inner: Mutex<Option<Arc<Inner>>>,
 }
 
@@ -114,6 +127,7 @@ impl Producer {
     /// A producer with tskafka's defaults under `settings` (idempotence on,
     /// linger 5 ms).
     pub fn new(mut settings: Settings) -> Result<Self> {
+        let registry = registry::take_from(&mut settings)?;
         settings
             .default("enable.idempotence", "true")
             .default("linger.ms", "5")
@@ -121,6 +135,7 @@ impl Producer {
         let producer: ThreadedProducer<Context> = client::create(&settings, Context::default())?;
         Ok(Self {
             settings,
+            registry,
             inner: Mutex::new(Some(Arc::new(Inner {
                 producer,
                 partitions: Mutex::new(HashMap::new()),
@@ -179,6 +194,14 @@ impl Producer {
             max_message_bytes: batch::max_message_bytes(&self.settings),
             schema_header: options.schema_header,
             value_column: options.value.clone(),
+            registered: registry::register_for_send(
+                self.registry.as_deref(),
+                options.format,
+                topic,
+                &schema,
+                options.subject.as_deref(),
+                options.schema.as_deref(),
+            )?,
         };
         let inner = self.inner()?;
         let timeout = options.timeout;
