@@ -80,6 +80,15 @@ class Consumer(_Client):
     ``offset`` and ``auto_commit`` come from the config (``group.id``,
     ``auto.offset.reset``, ``enable.auto.commit``, e.g. a ``[consumer]``
     section), else a fresh group, 'latest' and True; given, they win.
+
+    ``json_orient`` says how JSON messages are laid out, in pandas' names
+    (``pandas.read_json(orient=...)``): ``'records'``, ``'columns'`` (also
+    ``to_dict()``'s default, ``'dict'``), ``'index'`` (also a Series'
+    ``{label: value}``), ``'split'``, ``'values'``, ``'table'``. None detects
+    the shapes no record could be (``to_dict()`` of a frame, ``to_json(orient=
+    'table')``) and reads the rest as records. A default index is dropped;
+    other row labels become an ``index`` column. ``NaN``/``Infinity`` tokens
+    read as null.
     """
 
     def __init__(
@@ -98,6 +107,7 @@ class Consumer(_Client):
         on_error: str = "raise",
         json_schema: Any = None,
         timeout: float = 10.0,
+        json_orient: str | None = None,
     ) -> None:
         self.output = check_output(output)
         if topics is not None and partitions is not None:
@@ -117,6 +127,7 @@ class Consumer(_Client):
             on_error=on_error,
             json_schema=json_schema,
             timeout=timeout,
+            json_orient=json_orient,
         )
         try:
             if topic_names:

@@ -12,6 +12,7 @@ use arrow_select::take::take_record_batch;
 
 use super::arrow_ipc::{compact_views, ipc_stream, without_views};
 use super::json::{json_type_supported, schema_header, JsonRows, JSON_TYPES};
+use super::pandas_json::JsonOrient;
 use super::time::epoch;
 use super::Format;
 use crate::error::{Error, Result};
@@ -26,6 +27,8 @@ pub struct EncodeOptions {
     pub max_message_bytes: usize,
     /// JSON: every message carries the column types in a [`SCHEMA_HEADER`].
     pub schema_header: bool,
+    /// JSON: the layout of each message, as pandas' `to_json(orient=...)`.
+    pub json_orient: JsonOrient,
 }
 
 impl Default for EncodeOptions {
@@ -37,6 +40,7 @@ impl Default for EncodeOptions {
             timestamp_column: None,
             max_message_bytes: 1_000_000,
             schema_header: false,
+            json_orient: JsonOrient::Records,
         }
     }
 }
@@ -100,6 +104,14 @@ impl Encoder {
             }
             None => None,
         };
+        if options.format != Format::Json
+            && !matches!(options.json_orient, JsonOrient::Records | JsonOrient::Auto)
+        {
+            return Err(Error::Config(format!(
+                "json_orient={:?} lays out JSON messages: use it with format='json'",
+                options.json_orient.name()
+            )));
+        }
         let json_schema = if options.format == Format::Json {
             for f in schema.fields() {
                 if !json_type_supported(f.data_type()) {
@@ -158,7 +170,13 @@ impl Encoder {
         }
         let keys = self.keys(batch)?;
         let timestamps = self.timestamps_ms(batch)?;
-        if self.options.format == Format::Json && self.options.rows_per_message == 1 {
+        if self.options.format == Format::Json
+            && self.options.rows_per_message == 1
+            && matches!(
+                self.options.json_orient,
+                JsonOrient::Records | JsonOrient::Auto
+            )
+        {
             return self.encode_json_rows(
                 batch,
                 first_row,
@@ -246,7 +264,7 @@ impl Encoder {
         timestamps: Option<&[Option<i64>]>,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let payloads = Payloads::new(self.options.format, batch)?;
+        let payloads = Payloads::new(self.options.format, self.options.json_orient, batch)?;
         let chunk = Chunk {
             batch,
             numbers,
@@ -272,7 +290,9 @@ impl Encoder {
         len: usize,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let payload = chunk.payloads.write(chunk.batch, start, len)?;
+        let payload = chunk
+            .payloads
+            .write(chunk.batch, start, len, |r| chunk.numbers.get(start + r))?;
         if payload.len() > self.options.max_message_bytes {
             if len == 1 {
                 return Err(too_large(
@@ -362,21 +382,34 @@ enum Payloads {
     Arrow,
     /// A JSON array of row objects.
     Json(JsonRows),
+    /// One of pandas' layouts of rows.
+    Pandas(JsonRows, JsonOrient),
 }
 
 impl Payloads {
-    fn new(format: Format, batch: &RecordBatch) -> Result<Self> {
-        Ok(match format {
-            Format::Arrow => Payloads::Arrow,
-            Format::Json => Payloads::Json(JsonRows::new(batch)?),
+    fn new(format: Format, orient: JsonOrient, batch: &RecordBatch) -> Result<Self> {
+        Ok(match (format, orient) {
+            (Format::Arrow, _) => Payloads::Arrow,
+            (Format::Json, JsonOrient::Records | JsonOrient::Auto) => {
+                Payloads::Json(JsonRows::new(batch)?)
+            }
+            (Format::Json, orient) => Payloads::Pandas(JsonRows::new(batch)?, orient),
         })
     }
 
-    /// The payload of rows `start..start + len` of `batch`.
-    fn write(&self, batch: &RecordBatch, start: usize, len: usize) -> Result<Vec<u8>> {
+    /// The payload of rows `start..start + len` of `batch`; `label` numbers
+    /// row `start + r` in the data sent.
+    fn write(
+        &self,
+        batch: &RecordBatch,
+        start: usize,
+        len: usize,
+        label: impl Fn(usize) -> usize,
+    ) -> Result<Vec<u8>> {
         match self {
             Payloads::Arrow => ipc_stream(&compact_views(&batch.slice(start, len))?),
             Payloads::Json(rows) => Ok(rows.array(start, len)),
+            Payloads::Pandas(rows, orient) => Ok(rows.pandas(*orient, start, len, label)),
         }
     }
 }

@@ -15,6 +15,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
 
 use super::json::{json_shape_error, JsonRun};
+use super::pandas_json::JsonOrient;
 use super::text::batch_with_string_views;
 use super::FormatHint;
 use crate::error::{Error, Result};
@@ -87,6 +88,8 @@ pub struct FrameBuilder {
     hint: FormatHint,
     metadata: bool,
     pub(super) json_schema: Option<SchemaRef>,
+    /// How JSON messages are laid out (pandas' orients).
+    pub json_orient: JsonOrient,
     /// Whether frames should hold text as string views (what Polars holds):
     /// made message by message as they come, while the next ones arrive.
     pub string_views: bool,
@@ -111,6 +114,7 @@ impl FrameBuilder {
             hint,
             metadata,
             json_schema,
+            json_orient: JsonOrient::Auto,
             string_views: false,
             parts: Vec::new(),
             json: None,

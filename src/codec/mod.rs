@@ -36,6 +36,7 @@ pub mod csv;
 mod encoder;
 mod frame;
 mod json;
+mod pandas_json;
 mod text;
 pub mod time;
 
@@ -52,6 +53,7 @@ pub use arrow_ipc::{ipc_stream, KNOWN_ARROW_PANIC};
 pub use encoder::{EncodeOptions, Encoder, Message, Sink};
 pub use frame::{BadMessage, Frame, FrameBuilder, MessageRef, DECODER_PANICKED, METADATA_COLUMNS};
 pub use json::{json_schema, schema_header, JSON_TYPES, SCHEMA_HEADER};
+pub use pandas_json::JsonOrient;
 pub use text::{batch_with_string_views, string_views};
 
 /// The format of the messages read: detected per message, or stated.

@@ -30,7 +30,7 @@ impl Consumer {
     #[new]
     #[pyo3(signature = (bootstrap_servers=None, config=None, *, group_id=None, offset=None,
                         auto_commit=None, format="auto", metadata=false, on_error="raise",
-                        json_schema=None, timeout=10.0))]
+                        json_schema=None, timeout=10.0, json_orient=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -44,6 +44,7 @@ impl Consumer {
         on_error: &str,
         json_schema: Option<&Bound<'_, PyAny>>,
         timeout: f64,
+        json_orient: Option<&str>,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
         let options = ConsumerOptions {
@@ -57,6 +58,7 @@ impl Consumer {
                 .map(|s| Schema::from_pyarrow_bound(s).map(Arc::new))
                 .transpose()?,
             timeout,
+            json_orient: json_orient.unwrap_or("auto").parse()?,
         };
         let core = detached(py, || consumer::Consumer::new(settings, options))?;
         Ok(Self {

@@ -81,7 +81,7 @@ impl Producer {
     /// Sends every row of `data` to `topic`; see the Python docstring.
     #[pyo3(signature = (topic, data, *, key=None, timestamp=None, partition=None, headers=None,
                         format="arrow", rows_per_message=None, schema_header=false, wait=true,
-                        timeout=None))]
+                        timeout=None, json_orient=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -97,6 +97,7 @@ impl Producer {
         schema_header: bool,
         wait: bool,
         timeout: Option<f64>,
+        json_orient: Option<&str>,
     ) -> PyResult<SendReport> {
         let options = SendOptions {
             key: key_columns(key)?,
@@ -106,6 +107,7 @@ impl Producer {
             format: format.parse()?,
             rows_per_message,
             schema_header,
+            json_orient: json_orient.unwrap_or("records").parse()?,
             wait,
             timeout,
         };

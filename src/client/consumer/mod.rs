@@ -27,7 +27,7 @@ use read::{message_ref, pump, tpl_of, Inner};
 pub use read::{with_string_views, Positions};
 
 use crate::client::{self, Context, Settings};
-use crate::codec::{BadMessage, FormatHint, FrameBuilder};
+use crate::codec::{BadMessage, FormatHint, FrameBuilder, JsonOrient};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 
@@ -47,6 +47,8 @@ pub struct ConsumerOptions {
     pub json_schema: Option<SchemaRef>,
     /// Seconds to wait for metadata when subscribing or assigning.
     pub timeout: f64,
+    /// How JSON messages are laid out (pandas' orients; Auto: detected).
+    pub json_orient: JsonOrient,
 }
 
 impl Default for ConsumerOptions {
@@ -60,6 +62,7 @@ impl Default for ConsumerOptions {
             on_error: OnError::Raise,
             json_schema: None,
             timeout: 10.0,
+            json_orient: JsonOrient::Auto,
         }
     }
 }
@@ -244,7 +247,12 @@ impl Consumer {
             timeout: Duration::from_secs_f64(options.timeout.max(0.1)),
             inner: Mutex::new(Some(Inner {
                 consumer,
-                builder: FrameBuilder::new(options.format, options.metadata, options.json_schema),
+                builder: {
+                    let mut b =
+                        FrameBuilder::new(options.format, options.metadata, options.json_schema);
+                    b.json_orient = options.json_orient;
+                    b
+                },
                 pending_frame: None,
                 pending_errors: VecDeque::new(),
                 after_error: Positions::new(),

@@ -23,7 +23,7 @@ use rdkafka::producer::{Producer as _, ThreadedProducer};
 pub use context::{Outstanding, SendReport, Tally};
 
 use crate::client::{self, Context, Settings};
-use crate::codec::{EncodeOptions, Encoder, Format};
+use crate::codec::{EncodeOptions, Encoder, Format, JsonOrient};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 
@@ -42,6 +42,8 @@ pub struct SendOptions {
     pub rows_per_message: Option<usize>,
     /// JSON: add the column types as a header to every message.
     pub schema_header: bool,
+    /// JSON: pandas' layout of each message (`to_json(orient=...)`).
+    pub json_orient: JsonOrient,
     /// Wait for the broker's acknowledgements (else `flush()` reports them).
     pub wait: bool,
     /// Seconds for the whole send (None: no limit; metadata then waits 30 s).
@@ -58,6 +60,7 @@ impl Default for SendOptions {
             format: Format::Arrow,
             rows_per_message: None,
             schema_header: false,
+            json_orient: JsonOrient::Records,
             wait: true,
             timeout: None,
         }
@@ -174,6 +177,7 @@ impl Producer {
             timestamp_column: options.timestamp.clone(),
             max_message_bytes: batch::max_message_bytes(&self.settings),
             schema_header: options.schema_header,
+            json_orient: options.json_orient,
         };
         let inner = self.inner()?;
         let timeout = options.timeout;
