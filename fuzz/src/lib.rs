@@ -36,6 +36,16 @@ use codec::{FormatHint, FrameBuilder, MessageRef};
 /// FrameBuilder as consecutive messages and takes every frame out, as the
 /// consumer does. Panics only if the decoder does.
 pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Option<&[u8]>)]) {
+    decode_with_orient(hint, metadata, codec::JsonOrient::Auto, payloads)
+}
+
+/// [`decode_messages`] with JSON read as laid out in pandas' `orient`.
+pub fn decode_with_orient(
+    hint: FormatHint,
+    metadata: bool,
+    orient: codec::JsonOrient,
+    payloads: &[(&[u8], Option<&[u8]>)],
+) {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         // libfuzzer-sys aborts in its panic hook, before the decoder's guard
@@ -49,6 +59,7 @@ pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Opt
         }));
     });
     let mut b = FrameBuilder::new(hint, metadata, None);
+    b.json_orient = orient;
     // Half the inputs as a Polars consumer reads them (text as string views).
     b.string_views = metadata;
     for (i, (payload, header)) in payloads.iter().enumerate() {
@@ -76,6 +87,17 @@ pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Opt
         }
     }
 }
+
+/// pandas' orients, picked by a fuzz input's first byte.
+pub const ORIENTS: [codec::JsonOrient; 7] = [
+    codec::JsonOrient::Auto,
+    codec::JsonOrient::Records,
+    codec::JsonOrient::Columns,
+    codec::JsonOrient::Index,
+    codec::JsonOrient::Split,
+    codec::JsonOrient::Values,
+    codec::JsonOrient::Table,
+];
 
 /// Splits fuzz input into messages at `\n--\n`.
 pub fn split_messages(data: &[u8]) -> Vec<&[u8]> {

@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{
     new_null_array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
     TimestampMillisecondArray,
 };
+use arrow_array::{Array, StructArray};
 use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
@@ -343,7 +345,15 @@ impl FrameBuilder {
             .iter()
             .map(|p| {
                 let b = batch(p);
-                let mut columns = align(&b, &data_schema)?;
+                let mut columns = align(&b, &data_schema).map_err(|e| {
+                    let m = &p.metas[0];
+                    Error::Schema(format!(
+                        "the messages from {}[{}]@{} on do not fit the columns of those \
+                         before them ({e}): read them in frames of their own (a smaller \
+                         max_rows), or pin the types with json_schema=",
+                        m.topic, m.partition, m.offset
+                    ))
+                })?;
                 if self.metadata {
                     columns.extend(metadata_columns(&p.metas));
                 }
@@ -393,16 +403,44 @@ fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<ArrayRef>> {
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            // Types the union accepted: an all-null column (inferred from JSON
-            // as Null) typed by the others, or lists whose item fields differ.
-            Some(c) if c.data_type() == &DataType::Null => {
-                Ok(new_null_array(f.data_type(), batch.num_rows()))
-            }
-            Some(c) => Ok(cast(c, f.data_type())?),
+            Some(c) => align_column(c, f.data_type()).map_err(|e| {
+                Error::Schema(format!(
+                    "column {:?} is {} here, {} before: {e}",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                ))
+            }),
             None => Ok(new_null_array(f.data_type(), batch.num_rows())),
         })
         .collect()
+}
+
+/// A column as type `to`, which the union of the parts' columns accepted:
+/// an all-null column (inferred from JSON as Null) typed by the others,
+/// structs whose fields differ (missing fields null), lists whose item
+/// fields differ.
+fn align_column(c: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    match (c.data_type(), to) {
+        (from, to) if from == to => Ok(c.clone()),
+        (DataType::Null, _) => Ok(new_null_array(to, c.len())),
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let s = c.as_struct();
+            let children = fields
+                .iter()
+                .map(|f| match s.column_by_name(f.name()) {
+                    Some(child) => align_column(child, f.data_type()),
+                    None => Ok(new_null_array(f.data_type(), s.len())),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                children,
+                s.nulls().cloned(),
+            )?))
+        }
+        _ => Ok(cast(c, to)?),
+    }
 }
 
 fn metadata_fields() -> [Field; 5] {
@@ -568,5 +606,20 @@ mod tests {
         let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         assert_eq!(out.num_columns(), 2);
         assert_eq!(out.column(1).null_count(), 1);
+    }
+
+    #[test]
+    fn structs_with_different_fields_union() {
+        let mut b = FrameBuilder::new(FormatHint::Json, false, None);
+        b.push(msg(br#"{"a": {"x": 1}}"#, 0, None));
+        b.push(msg(br#"[{"a": {"y": "s"}}, {"a": null}]"#, 1, None));
+        b.push(msg(br#"{"a": {"x": 2, "y": "t"}}"#, 2, None));
+        b.flush_json();
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+        let a = out.column(0).as_struct();
+        assert_eq!(a.num_columns(), 2);
+        assert_eq!(a.column_by_name("x").unwrap().null_count(), 2);
+        assert_eq!(a.column_by_name("y").unwrap().null_count(), 2);
+        assert_eq!(a.null_count(), 1);
     }
 }

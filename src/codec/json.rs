@@ -143,6 +143,9 @@ impl FrameBuilder {
 
     pub(super) fn flush_json(&mut self) {
         let Some(run) = self.json.take() else { return };
+        if run.spans.is_empty() {
+            return; // only empty arrays or refused messages
+        }
         if self.json_orient == JsonOrient::Auto
             && run.header.is_none()
             && self.json_schema.is_none()

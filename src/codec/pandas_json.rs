@@ -165,7 +165,8 @@ pub(super) fn pandas_rows(
 /// look, no parse; None if `payload` does not start so).
 fn first_entry(payload: &[u8]) -> Option<(&[u8], u8)> {
     let skip = |i: usize| {
-        payload[i..]
+        payload
+            .get(i..)?
             .iter()
             .position(|b| !b.is_ascii_whitespace())
             .map(|n| i + n)
@@ -534,7 +535,7 @@ pub(super) fn write_orient(
                     out.push(b',');
                 }
                 out.extend_from_slice(name);
-                out.extend_from_slice(b":{");
+                out.push(b'{');
                 for (r, l) in labels.iter().enumerate() {
                     if r > 0 {
                         out.push(b',');
@@ -659,4 +660,278 @@ fn write_values(
         value(r, c, out);
     }
     out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+    use arrow_array::{Array, RecordBatch};
+    use arrow_schema::{DataType, TimeUnit};
+
+    use super::*;
+    use crate::codec::test_support::{collect, msg, round_trip_sample};
+    use crate::codec::time::with_zone;
+    use crate::codec::{EncodeOptions, Format, FormatHint, FrameBuilder};
+
+    /// Reads `messages` with `orient`; the frame and the refused messages' errors.
+    fn read(orient: JsonOrient, messages: &[&[u8]]) -> (Option<RecordBatch>, Vec<String>) {
+        let mut b = FrameBuilder::new(FormatHint::Auto, false, None);
+        b.json_orient = orient;
+        for (i, m) in messages.iter().enumerate() {
+            b.push(msg(m, i as i64, None));
+        }
+        let frame = b.take_frame().unwrap().map(|f| f.concat().unwrap());
+        (frame, b.take_bad().into_iter().map(|m| m.error).collect())
+    }
+
+    fn names(batch: &RecordBatch) -> Vec<String> {
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    #[test]
+    fn python_constants_read_as_null_outside_strings() {
+        let text = br#"{"a": NaN, "b": [Infinity, -Infinity], "s": "NaN \" Infinity"}"#;
+        assert_eq!(
+            python_constants_as_null(text).as_ref(),
+            br#"{"a": null, "b": [null, null], "s": "NaN \" Infinity"}"#
+        );
+        assert!(matches!(
+            python_constants_as_null(br#"{"a": 1}"#),
+            Cow::Borrowed(_)
+        ));
+        let (out, bad) = read(
+            JsonOrient::Auto,
+            &[br#"{"x": NaN, "y": 1.5}"#, br#"{"x": 2.0, "y": -Infinity}"#],
+        );
+        assert!(bad.is_empty(), "{bad:?}");
+        let out = out.unwrap();
+        assert_eq!(out.column(0).null_count(), 1);
+        assert_eq!(out.column(1).as_primitive::<Float64Type>().value(0), 1.5);
+        assert!(out.column(1).is_null(1));
+    }
+
+    #[test]
+    fn to_dict_chunks_are_detected_and_the_default_index_dropped() {
+        // json.dumps(chunk.to_dict(), default=str) of read_csv(chunksize=2).
+        let chunks: [&[u8]; 2] = [
+            br#"{"Invoice": {"0": "489434", "1": "C489434"}, "Qty": {"0": 6, "1": -2},
+                "Customer ID": {"0": NaN, "1": 13085.0},
+                "InvoiceDate": {"0": "2009-12-01 07:45:00", "1": "2009-12-01 07:46:00"}}"#,
+            br#"{"Invoice": {"2": "489435", "3": "489435"}, "Qty": {"2": 1, "3": 12},
+                "Customer ID": {"2": 13085.0, "3": NaN},
+                "InvoiceDate": {"2": "2009-12-01 07:47:00", "3": "2009-12-01 07:48:00"}}"#,
+        ];
+        let (out, bad) = read(JsonOrient::Auto, &chunks);
+        assert!(bad.is_empty(), "{bad:?}");
+        let out = out.unwrap();
+        assert_eq!(
+            names(&out),
+            ["Invoice", "Qty", "Customer ID", "InvoiceDate"]
+        );
+        assert_eq!(out.num_rows(), 4);
+        assert_eq!(
+            out.column(1).as_primitive::<Int64Type>().values(),
+            &[6, -2, 1, 12]
+        );
+        assert_eq!(out.column(2).null_count(), 2);
+        assert_eq!(
+            out.schema().field(3).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+        // Stated, the same.
+        let (stated, _) = read(JsonOrient::Columns, &chunks);
+        assert_eq!(stated.unwrap(), out);
+    }
+
+    #[test]
+    fn nested_records_are_not_mistaken_for_columns() {
+        // Objects keyed alike, but by names rather than row labels.
+        let (out, bad) = read(
+            JsonOrient::Auto,
+            &[br#"{"before": {"id": 1, "x": 2}, "after": {"id": 1, "x": 3}}"#],
+        );
+        assert!(bad.is_empty());
+        let out = out.unwrap();
+        assert_eq!(out.num_rows(), 1);
+        assert!(matches!(
+            out.schema().field(0).data_type(),
+            DataType::Struct(_)
+        ));
+    }
+
+    #[test]
+    fn other_row_labels_become_an_index_column() {
+        let (out, _) = read(
+            JsonOrient::Columns,
+            &[br#"{"v": {"5": 1.5, "9": 2.5}, "index": {"5": "a", "9": "b"}}"#],
+        );
+        let out = out.unwrap();
+        assert_eq!(names(&out), ["level_0", "v", "index"]);
+        assert_eq!(out.column(0).as_primitive::<Int64Type>().values(), &[5, 9]);
+        let (out, _) = read(
+            JsonOrient::Index,
+            &[br#"{"2021-01-01 00:00:04": {"t": 1}, "2021-01-01 00:00:05": {"t": 2}}"#],
+        );
+        let out = out.unwrap();
+        assert_eq!(names(&out), ["index", "t"]);
+        assert_eq!(
+            out.column(0)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(1),
+            1_609_459_205_000_000
+        );
+    }
+
+    #[test]
+    fn a_series_map_per_message_is_refused_unless_stated() {
+        let messages: Vec<String> = (0..9)
+            .map(|i| format!(r#"{{"2021-01-01 00:00:0{i}": {}.5}}"#, 60 + i))
+            .collect();
+        let messages: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
+        let (out, bad) = read(JsonOrient::Auto, &messages);
+        assert!(out.is_none());
+        assert_eq!(bad.len(), 9);
+        assert!(bad[0].contains(r#"json_orient="index""#), "{}", bad[0]);
+        let (out, bad) = read(JsonOrient::Index, &messages);
+        assert!(bad.is_empty());
+        let out = out.unwrap();
+        assert_eq!(names(&out), ["index", "value"]);
+        assert_eq!(out.num_rows(), 9);
+        assert!(matches!(
+            out.schema().field(0).data_type(),
+            DataType::Timestamp(_, None)
+        ));
+        assert_eq!(out.column(1).as_primitive::<Float64Type>().value(8), 68.5);
+        // Stated records: a column per key, as asked.
+        let (out, bad) = read(JsonOrient::Records, &messages);
+        assert!(bad.is_empty());
+        assert_eq!(out.unwrap().num_columns(), 9);
+    }
+
+    #[test]
+    fn maps_with_new_keys_in_every_message_are_refused() {
+        let messages: Vec<String> = (0..10)
+            .map(|i| format!(r#"{{"sensor{i}": {i}}}"#))
+            .collect();
+        let messages: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
+        let (out, bad) = read(JsonOrient::Auto, &messages);
+        assert!(out.is_none());
+        assert_eq!(bad.len(), 10);
+        assert!(bad[0].contains("column per message"), "{}", bad[0]);
+        // Sparse records that settle are not such a stream.
+        let mut sparse = messages[..3].to_vec();
+        sparse.extend(std::iter::repeat_n(&br#"{"sensor0": 1}"#[..], 10));
+        let (out, bad) = read(JsonOrient::Auto, &sparse);
+        assert!(bad.is_empty());
+        assert_eq!(out.unwrap().num_rows(), 13);
+    }
+
+    #[test]
+    fn split_values_and_table_read_into_rows() {
+        let (out, bad) = read(
+            JsonOrient::Split,
+            &[
+                br#"{"columns": ["a", "b"], "index": [0, 1], "data": [[1, "x"], [2, null]]}"#,
+                br#"{"name": "temp", "index": ["2021-01-01 00:00:04"], "data": [60.0]}"#,
+            ],
+        );
+        assert!(bad.is_empty(), "{bad:?}");
+        let out = out.unwrap();
+        assert_eq!(names(&out), ["a", "b", "index", "temp"]);
+        assert_eq!(out.num_rows(), 3);
+        let (out, _) = read(JsonOrient::Values, &[br#"[[1, "x"], [2, "y"]]"#]);
+        assert_eq!(names(&out.unwrap()), ["0", "1"]);
+        let table = br#"{"schema": {"fields": [{"name": "index", "type": "integer"},
+            {"name": "a", "type": "integer"}], "primaryKey": ["index"], "pandas_version": "1.4.0"},
+            "data": [{"index": 0, "a": 1}, {"index": 1, "a": 2}]}"#;
+        let (auto, _) = read(JsonOrient::Auto, &[table]);
+        let (stated, _) = read(JsonOrient::Table, &[table]);
+        assert_eq!(auto.clone().unwrap(), stated.unwrap());
+        assert_eq!(names(&auto.unwrap()), ["a"]);
+    }
+
+    #[test]
+    fn a_message_of_another_shape_names_the_orient_expected() {
+        let (_, bad) = read(
+            JsonOrient::Split,
+            &[br#"{"columns": ["a"], "data": [[1, 2]]}"#, br#"[1]"#],
+        );
+        assert_eq!(bad.len(), 2);
+        assert!(bad[0].contains(r#"json_orient="split""#), "{}", bad[0]);
+        assert!(
+            bad[0].contains("row 0 has 2 values for 1 columns"),
+            "{}",
+            bad[0]
+        );
+        assert!(bad[1].contains("the message is an array"), "{}", bad[1]);
+        let (_, bad) = read(JsonOrient::Columns, &[br#"{"a": 1}"#]);
+        assert!(
+            bad[0].contains(r#"column "a" holds a number"#),
+            "{}",
+            bad[0]
+        );
+    }
+
+    #[test]
+    fn every_orient_round_trips_through_the_encoder() {
+        let batch = round_trip_sample();
+        for orient in [
+            JsonOrient::Records,
+            JsonOrient::Columns,
+            JsonOrient::Index,
+            JsonOrient::Split,
+            JsonOrient::Values,
+            JsonOrient::Table,
+        ] {
+            let msgs = collect(
+                &batch,
+                EncodeOptions {
+                    format: Format::Json,
+                    rows_per_message: 2,
+                    json_orient: orient,
+                    ..Default::default()
+                },
+            );
+            assert_eq!(msgs.len(), 2);
+            let payloads: Vec<&[u8]> = msgs.iter().map(|m| m.payload.as_slice()).collect();
+            let (out, bad) = read(orient, &payloads);
+            assert!(bad.is_empty(), "{orient:?}: {bad:?}");
+            let out = out.unwrap();
+            assert_eq!(out.num_rows(), 3, "{orient:?}");
+            for (i, (a, e)) in out.columns().iter().zip(batch.columns()).enumerate() {
+                let e = if i == 3 {
+                    with_zone(e, "UTC")
+                } else {
+                    e.clone()
+                };
+                assert_eq!(a.as_ref(), e.as_ref(), "{orient:?} column {i}");
+            }
+            if orient != JsonOrient::Values {
+                assert_eq!(names(&out), ["code", "qty", "price", "at"], "{orient:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn orient_names_are_pandas_names() {
+        for (name, orient) in [
+            ("records", JsonOrient::Records),
+            ("dict", JsonOrient::Columns),
+            ("columns", JsonOrient::Columns),
+            ("index", JsonOrient::Index),
+            ("split", JsonOrient::Split),
+            ("values", JsonOrient::Values),
+            ("table", JsonOrient::Table),
+        ] {
+            assert_eq!(name.parse::<JsonOrient>().unwrap(), orient);
+        }
+        let err = "series".parse::<JsonOrient>().unwrap_err().to_string();
+        assert!(err.contains("'records', 'columns'"), "{err}");
+    }
 }
