@@ -289,6 +289,9 @@ fn decode_json(
     let mut decoder = ReaderBuilder::new(naive)
         .with_batch_size(rows.max(1))
         .with_strict_mode(strict)
+        // A column that is text in some rows and numbers in others (pandas'
+        // chunks each typed on their own) is text: the numbers as written.
+        .with_coerce_primitive(true)
         .build_decoder()
         .map_err(|e| e.to_string())?;
     let mut rest = lines;
