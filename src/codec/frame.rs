@@ -185,17 +185,25 @@ impl FrameBuilder {
     }
 
     pub(super) fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
-        let topic = self
-            .topic_names
-            .entry(m.topic.to_owned())
-            .or_insert_with(|| Arc::from(m.topic))
-            .clone();
+        // No allocation per message: topic names are kept once.
+        let topic = match self.topic_names.get(m.topic) {
+            Some(t) => t.clone(),
+            None => self
+                .topic_names
+                .entry(m.topic.to_owned())
+                .or_insert_with(|| Arc::from(m.topic))
+                .clone(),
+        };
         Meta {
             topic,
             partition: m.partition,
             offset: m.offset,
             timestamp_ms: m.timestamp_ms,
-            key: m.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            // Only the metadata columns show keys.
+            key: m
+                .key
+                .filter(|_| self.metadata)
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
             rows,
         }
     }
@@ -212,9 +220,22 @@ impl FrameBuilder {
 
     /// Adds one message; a message that cannot be decoded is kept in `bad`.
     pub fn push(&mut self, m: MessageRef<'_>) {
-        let tp = (m.topic.to_owned(), m.partition);
-        self.firsts.entry(tp.clone()).or_insert(m.offset);
-        self.positions.insert(tp, m.offset + 1);
+        // The partitions read are few: found without allocating a key.
+        let is_this = |t: &String, p: i32| t == m.topic && p == m.partition;
+        let seen = self.firsts.keys().take(8).any(|(t, p)| is_this(t, *p));
+        let next = self
+            .positions
+            .iter_mut()
+            .take(8)
+            .find(|((t, p), _)| is_this(t, *p));
+        match next {
+            Some((_, next)) if seen => *next = m.offset + 1,
+            _ => {
+                let tp = (m.topic.to_owned(), m.partition);
+                self.firsts.entry(tp.clone()).or_insert(m.offset);
+                self.positions.insert(tp, m.offset + 1);
+            }
+        }
         let Some(payload) = m.payload else {
             return; // a tombstone carries no rows
         };
