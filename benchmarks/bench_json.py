@@ -27,8 +27,13 @@ from tskafka import datasets
 def gather(bootstrap: str, topic: str, n: int) -> list[bytes]:
     import confluent_kafka as ck
 
-    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                     "auto.offset.reset": "earliest"})
+    c = ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+        }
+    )
     c.subscribe([topic])
     out: list[bytes] = []
     while len(out) < n:
@@ -61,8 +66,10 @@ def main() -> None:
         frame = texts.str.json_decode().struct.unnest()
         assert frame.height == n
 
-    reads = {"tskafka Kafka read -> polars": lambda: read_tskafka(bootstrap, "json", n),
-             "polars str.json_decode (in memory)": polars_decode}
+    reads = {
+        "tskafka Kafka read -> polars": lambda: read_tskafka(bootstrap, "json", n),
+        "polars str.json_decode (in memory)": polars_decode,
+    }
     wall: dict[str, list[float]] = {label: [] for label in reads}
     for i in range(args.reads):
         for label in list(reads)[:: 1 if i % 2 == 0 else -1]:

@@ -73,7 +73,9 @@ def read_frame(bootstrap: str, topic: str, rows: int, **kwargs) -> pl.DataFrame:
         return read_all(c, rows)
 
 
-def test_pandas_chunks_tutorial_reads_as_pandas_reads_the_csv(broker_process, make_topic, retail_csv):
+def test_pandas_chunks_tutorial_reads_as_pandas_reads_the_csv(
+    broker_process, make_topic, retail_csv
+):
     topic = make_topic()
     producer = kafka_python_producer(broker_process)
     # The tutorial's loop, as written.
@@ -101,9 +103,7 @@ def test_pandas_chunks_tutorial_reads_as_pandas_reads_the_csv(broker_process, ma
         .agg((pl.col("Quantity") * pl.col("Price")).sum().alias("revenue"))
         .sort("StockCode")
     )
-    want_revenue = (
-        (want["Quantity"] * want["Price"]).groupby(want["StockCode"]).sum().sort_index()
-    )
+    want_revenue = (want["Quantity"] * want["Price"]).groupby(want["StockCode"]).sum().sort_index()
     assert revenue["StockCode"].to_list() == list(want_revenue.index)
     np.testing.assert_allclose(revenue["revenue"].to_numpy(), want_revenue.to_numpy())
 
@@ -139,9 +139,11 @@ def series_tutorial(bootstrap: str, topic: str) -> pd.Series:
 def test_series_maps_are_refused_without_the_orient(broker_process, make_topic):
     topic = make_topic()
     series_tutorial(broker_process, topic)
-    with tk.Consumer(broker_process, topics=[topic], offset="earliest") as c:
-        with pytest.raises(DecodeError) as e:
-            c.poll_frame(timeout=10)
+    with (
+        tk.Consumer(broker_process, topics=[topic], offset="earliest") as c,
+        pytest.raises(DecodeError) as e,
+    ):
+        c.poll_frame(timeout=10)
     message = str(e.value)
     assert 'json_orient="index"' in message
     assert f"{topic}[0]@0" in message
@@ -220,9 +222,10 @@ def test_tskafka_sends_what_pandas_reads(broker_process, make_topic, orient):
     for name in ["Quantity", "Price"]:
         assert got[name].tolist() == df[name].tolist(), name
     assert got["Customer ID"].isna().tolist() == df["Customer ID"].isna().tolist()
-    assert pd.to_datetime(got["InvoiceDate"]).dt.tz_localize(None).tolist() == df[
-        "InvoiceDate"
-    ].tolist()
+    assert (
+        pd.to_datetime(got["InvoiceDate"]).dt.tz_localize(None).tolist()
+        == df["InvoiceDate"].tolist()
+    )
     # And tskafka reads it back.
     back = read_frame(broker_process, topic, len(df), json_orient=orient)
     assert back.height == len(df)
@@ -252,9 +255,11 @@ def test_a_wrong_orient_names_the_message_and_the_shape(broker_process, make_top
     topic = make_topic()
     with tk.Producer(broker_process) as p:
         p.send(topic, pl.DataFrame({"a": [1, 2]}), format="json")
-    with tk.Consumer(broker_process, topics=[topic], offset="earliest", json_orient="split") as c:
-        with pytest.raises(DecodeError) as e:
-            c.poll_frame(timeout=10)
+    with (
+        tk.Consumer(broker_process, topics=[topic], offset="earliest", json_orient="split") as c,
+        pytest.raises(DecodeError) as e,
+    ):
+        c.poll_frame(timeout=10)
     assert f"{topic}[0]@0" in str(e.value)
     assert 'json_orient="split" expects' in str(e.value)
 
