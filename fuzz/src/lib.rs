@@ -4,11 +4,14 @@
 #[path = "../../src/codec/mod.rs"]
 pub mod codec;
 
-/// The registry's Avro parser, which the Avro codec checks schemas with.
+/// The registry's Avro parser, which the Avro codec checks schemas with
+/// (an outer module: a path inside an inline module would be resolved
+/// through a `src/registry/` directory this crate does not have).
+#[path = "../../src/registry/avro.rs"]
+mod registry_avro;
+
 pub mod registry {
-    #[path = "../../../src/registry/avro.rs"]
-    mod avro;
-    pub use avro::parse as parse_avro;
+    pub use super::registry_avro::parse as parse_avro;
 }
 
 pub mod error {
@@ -52,14 +55,32 @@ use codec::{FormatHint, FrameBuilder, MessageRef, TextOptions};
 /// FrameBuilder as consecutive messages and takes every frame out, as the
 /// consumer does. Panics only if the decoder does.
 pub fn decode_messages(hint: FormatHint, metadata: bool, payloads: &[(&[u8], Option<&[u8]>)]) {
-    decode_messages_with(hint, metadata, TextOptions::default(), payloads)
+    decode_messages_with(
+        hint,
+        metadata,
+        TextOptions::default(),
+        codec::JsonOrient::Auto,
+        payloads,
+    )
 }
 
-/// As [`decode_messages`], with the options of the text and csv formats.
+/// [`decode_messages`] with JSON read as laid out in pandas' `orient`.
+pub fn decode_with_orient(
+    hint: FormatHint,
+    metadata: bool,
+    orient: codec::JsonOrient,
+    payloads: &[(&[u8], Option<&[u8]>)],
+) {
+    decode_messages_with(hint, metadata, TextOptions::default(), orient, payloads)
+}
+
+/// As [`decode_messages`], with the options of the text and csv formats,
+/// and JSON read as laid out in pandas' `orient`.
 pub fn decode_messages_with(
     hint: FormatHint,
     metadata: bool,
     text: TextOptions,
+    orient: codec::JsonOrient,
     payloads: &[(&[u8], Option<&[u8]>)],
 ) {
     static HOOK: std::sync::Once = std::sync::Once::new();
@@ -75,6 +96,7 @@ pub fn decode_messages_with(
         }));
     });
     let mut b = FrameBuilder::new(hint, metadata, None).with_text_options(text);
+    b.json_orient = orient;
     // Half the inputs as a Polars consumer reads them (text as string views).
     b.string_views = metadata;
     for (i, (payload, header)) in payloads.iter().enumerate() {
@@ -136,6 +158,17 @@ pub fn decode_avro(data: &[u8]) {
         assert!(!bad.error.contains(codec::DECODER_PANICKED), "{}", bad.error);
     }
 }
+
+/// pandas' orients, picked by a fuzz input's first byte.
+pub const ORIENTS: [codec::JsonOrient; 7] = [
+    codec::JsonOrient::Auto,
+    codec::JsonOrient::Records,
+    codec::JsonOrient::Columns,
+    codec::JsonOrient::Index,
+    codec::JsonOrient::Split,
+    codec::JsonOrient::Values,
+    codec::JsonOrient::Table,
+];
 
 /// Splits fuzz input into messages at `\n--\n`.
 pub fn split_messages(data: &[u8]) -> Vec<&[u8]> {

@@ -167,6 +167,7 @@ def _consume(args: argparse.Namespace) -> int:
         group_id=args.group,
         offset="earliest" if args.from_beginning else None,
         timeout=args.timeout,
+        json_orient=args.json_orient,
     ) as consumer:
         try:
             with pl.Config(tbl_rows=args.show, tbl_cols=12, fmt_str_lengths=30):
@@ -428,6 +429,11 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("--batch-rows", type=int, default=100_000)
     co.add_argument("--show", type=int, default=5, help="rows printed per batch")
     co.add_argument("--out", help="also append the rows to this CSV or Parquet file")
+    co.add_argument(
+        "--json-orient",
+        choices=["records", "columns", "index", "split", "values", "table"],
+        help="how JSON messages are laid out, in pandas' names (default: detected)",
+    )
     co.add_argument("--quiet", "-q", action="store_true")
     _add_client_options(co)
     co.set_defaults(run=_consume, section="consumer")

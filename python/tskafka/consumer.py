@@ -128,6 +128,14 @@ class Consumer(_Client):
       (``schema.registry.url`` in the config; 'auto' recognises it too).
       ``key_format='avro'`` shows Avro-framed keys in ``kafka_key`` as text
       (a string as itself, others as JSON).
+    ``json_orient`` says how JSON messages are laid out, in pandas' names
+    (``pandas.read_json(orient=...)``): ``'records'``, ``'columns'`` (also
+    ``to_dict()``'s default, ``'dict'``), ``'index'`` (also a Series'
+    ``{label: value}``), ``'split'``, ``'values'``, ``'table'``. None detects
+    the shapes no record could be (``to_dict()`` of a frame, ``to_json(orient=
+    'table')``) and reads the rest as records. A default index is dropped;
+    other row labels become an ``index`` column. ``NaN``/``Infinity`` tokens
+    read as null.
     """
 
     def __init__(
@@ -153,6 +161,7 @@ class Consumer(_Client):
         delimiter: str = ",",
         encoding: str = "utf-8",
         key_format: str | None = None,
+        json_orient: str | None = None,
     ) -> None:
         self.output = check_output(output)
         if topics is not None and partitions is not None:
@@ -179,6 +188,7 @@ class Consumer(_Client):
             delimiter=delimiter,
             encoding=encoding,
             key_format=key_format,
+            json_orient=json_orient,
         )
         try:
             if topic_names:

@@ -41,6 +41,7 @@ class Producer(_Client):
         value: str | None = None,
         subject: str | None = None,
         schema: str | None = None,
+        json_orient: str | None = None,
     ) -> SendReport:
         """Send every row of ``data`` to ``topic`` and wait for the broker's acks.
 
@@ -69,6 +70,12 @@ class Producer(_Client):
           the send rate to about a third. Without it the consumer reads
           integers as Int64, numbers as Float64, and ISO 8601 text as
           datetimes (UTC when zoned); ``Consumer(json_schema=...)`` pins types.
+        - ``json_orient`` (json): each message laid out as pandas'
+          ``DataFrame.to_json(orient=...)`` writes it, for consumers that read
+          pandas' shapes: ``'records'`` (the default), ``'columns'`` (also
+          ``to_dict()``'s default), ``'index'``, ``'split'``, ``'values'``,
+          ``'table'``; with ``rows_per_message=N`` rows per message (row labels
+          count the rows sent from 0, as ``read_csv(chunksize=N)`` does).
         - ``key``: column(s) whose value keys each message; rows with the same
           key go to the same partition (librdkafka's partitioner). In the arrow
           format a message holds rows of one key only.
@@ -96,6 +103,7 @@ class Producer(_Client):
             value=value,
             subject=subject,
             schema=schema,
+            json_orient=json_orient,
         )
 
     def flush(self, timeout: float | None = None) -> SendReport:

@@ -15,6 +15,7 @@ use super::avro::RowWriter;
 use super::confluent::frame_header;
 use super::csv_lines::CsvRows;
 use super::json::{json_type_supported, schema_header, JsonRows, JSON_TYPES};
+use super::pandas_json::JsonOrient;
 use super::raw::value_index;
 use super::time::epoch;
 use super::Format;
@@ -34,6 +35,8 @@ pub struct EncodeOptions {
     pub value_column: Option<String>,
     /// Avro and JSON Schema: the registered schema's id and text.
     pub registered: Option<(u32, String)>,
+    /// JSON: the layout of each message, as pandas' `to_json(orient=...)`.
+    pub json_orient: JsonOrient,
 }
 
 impl Default for EncodeOptions {
@@ -47,6 +50,7 @@ impl Default for EncodeOptions {
             schema_header: false,
             value_column: None,
             registered: None,
+            json_orient: JsonOrient::Records,
         }
     }
 }
@@ -125,6 +129,14 @@ impl Encoder {
                     "a Schema Registry message holds one row: leave rows_per_message out".into(),
                 ));
             }
+        }
+        if options.format != Format::Json
+            && !matches!(options.json_orient, JsonOrient::Records | JsonOrient::Auto)
+        {
+            return Err(Error::Config(format!(
+                "json_orient={:?} lays out JSON messages: use it with format='json'",
+                options.json_orient.name()
+            )));
         }
         let json_schema = if matches!(options.format, Format::Json | Format::JsonSchema) {
             for f in schema.fields() {
@@ -211,7 +223,13 @@ impl Encoder {
             return self.encode_raw_rows(batch, value, timestamps.as_deref(), sink);
         }
         let keys = self.keys(batch)?;
-        if self.options.format == Format::Json && self.options.rows_per_message == 1 {
+        if self.options.format == Format::Json
+            && self.options.rows_per_message == 1
+            && matches!(
+                self.options.json_orient,
+                JsonOrient::Records | JsonOrient::Auto
+            )
+        {
             return self.encode_json_rows(
                 batch,
                 first_row,
@@ -330,7 +348,9 @@ impl Encoder {
         len: usize,
         sink: &mut Sink<'_>,
     ) -> Result<()> {
-        let payload = chunk.payloads.write(chunk.batch, start, len)?;
+        let payload = chunk
+            .payloads
+            .write(chunk.batch, start, len, |r| chunk.numbers.get(start + r))?;
         if payload.len() > self.options.max_message_bytes {
             if len == 1 {
                 return Err(too_large(
@@ -481,6 +501,8 @@ enum Payloads<'a> {
     Avro(Box<RowWriter>),
     /// One framed JSON object.
     JsonSchema(u32, JsonRows),
+    /// One of pandas' layouts of rows.
+    Pandas(JsonRows, JsonOrient),
 }
 
 impl<'a> Payloads<'a> {
@@ -493,7 +515,12 @@ impl<'a> Payloads<'a> {
         };
         Ok(match (options.format, value) {
             (Format::Arrow, _) => Payloads::Arrow,
-            (Format::Json, _) => Payloads::Json(JsonRows::new(batch)?),
+            (Format::Json, _)
+                if matches!(options.json_orient, JsonOrient::Records | JsonOrient::Auto) =>
+            {
+                Payloads::Json(JsonRows::new(batch)?)
+            }
+            (Format::Json, _) => Payloads::Pandas(JsonRows::new(batch)?, options.json_orient),
             (Format::Csv, _) => Payloads::Csv(CsvRows::new(batch, b',')?),
             (Format::Text | Format::Raw, Some(v)) => {
                 let f = batch.schema_ref().field(v).clone();
@@ -518,8 +545,15 @@ impl<'a> Payloads<'a> {
         })
     }
 
-    /// The payload of rows `start..start + len` of `batch`.
-    fn write(&self, batch: &RecordBatch, start: usize, len: usize) -> Result<Vec<u8>> {
+    /// The payload of rows `start..start + len` of `batch`; `label` numbers
+    /// row `start + r` in the data sent.
+    fn write(
+        &self,
+        batch: &RecordBatch,
+        start: usize,
+        len: usize,
+        label: impl Fn(usize) -> usize,
+    ) -> Result<Vec<u8>> {
         match self {
             Payloads::Arrow => ipc_stream(&compact_views(&batch.slice(start, len))?),
             Payloads::Json(rows) => Ok(rows.array(start, len)),
@@ -551,6 +585,7 @@ impl<'a> Payloads<'a> {
                 }
                 Ok(out)
             }
+            Payloads::Pandas(rows, orient) => Ok(rows.pandas(*orient, start, len, label)),
         }
     }
 }

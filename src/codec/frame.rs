@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{
     new_null_array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
     TimestampMillisecondArray,
 };
+use arrow_array::{Array, StructArray};
 use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
@@ -18,6 +20,7 @@ use super::avro::AvroRun;
 use super::confluent::RegistryState;
 use super::csv_lines::{CsvRun, CsvStream};
 use super::json::{json_shape_error, JsonRun};
+use super::pandas_json::JsonOrient;
 use super::raw::{HeaderSource, RawRun, TextOptions};
 use super::text::batch_with_string_views;
 use super::FormatHint;
@@ -91,6 +94,8 @@ pub struct FrameBuilder {
     pub(super) hint: FormatHint,
     metadata: bool,
     pub(super) json_schema: Option<SchemaRef>,
+    /// How JSON messages are laid out (pandas' orients).
+    pub json_orient: JsonOrient,
     /// Whether frames should hold text as string views (what Polars holds):
     /// made message by message as they come, while the next ones arrive.
     pub string_views: bool,
@@ -126,6 +131,7 @@ impl FrameBuilder {
             // A raw or text frame holds its messages' metadata in columns of its own.
             metadata: metadata && !matches!(hint, FormatHint::Raw | FormatHint::Text),
             json_schema,
+            json_orient: JsonOrient::Auto,
             string_views: false,
             parts: Vec::new(),
             json: None,
@@ -215,17 +221,22 @@ impl FrameBuilder {
     }
 
     pub(super) fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
-        let key = m.key.map(|k| self.key_text(k));
-        let topic = self
-            .topic_names
-            .entry(m.topic.to_owned())
-            .or_insert_with(|| Arc::from(m.topic))
-            .clone();
+        let key = m.key.filter(|_| self.metadata).map(|k| self.key_text(k));
+        // No allocation per message: topic names are kept once.
+        let topic = match self.topic_names.get(m.topic) {
+            Some(t) => t.clone(),
+            None => self
+                .topic_names
+                .entry(m.topic.to_owned())
+                .or_insert_with(|| Arc::from(m.topic))
+                .clone(),
+        };
         Meta {
             topic,
             partition: m.partition,
             offset: m.offset,
             timestamp_ms: m.timestamp_ms,
+            // Only the metadata columns show keys.
             key,
             rows,
         }
@@ -260,9 +271,22 @@ impl FrameBuilder {
     /// As [`Self::push`], with the message's headers (which the raw and
     /// text formats keep).
     pub fn push_with_headers(&mut self, m: MessageRef<'_>, headers: Option<&dyn HeaderSource>) {
-        let tp = (m.topic.to_owned(), m.partition);
-        self.firsts.entry(tp.clone()).or_insert(m.offset);
-        self.positions.insert(tp, m.offset + 1);
+        // The partitions read are few: found without allocating a key.
+        let is_this = |t: &String, p: i32| t == m.topic && p == m.partition;
+        let seen = self.firsts.keys().take(8).any(|(t, p)| is_this(t, *p));
+        let next = self
+            .positions
+            .iter_mut()
+            .take(8)
+            .find(|((t, p), _)| is_this(t, *p));
+        match next {
+            Some((_, next)) if seen => *next = m.offset + 1,
+            _ => {
+                let tp = (m.topic.to_owned(), m.partition);
+                self.firsts.entry(tp.clone()).or_insert(m.offset);
+                self.positions.insert(tp, m.offset + 1);
+            }
+        }
         if matches!(self.hint, FormatHint::Raw | FormatHint::Text) {
             return self.push_raw(&m, headers);
         }
@@ -406,7 +430,15 @@ impl FrameBuilder {
             .iter()
             .map(|p| {
                 let b = batch(p);
-                let mut columns = align(&b, &data_schema)?;
+                let mut columns = align(&b, &data_schema).map_err(|e| {
+                    let m = &p.metas[0];
+                    Error::Schema(format!(
+                        "the messages from {}[{}]@{} on do not fit the columns of those \
+                         before them ({e}): read them in frames of their own (a smaller \
+                         max_rows), or pin the types with json_schema=",
+                        m.topic, m.partition, m.offset
+                    ))
+                })?;
                 if self.metadata {
                     columns.extend(metadata_columns(&p.metas));
                 }
@@ -456,16 +488,44 @@ fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<Vec<ArrayRef>> {
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            // Types the union accepted: an all-null column (inferred from JSON
-            // as Null) typed by the others, or lists whose item fields differ.
-            Some(c) if c.data_type() == &DataType::Null => {
-                Ok(new_null_array(f.data_type(), batch.num_rows()))
-            }
-            Some(c) => Ok(cast(c, f.data_type())?),
+            Some(c) => align_column(c, f.data_type()).map_err(|e| {
+                Error::Schema(format!(
+                    "column {:?} is {} here, {} before: {e}",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                ))
+            }),
             None => Ok(new_null_array(f.data_type(), batch.num_rows())),
         })
         .collect()
+}
+
+/// A column as type `to`, which the union of the parts' columns accepted:
+/// an all-null column (inferred from JSON as Null) typed by the others,
+/// structs whose fields differ (missing fields null), lists whose item
+/// fields differ.
+fn align_column(c: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    match (c.data_type(), to) {
+        (from, to) if from == to => Ok(c.clone()),
+        (DataType::Null, _) => Ok(new_null_array(to, c.len())),
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let s = c.as_struct();
+            let children = fields
+                .iter()
+                .map(|f| match s.column_by_name(f.name()) {
+                    Some(child) => align_column(child, f.data_type()),
+                    None => Ok(new_null_array(f.data_type(), s.len())),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                children,
+                s.nulls().cloned(),
+            )?))
+        }
+        _ => Ok(cast(c, to)?),
+    }
 }
 
 fn metadata_fields() -> [Field; 5] {
@@ -631,5 +691,20 @@ mod tests {
         let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         assert_eq!(out.num_columns(), 2);
         assert_eq!(out.column(1).null_count(), 1);
+    }
+
+    #[test]
+    fn structs_with_different_fields_union() {
+        let mut b = FrameBuilder::new(FormatHint::Json, false, None);
+        b.push(msg(br#"{"a": {"x": 1}}"#, 0, None));
+        b.push(msg(br#"[{"a": {"y": "s"}}, {"a": null}]"#, 1, None));
+        b.push(msg(br#"{"a": {"x": 2, "y": "t"}}"#, 2, None));
+        b.flush_json();
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+        let a = out.column(0).as_struct();
+        assert_eq!(a.num_columns(), 2);
+        assert_eq!(a.column_by_name("x").unwrap().null_count(), 2);
+        assert_eq!(a.column_by_name("y").unwrap().null_count(), 2);
+        assert_eq!(a.null_count(), 1);
     }
 }

@@ -16,9 +16,20 @@ use arrow_schema::DataType;
 
 use super::csv::{CsvOptions, CsvReader, Encoding};
 use super::{
-    csv_line_options, EncodeOptions, Encoder, Format, FormatHint, FrameBuilder, MessageRef,
-    TextErrors, TextOptions, DECODER_PANICKED, KNOWN_ARROW_PANIC,
+    csv_line_options, EncodeOptions, Encoder, Format, FormatHint, FrameBuilder, JsonOrient,
+    MessageRef, TextErrors, TextOptions, DECODER_PANICKED, KNOWN_ARROW_PANIC,
 };
+
+/// pandas' orients, as the `pandas_json` fuzz target picks them.
+const ORIENTS: [JsonOrient; 7] = [
+    JsonOrient::Auto,
+    JsonOrient::Records,
+    JsonOrient::Columns,
+    JsonOrient::Index,
+    JsonOrient::Split,
+    JsonOrient::Values,
+    JsonOrient::Table,
+];
 
 /// Panics the decoder's guard caught (the known arrow one only).
 static CAUGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -29,17 +40,36 @@ const SLOW: Duration = Duration::from_secs(10);
 /// Feeds messages through one builder as a consumer does; returns the
 /// errors of the messages it refused.
 fn decode(hint: FormatHint, metadata: bool, messages: &[(&[u8], Option<&[u8]>)]) -> Vec<String> {
-    decode_with(hint, metadata, TextOptions::default(), messages)
+    decode_with(
+        hint,
+        metadata,
+        TextOptions::default(),
+        JsonOrient::Auto,
+        messages,
+    )
 }
 
-/// As [`decode`], with the options of the text and csv formats.
+/// [`decode`] with JSON read as laid out in pandas' `orient`.
+fn decode_with_orient(
+    hint: FormatHint,
+    metadata: bool,
+    orient: JsonOrient,
+    messages: &[(&[u8], Option<&[u8]>)],
+) -> Vec<String> {
+    decode_with(hint, metadata, TextOptions::default(), orient, messages)
+}
+
+/// As [`decode`], with the options of the text and csv formats, and JSON
+/// read as laid out in pandas' `orient`.
 fn decode_with(
     hint: FormatHint,
     metadata: bool,
     text: TextOptions,
+    orient: JsonOrient,
     messages: &[(&[u8], Option<&[u8]>)],
 ) -> Vec<String> {
     let mut b = FrameBuilder::new(hint, metadata, None).with_text_options(text);
+    b.json_orient = orient;
     // Half the inputs as a Polars consumer reads them (text as string views).
     b.string_views = metadata;
     for (i, (payload, header)) in messages.iter().enumerate() {
@@ -136,7 +166,7 @@ fn run_target(target: &str, data: &[u8]) {
                 };
                 (FormatHint::Csv, flags & 0x80 != 0, text)
             };
-            decode_with(hint, metadata, text, &messages);
+            decode_with(hint, metadata, text, JsonOrient::Auto, &messages);
         }
         "avro" => {
             let mut parts = split(data);
@@ -144,6 +174,14 @@ fn run_target(target: &str, data: &[u8]) {
                 let schema = String::from_utf8_lossy(parts.remove(0)).into_owned();
                 decode_avro(&schema, &parts);
             }
+        }
+        "pandas_json" => {
+            let Some((&pick, rest)) = data.split_first() else {
+                return;
+            };
+            let orient = ORIENTS[pick as usize % ORIENTS.len()];
+            let messages: Vec<_> = split(rest).into_iter().map(|m| (m, None)).collect();
+            decode_with_orient(FormatHint::Json, pick & 0x80 != 0, orient, &messages);
         }
         other => panic!("no fuzz target {other}"),
     }
@@ -509,4 +547,64 @@ fn mutated_avro_records_never_panic_and_good_ones_around_them_stay() {
         refused += errors.len();
     }
     assert!(refused > 1_000, "only {refused} mutated records refused");
+}
+
+/// pandas' shapes of a few rows, each with the orient it is read with.
+fn pandas_messages() -> Vec<(JsonOrient, Vec<u8>)> {
+    let mut out = Vec::new();
+    for orient in &ORIENTS[1..] {
+        let msgs = super::test_support::collect(
+            &super::test_support::sample(),
+            EncodeOptions {
+                format: Format::Json,
+                rows_per_message: 3,
+                json_orient: *orient,
+                ..Default::default()
+            },
+        );
+        out.extend(msgs.into_iter().map(|m| (*orient, m.payload)));
+    }
+    out.push((
+        JsonOrient::Auto,
+        br#"{"a": {"0": NaN, "1": 1.5}, "t": {"0": "2021-01-01 00:00:04", "1": null}}"#.to_vec(),
+    ));
+    out.push((
+        JsonOrient::Index,
+        br#"{"2021-01-01 00:00:04": 60.0}"#.to_vec(),
+    ));
+    out.push((
+        JsonOrient::Auto,
+        br#"{"2021-01-01 00:00:04": -Infinity}"#.to_vec(),
+    ));
+    out
+}
+
+#[test]
+fn mutated_pandas_shapes_never_panic() {
+    let seeds = pandas_messages();
+    for (orient, payload) in &seeds {
+        let errors = decode_with_orient(FormatHint::Json, false, *orient, &[(payload, None)]);
+        let series_map = payload.starts_with(b"{\"2021") && *orient == JsonOrient::Auto;
+        assert_eq!(errors.is_empty(), !series_map, "{orient:?} {errors:?}");
+    }
+    let mut rng = Rng(0x51ce_d00d_8765_4321);
+    let mut refused = 0usize;
+    const INPUTS: usize = 20_000;
+    for i in 0..INPUTS {
+        let (orient, payload) = &seeds[rng.below(seeds.len())];
+        // Now and then read with another orient than the one written.
+        let orient = match rng.below(4) {
+            0 => ORIENTS[rng.below(ORIENTS.len())],
+            _ => *orient,
+        };
+        let mut data = payload.clone();
+        let other = &seeds[rng.below(seeds.len())].1;
+        for _ in 0..1 + rng.below(4) {
+            mutate(&mut rng, &mut data, other);
+        }
+        let started = Instant::now();
+        refused += decode_with_orient(FormatHint::Json, i % 2 == 0, orient, &[(&data, None)]).len();
+        assert!(started.elapsed() < SLOW, "input {i}");
+    }
+    assert!(refused > INPUTS / 4, "{refused}");
 }

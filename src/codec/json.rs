@@ -16,6 +16,7 @@ use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::frame::{guarded, BadMessage, FrameBuilder, MessageRef, Meta};
+use super::pandas_json::{pandas_rows, python_constants_as_null, write_orient, JsonOrient, Shape};
 use super::time::{detect_datetimes, with_zone, write_date, write_timestamp};
 use crate::error::{Error, Result};
 
@@ -37,43 +38,73 @@ impl FrameBuilder {
         if self.json.as_ref().is_some_and(|r| r.header != header) {
             self.flush_json();
         }
-        if !matches!(first, Some(b'{') | Some(b'[')) {
-            let error = json_shape_error(payload).unwrap_or_else(|| {
-                "not a JSON object: tskafka reads one JSON object per message, \
-                 or an array of objects"
-                    .to_owned()
-            });
-            self.reject(m, error);
-            return;
-        }
-        let mut lines = Vec::new();
-        let rows = if first == Some(b'[') {
-            // A JSON array of records: one row each.
-            match array_to_lines(payload, &mut lines) {
-                Ok(rows) => rows,
+        let payload = python_constants_as_null(payload);
+        let payload = payload.as_ref();
+        // A schema header means tskafka wrote records.
+        let orient = match header {
+            Some(_) => JsonOrient::Records,
+            None => self.json_orient,
+        };
+        let pandas = match orient {
+            JsonOrient::Auto | JsonOrient::Records if !matches!(first, Some(b'{') | Some(b'[')) => {
+                let error = json_shape_error(payload).unwrap_or_else(|| {
+                    "not a JSON object: tskafka reads one JSON object per message, \
+                     or an array of objects (pandas' shapes with json_orient=...)"
+                        .to_owned()
+                });
+                self.reject(m, error);
+                return;
+            }
+            JsonOrient::Records => Shape::Records,
+            orient => match guarded(|| pandas_rows(orient, payload)) {
+                Ok(shape) => shape,
                 Err(e) => {
                     self.reject(m, e);
                     return;
                 }
+            },
+        };
+        let run = self.json.get_or_insert_with(|| JsonRun {
+            header,
+            lines: Vec::with_capacity(RUN_BYTES),
+            spans: Vec::new(),
+        });
+        let start = run.lines.len();
+        let rows = match pandas {
+            Shape::Rows(lines, rows) => {
+                run.lines.extend_from_slice(&lines);
+                rows
             }
-        } else {
-            lines.extend_from_slice(payload);
-            lines.push(b'\n');
-            1
+            Shape::Records if first == Some(b'[') => {
+                // A JSON array of records: one row each.
+                match array_to_lines(payload, &mut run.lines) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        run.lines.truncate(start);
+                        self.reject(m, e);
+                        return;
+                    }
+                }
+            }
+            Shape::Records => {
+                run.lines.extend_from_slice(payload);
+                run.lines.push(b'\n');
+                1
+            }
         };
         if rows == 0 {
             return; // an empty array: no rows
         }
+        let end = run.lines.len();
         let meta = self.meta(m, rows);
-        let run = self.json.get_or_insert_with(|| JsonRun {
-            header,
-            lines: Vec::new(),
-            spans: Vec::new(),
-        });
-        let start = run.lines.len();
-        run.lines.extend_from_slice(&lines);
-        run.spans.push((start, run.lines.len(), meta));
+        let run = self.json.as_mut().expect("made above");
+        run.spans.push((start, end, meta));
         self.rows += rows;
+        if run.lines.len() >= RUN_BYTES {
+            // Decoded in pieces while the next messages arrive: the buffers
+            // stay in cache and are reused.
+            self.flush_json();
+        }
     }
 
     /// The schema of a run's rows: from its header, else the consumer's
@@ -112,6 +143,27 @@ impl FrameBuilder {
 
     pub(super) fn flush_json(&mut self) {
         let Some(run) = self.json.take() else { return };
+        if run.spans.is_empty() {
+            return; // only empty arrays or refused messages
+        }
+        if self.json_orient == JsonOrient::Auto
+            && run.header.is_none()
+            && self.json_schema.is_none()
+        {
+            if let Some(error) = columns_per_row(&run.lines) {
+                for (start, end, meta) in run.spans {
+                    self.rows -= meta.rows;
+                    self.bad.push(BadMessage {
+                        topic: meta.topic.to_string(),
+                        partition: meta.partition,
+                        offset: meta.offset,
+                        error: error.clone(),
+                        payload: run.lines[start..end.saturating_sub(1).max(start)].to_vec(),
+                    });
+                }
+                return;
+            }
+        }
         let decoded = guarded(|| {
             let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
             // Types inferred from a sample of the rows are checked strictly
@@ -163,6 +215,52 @@ impl FrameBuilder {
     }
 }
 
+/// Rows looked at for columns that change with every row.
+const NEW_COLUMNS_SAMPLE: usize = 64;
+/// Rows that each bringing new columns makes a stream of maps, not records.
+const NEW_COLUMNS_ROWS: usize = 8;
+
+/// An error if every row of `lines` (of the first few) brings column names
+/// the rows before it lacked: maps such as a Series' `to_dict()`, which as
+/// records would become a column per message.
+fn columns_per_row(lines: &[u8]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = 0;
+    let mut first_new = Vec::new();
+    for value in serde_json::Deserializer::from_slice(lines)
+        .into_iter::<serde_json::Value>()
+        .take(NEW_COLUMNS_SAMPLE)
+    {
+        let Ok(serde_json::Value::Object(map)) = value else {
+            return None;
+        };
+        let mut new = None;
+        for k in map.keys() {
+            if seen.insert(k.clone()) && new.is_none() {
+                new = Some(k.clone());
+            }
+        }
+        match new {
+            Some(k) => first_new.push(k),
+            None if rows > 0 => return None,
+            None => {}
+        }
+        rows += 1;
+    }
+    (rows >= NEW_COLUMNS_ROWS).then(|| {
+        format!(
+            "each of {rows} JSON messages brings column names the others lack ({:?}, {:?}, \
+             {:?}, ...): read as records, they would make a column per message. A pandas \
+             Series' to_dict() ({{label: value}}) per message reads as (index, value) rows \
+             with json_orient=\"index\"; json_orient=\"records\" unions the columns anyway",
+            first_new[0], first_new[1], first_new[2]
+        )
+    })
+}
+
+/// Bytes of JSON rows decoded at once.
+const RUN_BYTES: usize = 4 << 20;
+
 /// Rows whose JSON types are inferred before the rest are checked against them.
 const INFER_SAMPLE_ROWS: usize = 1_000;
 
@@ -191,6 +289,9 @@ fn decode_json(
     let mut decoder = ReaderBuilder::new(naive)
         .with_batch_size(rows.max(1))
         .with_strict_mode(strict)
+        // A column that is text in some rows and numbers in others (pandas'
+        // chunks each typed on their own) is text: the numbers as written.
+        .with_coerce_primitive(true)
         .build_decoder()
         .map_err(|e| e.to_string())?;
     let mut rest = lines;
@@ -392,6 +493,22 @@ impl JsonRows {
         out.push(b'}');
     }
 
+    /// Rows `start..start + len` as pandas' `orient` lays them out, labelled
+    /// by `label` (the row's number in the data sent).
+    pub(super) fn pandas(
+        &self,
+        orient: JsonOrient,
+        start: usize,
+        len: usize,
+        label: impl Fn(usize) -> usize,
+    ) -> Vec<u8> {
+        let names: Vec<Vec<u8>> = self.0.iter().map(|c| c.name.clone()).collect();
+        let types: Vec<&str> = self.0.iter().map(JsonColumn::table_type).collect();
+        write_orient(orient, &names, &types, len, label, |r, c, out| {
+            self.0[c].write_value(start + r, out)
+        })
+    }
+
     /// `[{...},{...}]`: what `json.loads` turns into a list of records.
     pub(super) fn array(&self, start: usize, len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(len * 128);
@@ -467,6 +584,24 @@ impl JsonColumn {
 
     fn write(&self, row: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.name);
+        self.write_value(row, out);
+    }
+
+    /// The type of pandas' table schema (`to_json(orient="table")`), as JSON.
+    fn table_type(&self) -> &'static str {
+        match &self.values {
+            JsonValues::Null => "\"string\"",
+            JsonValues::Bool(_) => "\"boolean\"",
+            JsonValues::Int(_) | JsonValues::UInt(_) => "\"integer\"",
+            JsonValues::Float(_) => "\"number\"",
+            JsonValues::Utf8(_) | JsonValues::LargeUtf8(_) | JsonValues::View(_) => "\"string\"",
+            JsonValues::Date(_) => "\"datetime\"",
+            // Written in UTC, with a Z.
+            JsonValues::Timestamp(..) => "\"datetime\",\"tz\":\"UTC\"",
+        }
+    }
+
+    fn write_value(&self, row: usize, out: &mut Vec<u8>) {
         let null = |out: &mut Vec<u8>| out.extend_from_slice(b"null");
         match &self.values {
             JsonValues::Null => null(out),

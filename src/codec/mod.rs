@@ -40,6 +40,7 @@ mod encoder;
 mod frame;
 mod json;
 pub mod json_schema;
+mod pandas_json;
 mod raw;
 mod text;
 pub mod time;
@@ -59,6 +60,7 @@ pub use csv_lines::{csv_line_options, CsvLineOptions};
 pub use encoder::{EncodeOptions, Encoder, Message, Sink};
 pub use frame::{BadMessage, Frame, FrameBuilder, MessageRef, DECODER_PANICKED, METADATA_COLUMNS};
 pub use json::{json_schema, schema_header, JSON_TYPES, SCHEMA_HEADER};
+pub use pandas_json::JsonOrient;
 pub use raw::{HeaderSource, TextErrors, TextOptions, RAW_COLUMNS};
 pub use text::{batch_with_string_views, string_views};
 

@@ -33,7 +33,7 @@ impl Consumer {
                         auto_commit=None, format="auto", metadata=false, on_error="raise",
                         json_schema=None, timeout=10.0, errors="strict", columns=None,
                         header=false, schema=None, delimiter=",", encoding="utf-8",
-                        key_format=None))]
+                        key_format=None, json_orient=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -54,6 +54,7 @@ impl Consumer {
         delimiter: &str,
         encoding: &str,
         key_format: Option<&str>,
+        json_orient: Option<&str>,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
         let text = TextOptions {
@@ -82,6 +83,7 @@ impl Consumer {
                     .into())
                 }
             },
+            json_orient: json_orient.unwrap_or("auto").parse()?,
         };
         let core = detached(py, || consumer::Consumer::new(settings, options))?;
         Ok(Self {

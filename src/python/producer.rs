@@ -81,7 +81,7 @@ impl Producer {
     /// Sends every row of `data` to `topic`; see the Python docstring.
     #[pyo3(signature = (topic, data, *, key=None, timestamp=None, partition=None, headers=None,
                         format="arrow", rows_per_message=None, schema_header=false, wait=true,
-                        timeout=None, value=None, subject=None, schema=None))]
+                        timeout=None, value=None, subject=None, schema=None, json_orient=None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -100,6 +100,7 @@ impl Producer {
         value: Option<String>,
         subject: Option<String>,
         schema: Option<String>,
+        json_orient: Option<&str>,
     ) -> PyResult<SendReport> {
         let options = SendOptions {
             key: key_columns(key)?,
@@ -110,6 +111,7 @@ impl Producer {
             rows_per_message,
             schema_header,
             value,
+            json_orient: json_orient.unwrap_or("records").parse()?,
             wait,
             timeout,
             subject,

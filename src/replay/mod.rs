@@ -266,8 +266,8 @@ impl Replay {
             },
             max_message_bytes: max_message_bytes(&settings),
             schema_header: options.schema_header,
-            value_column: None,
             registered,
+            ..EncodeOptions::default()
         };
         let encoder = Encoder::new(schema, encode)?;
         let headers = message_headers(options.headers.as_ref(), &encoder);

@@ -27,7 +27,7 @@ use read::{headers_of, message_ref, pump, tpl_of, Inner};
 pub use read::{with_string_views, Positions};
 
 use crate::client::{self, Context, Settings};
-use crate::codec::{BadMessage, FormatHint, FrameBuilder, TextOptions};
+use crate::codec::{BadMessage, FormatHint, FrameBuilder, JsonOrient, TextOptions};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 
@@ -51,6 +51,8 @@ pub struct ConsumerOptions {
     pub timeout: f64,
     /// Keys in the Schema Registry's Avro framing, shown as text.
     pub avro_keys: bool,
+    /// How JSON messages are laid out (pandas' orients; Auto: detected).
+    pub json_orient: JsonOrient,
 }
 
 impl Default for ConsumerOptions {
@@ -66,6 +68,7 @@ impl Default for ConsumerOptions {
             text: TextOptions::default(),
             timeout: 10.0,
             avro_keys: false,
+            json_orient: JsonOrient::Auto,
         }
     }
 }
@@ -254,7 +257,11 @@ impl Consumer {
             timeout: Duration::from_secs_f64(options.timeout.max(0.1)),
             inner: Mutex::new(Some(Inner {
                 consumer,
-                builder: builder.with_text_options(options.text),
+                builder: {
+                    let mut b = builder.with_text_options(options.text);
+                    b.json_orient = options.json_orient;
+                    b
+                },
                 pending_frame: None,
                 pending_errors: VecDeque::new(),
                 after_error: Positions::new(),

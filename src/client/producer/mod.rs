@@ -24,7 +24,7 @@ pub use context::{Outstanding, SendReport, Tally};
 
 use crate::client::registry::{self, RegistryClient};
 use crate::client::{self, Context, Settings};
-use crate::codec::{EncodeOptions, Encoder, Format};
+use crate::codec::{EncodeOptions, Encoder, Format, JsonOrient};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check};
 
@@ -45,6 +45,8 @@ pub struct SendOptions {
     pub schema_header: bool,
     /// raw, text: the column sent as each message's value.
     pub value: Option<String>,
+    /// JSON: pandas' layout of each message (`to_json(orient=...)`).
+    pub json_orient: JsonOrient,
     /// Wait for the broker's acknowledgements (else `flush()` reports them).
     pub wait: bool,
     /// Seconds for the whole send (None: no limit; metadata then waits 30 s).
@@ -66,6 +68,7 @@ impl Default for SendOptions {
             rows_per_message: None,
             schema_header: false,
             value: None,
+            json_orient: JsonOrient::Records,
             wait: true,
             timeout: None,
             subject: None,
@@ -202,6 +205,7 @@ impl Producer {
                 options.subject.as_deref(),
                 options.schema.as_deref(),
             )?,
+            json_orient: options.json_orient,
         };
         let inner = self.inner()?;
         let timeout = options.timeout;
