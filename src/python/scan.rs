@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow_pyarrow::{FromPyArrow, IntoPyArrow};
+use arrow_pyarrow::FromPyArrow;
 use arrow_schema::Schema;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -100,12 +100,6 @@ impl TopicScan {
     #[getter]
     fn topic(&self) -> String {
         self.scan.options().topic.clone()
-    }
-
-    /// The schema of a scan that finds no rows (pyarrow.Schema).
-    fn empty_schema(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let schema = scan::empty_schema(self.scan.options().json_schema.as_ref())?;
-        Ok(schema.as_ref().clone().into_pyarrow(py)?.unbind())
     }
 
     /// Starts reading (partitions in parallel on native threads).

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -250,6 +250,7 @@ impl Scan {
         };
         let filter = options.filter;
         let asked = partitions.clone();
+        let planner = consumer.clone();
         let ranges = off_thread(
             "reading the topic's offsets",
             move || {
@@ -291,6 +292,10 @@ impl Scan {
             timeout,
             check,
         )?;
+        // Its close waits for the group coordinator: not the caller's wait.
+        let _ = std::thread::Builder::new()
+            .name("tskafka-scan-close".into())
+            .spawn(move || drop(planner));
         Ok(Self {
             settings,
             options,
@@ -352,7 +357,7 @@ impl Scan {
                 let (shared, tx) = (job.clone(), tx.clone());
                 std::thread::Builder::new()
                     .name("tskafka-scan".into())
-                    .spawn(move || read_partitions(&shared, &tx))
+                    .spawn(move || read_partitions(&shared, tx))
                     .map_err(|e| {
                         job_stop(&job);
                         Error::thread("a topic scan", &e)
@@ -400,8 +405,10 @@ impl Job {
 type Sent = Result<(i32, Frame)>;
 
 /// One thread: takes partitions until none is left, each read with the
-/// thread's own consumer assigned to it.
-fn read_partitions(job: &Job, tx: &SyncSender<Sent>) {
+/// thread's own consumer assigned to it. The channel closes before the
+/// consumer does: librdkafka's close waits for its group coordinator, which
+/// the reader need not wait for.
+fn read_partitions(job: &Job, tx: SyncSender<Sent>) {
     let consumer: BaseConsumer<Context> = match client::create(&job.settings, Context::default()) {
         Ok(c) => c,
         Err(e) => {
@@ -410,6 +417,12 @@ fn read_partitions(job: &Job, tx: &SyncSender<Sent>) {
             return;
         }
     };
+    read_each(job, &consumer, &tx);
+    drop(tx);
+    drop(consumer);
+}
+
+fn read_each(job: &Job, consumer: &BaseConsumer<Context>, tx: &SyncSender<Sent>) {
     loop {
         if job.stopped() {
             return;
@@ -420,7 +433,7 @@ fn read_partitions(job: &Job, tx: &SyncSender<Sent>) {
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
         let Some(i) = next else { return };
-        match read_partition(job, &consumer, i, tx) {
+        match read_partition(job, consumer, i, tx) {
             Ok(()) => {}
             Err(Error::Stopped) => return,
             Err(e) => {
@@ -699,35 +712,11 @@ fn truncate(frame: Frame, rows: usize) -> Frame {
     }
 }
 
-/// The columns a scan of an empty topic has: the metadata columns, after the
-/// data columns of `json_schema` when given.
-pub fn empty_schema(json_schema: Option<&SchemaRef>) -> Result<SchemaRef> {
-    let mut builder = FrameBuilder::new(FormatHint::Json, true, None);
-    builder.push(MessageRef {
-        topic: "",
-        partition: 0,
-        offset: 0,
-        timestamp_ms: None,
-        key: None,
-        payload: Some(b"{}"),
-        schema_header: None,
-    });
-    let frame = builder
-        .take_frame()?
-        .ok_or_else(|| Error::Schema("no metadata columns".into()))?;
-    let meta = select(frame, None)?.schema;
-    let mut fields: Vec<_> = json_schema
-        .map(|s| s.fields().iter().cloned().collect())
-        .unwrap_or_default();
-    fields.extend(meta.fields().iter().cloned());
-    Ok(Arc::new(Schema::new(fields)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow_array::{Int64Array, StringArray};
-    use arrow_schema::{DataType, Field};
+    use arrow_schema::{DataType, Field, Schema};
 
     fn frame(rows: &[usize]) -> Frame {
         let schema = Arc::new(Schema::new(vec![
@@ -764,23 +753,6 @@ mod tests {
         let none = select(frame(&[2]), Some(&["b".to_owned()])).unwrap();
         assert_eq!(none.schema.fields().len(), 0);
         assert_eq!(none.batches[0].num_rows(), 2);
-    }
-
-    #[test]
-    fn an_empty_topic_has_the_metadata_columns() {
-        let s = empty_schema(None).unwrap();
-        let names: Vec<_> = s.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "kafka_partition",
-                "kafka_offset",
-                "kafka_timestamp",
-                "kafka_key"
-            ]
-        );
-        let data = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
-        assert_eq!(empty_schema(Some(&data)).unwrap().field(0).name(), "x");
     }
 
     #[test]
