@@ -28,6 +28,7 @@ from .exceptions import (
     TsKafkaError,
 )
 from .producer import Producer
+from .scan import ScanStats, TopicSnapshot, read_topic, scan_topic
 
 __version__: str = _tskafka.__version__
 
@@ -50,12 +51,16 @@ __all__ = [
     "Replay",
     "ReplayProgress",
     "RunningAggregate",
+    "ScanStats",
     "SchemaError",
     "SendReport",
     "TimeoutError",
+    "TopicSnapshot",
     "TsKafkaError",
     "iter_csv",
     "load_config",
     "read_csv",
+    "read_topic",
     "replay",
+    "scan_topic",
 ]

@@ -13,7 +13,9 @@ __all__ = [
     "MockCluster",
     "Producer",
     "Replay",
+    "ScanRun",
     "SendReport",
+    "TopicScan",
     "__version__",
     "is_secret",
     "is_sensitive",
@@ -297,3 +299,44 @@ class Background:
     def latest(self, n: int) -> pa.Table | None: ...
     def drain(self, max_rows: int | None = None) -> pa.Table | None: ...
     def clear(self) -> int: ...
+
+@final
+class TopicScan:
+    def __new__(
+        cls,
+        topic: str,
+        bootstrap_servers: str | None = None,
+        config: dict[str, str] | None = None,
+        *,
+        format: str = "auto",
+        partitions: list[int] | None = None,
+        start_offset: int | None = None,
+        end_offset: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        row_times: bool = False,
+        json_schema: Any = None,
+        on_error: str = "raise",
+        timeout: float = 10.0,
+    ) -> TopicScan: ...
+    @property
+    def ranges(self) -> list[tuple[int, int, int, int, int]]: ...
+    @property
+    def topic(self) -> str: ...
+    def run(
+        self,
+        *,
+        limit: int | None = None,
+        columns: list[str] | None = None,
+        batch_rows: int = 100_000,
+        string_views: bool = False,
+        partitions: list[int] | None = None,
+    ) -> ScanRun: ...
+
+@final
+class ScanRun:
+    def next_table(self) -> Any: ...
+    def read_all(self) -> list[Any]: ...
+    def close(self) -> None: ...
+    @property
+    def stats(self) -> dict[str, Any]: ...

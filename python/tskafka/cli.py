@@ -155,9 +155,74 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(text: str | None, flag: str) -> dt.datetime | None:
+    """An ISO date or datetime of --since/--until (naive: UTC)."""
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{flag} expects an ISO date or datetime (2011-03-01, 2011-03-01T12:00), got {text!r}"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _consume_window(args: argparse.Namespace) -> int:
+    """--since/--until: what the topics hold in that time range now, read as
+    a snapshot (the range looked up as offsets, only those fetched)."""
+    import polars as pl
+
+    from .scan import scan_topic
+
+    since, until = _when(args.since, "--since"), _when(args.until, "--until")
+    if since is not None and until is not None and until <= since:
+        raise UsageError(f"--until ({args.until}) must come after --since ({args.since})")
+    config = _config(args, args.section)
+    rows = 0
+    writer = None
+    try:
+        for topic in args.topics:
+            frame = scan_topic(
+                topic, config=config, time_column=args.time_column, timeout=args.timeout
+            )
+            column = pl.col(args.time_column or "kafka_timestamp")
+            if args.time_column is not None:
+                # The column's own zone (a naive column: wall times as UTC).
+                zone = frame.collect_schema().get(args.time_column)
+                naive = getattr(zone, "time_zone", "UTC") is None
+                since_at = since.replace(tzinfo=None) if naive and since else since
+                until_at = until.replace(tzinfo=None) if naive and until else until
+            else:
+                since_at, until_at = since, until
+            if since_at is not None:
+                frame = frame.filter(column >= since_at)
+            if until_at is not None:
+                frame = frame.filter(column < until_at)
+            if args.max_rows is not None:
+                frame = frame.head(args.max_rows - rows)
+            got = frame.collect()
+            rows += got.height
+            if not args.quiet:
+                print(f"{topic}: {got.height:,} rows")
+                with pl.Config(tbl_rows=args.show, tbl_cols=12, fmt_str_lengths=30):
+                    print(got.head(args.show), flush=True)
+            if args.out and got.height:
+                writer = _append(args.out, got, writer)
+            if args.max_rows is not None and rows >= args.max_rows:
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    print(f"consumed {rows:,} rows", file=sys.stderr)
+    return 0
+
+
 def _consume(args: argparse.Namespace) -> int:
     import polars as pl
 
+    if args.since is not None or args.until is not None:
+        return _consume_window(args)
     rows = 0
     idle_since = time.monotonic()
     writer = None
@@ -435,6 +500,17 @@ def parser() -> argparse.ArgumentParser:
         help="how JSON messages are laid out, in pandas' names (default: detected)",
     )
     co.add_argument("--quiet", "-q", action="store_true")
+    co.add_argument(
+        "--since",
+        help="read what the topics hold from this time on (ISO date or datetime, naive: UTC) "
+        "and exit: only that range is fetched",
+    )
+    co.add_argument("--until", help="... up to this time (exclusive); with or without --since")
+    co.add_argument(
+        "--time-column",
+        help="with --since/--until: filter rows on this data column (the one the messages' "
+        "timestamps came from) rather than on the Kafka timestamps",
+    )
     _add_client_options(co)
     co.set_defaults(run=_consume, section="consumer")
 

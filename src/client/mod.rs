@@ -11,6 +11,8 @@
 //!   handed out (what auto-commit and `commit()` commit); seek; a close that
 //!   never blocks its caller for long. [`consumer::background`] reads on a
 //!   native thread into a buffer and/or a callback.
+//! - [`scan`]: a snapshot of a topic read as a table: offset ranges from
+//!   watermarks and time lookups, partitions read in parallel, fetch statistics.
 //! - [`admin`]: topics created, deleted, listed and described.
 //! - [`mock_cluster`]: librdkafka's in-process mock cluster, for fault tests.
 //!
@@ -25,6 +27,7 @@ pub mod context;
 pub mod mock_cluster;
 pub mod producer;
 pub mod registry;
+pub mod scan;
 pub mod settings;
 
 use std::time::{Duration, Instant};

@@ -13,6 +13,7 @@ mod local_broker;
 mod mock_cluster;
 mod producer;
 mod replay;
+mod scan;
 mod wait;
 
 use pyo3::prelude::*;
@@ -35,6 +36,8 @@ pub mod _tskafka {
     use super::producer::{Producer, SendReport};
     #[pymodule_export]
     use super::replay::Replay;
+    #[pymodule_export]
+    use super::scan::{ScanRun, TopicScan};
 
     use super::*;
 

@@ -48,7 +48,7 @@ pub(super) struct Inner {
     pub(super) handed_out: Positions,
 }
 
-pub(super) fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
+pub(crate) fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
     MessageRef {
         topic: m.topic(),
         partition: m.partition(),
@@ -74,7 +74,7 @@ impl HeaderSource for rdkafka::message::BorrowedHeaders {
 }
 
 /// A message's headers, if it has any, for `push_with_headers`.
-pub(super) fn headers_of<'a>(m: &'a BorrowedMessage<'_>) -> Option<&'a dyn HeaderSource> {
+pub(crate) fn headers_of<'a>(m: &'a BorrowedMessage<'_>) -> Option<&'a dyn HeaderSource> {
     m.headers().map(|h| h as &dyn HeaderSource)
 }
 

@@ -1,0 +1,754 @@
+//! A topic read as a table: a snapshot of what is in it when the scan starts.
+//!
+//! - [`Scan::plan`] fixes the offsets to read: each partition from its low
+//!   watermark (or a start offset) up to its high watermark as it is now (or
+//!   an end offset); a time range becomes offsets through ListOffsets by
+//!   timestamp ([`range::resolve`] does the arithmetic). No consumer group,
+//!   nothing committed.
+//! - [`Scan::run`] reads those ranges: partitions in parallel, one native
+//!   thread (and one assigned consumer) per partition up to the cores, so
+//!   decoding, the costly part, runs on every core; frames reach the caller
+//!   through a bounded channel, so memory stays bounded however large the
+//!   topic. A row limit stops every thread's fetching once reached.
+//! - [`Stats`] counts what each partition fetched (messages, bytes, rows):
+//!   what proves a filter was pushed down.
+//!
+//! Every message goes through the [`FrameBuilder`], so every format the
+//! Consumer reads is read here too.
+
+pub mod range;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+pub use range::Filter;
+
+use crate::client::consumer::read::{headers_of, message_ref};
+use crate::client::{self, Context, Settings};
+use crate::codec::{FormatHint, Frame, FrameBuilder};
+use crate::error::{Error, Result};
+use crate::wait::{self, Check, SLICE};
+
+/// What to scan and how to read it.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    pub topic: String,
+    /// None: every partition.
+    pub partitions: Option<Vec<i32>>,
+    pub filter: Filter,
+    pub format: FormatHint,
+    /// The schema JSON messages are read into (None: inferred).
+    pub json_schema: Option<SchemaRef>,
+    /// Skip messages that cannot be decoded (counted in the stats) rather than fail.
+    pub skip_bad: bool,
+    /// Seconds to reach the cluster, and the longest a partition may go
+    /// without a message before its range is read.
+    pub timeout: f64,
+}
+
+impl ScanOptions {
+    pub fn new(topic: impl Into<String>) -> Self {
+        Self {
+            topic: topic.into(),
+            partitions: None,
+            filter: Filter::default(),
+            format: FormatHint::Auto,
+            json_schema: None,
+            skip_bad: false,
+            timeout: 10.0,
+        }
+    }
+}
+
+/// The offsets of one partition: its watermarks and the range read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionRange {
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// How one run reads the planned ranges.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Stop fetching once this many rows were read.
+    pub limit: Option<usize>,
+    /// The columns handed out (None: all); decoded whole, then selected.
+    pub columns: Option<Vec<String>>,
+    /// Rows per frame handed out (about: a message is never split).
+    pub batch_rows: usize,
+    /// Text as string views (what Polars holds).
+    pub string_views: bool,
+    /// Only these of the planned partitions (None: all).
+    pub partitions: Option<Vec<i32>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            limit: None,
+            columns: None,
+            batch_rows: 100_000,
+            string_views: false,
+            partitions: None,
+        }
+    }
+}
+
+/// The offsets a scan reads, fixed when it is planned.
+pub struct Scan {
+    settings: Settings,
+    options: ScanOptions,
+    ranges: Vec<PartitionRange>,
+}
+
+/// The client settings of a scan's consumers: assigned partitions only, no
+/// group joined, nothing committed; the end of a partition reported.
+fn scan_settings(mut settings: Settings) -> Settings {
+    let message_max = settings
+        .get("message.max.bytes")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    settings
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .default("fetch.wait.max.ms", "5")
+        .default("max.partition.fetch.bytes", "16777216")
+        .default(
+            "fetch.max.bytes",
+            &(4u64 << 20).max(message_max).to_string(),
+        )
+        .default("fetch.queue.backoff.ms", "10")
+        .default("client.id", "tskafka-scan")
+        // librdkafka refuses an assignment without a group.id; an assigned
+        // consumer never joins it, and commits nothing here.
+        .default("group.id", "tskafka-scan");
+    settings
+}
+
+/// Runs `work` on a thread of its own and waits for it in slices, so that
+/// `check` (Ctrl+C) is heard while librdkafka waits for a broker; past
+/// `timeout` the thread is left to end by itself.
+fn off_thread<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+    timeout: Duration,
+    check: Check<'_>,
+) -> Result<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("tskafka-scan-plan".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| Error::thread("a topic scan", &e))?;
+    // librdkafka's own timeouts end the work; a second more for its answer.
+    let deadline = Instant::now() + timeout + Duration::from_secs(1);
+    let answer = wait::until(Some(deadline), check, |slice| {
+        match rx.recv_timeout(slice) {
+            Ok(answer) => Ok(Some(answer)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Kafka {
+                message: format!("{what} ended without an answer"),
+                code: "Fail".into(),
+                retriable: true,
+                fatal: false,
+            }),
+        }
+    })?;
+    answer.unwrap_or_else(|| {
+        Err(Error::Timeout(format!(
+            "{what}: no answer within {:.1}s",
+            timeout.as_secs_f64()
+        )))
+    })
+}
+
+/// The offset of each partition answering a ListOffsets-by-time lookup.
+fn offsets_for_time(
+    consumer: &BaseConsumer<Context>,
+    topic: &str,
+    partitions: &[i32],
+    at_ms: i64,
+    timeout: Duration,
+) -> Result<Vec<range::Lookup>> {
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(at_ms))
+            .map_err(|e| Error::kafka("bad partition list", &e))?;
+    }
+    let found = consumer.offsets_for_times(tpl, timeout).map_err(|e| {
+        Error::kafka(
+            format!("cannot look up the offsets of {topic} at {at_ms} ms"),
+            &e,
+        )
+    })?;
+    partitions
+        .iter()
+        .map(|&p| {
+            let e = found.find_partition(topic, p).ok_or_else(|| {
+                Error::kafka_code(
+                    format!("no offset for {topic}[{p}] at {at_ms} ms"),
+                    rdkafka::error::RDKafkaErrorCode::UnknownPartition,
+                )
+            })?;
+            e.error().map_err(|err| {
+                Error::kafka(format!("cannot look up {topic}[{p}] at {at_ms} ms"), &err)
+            })?;
+            // Kafka answers -1 (librdkafka: the end) when no record is that late.
+            Ok(match e.offset() {
+                Offset::Offset(n) if n >= 0 => Some(n),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+impl Scan {
+    /// Fixes the offsets to read: the topic's partitions (or those asked),
+    /// their watermarks now, and the time range's offsets.
+    pub fn plan(settings: Settings, options: ScanOptions, check: Check<'_>) -> Result<Self> {
+        let settings = scan_settings(settings);
+        let timeout = Duration::from_secs_f64(options.timeout.max(0.1));
+        let consumer: Arc<BaseConsumer<Context>> =
+            Arc::new(client::create(&settings, Context::default())?);
+        let topic = options.topic.clone();
+        let count = {
+            let consumer = consumer.clone();
+            let mut serve = || {
+                // Serves the client's events so that a failure to connect is recorded.
+                let _ = consumer.poll(Duration::ZERO);
+                check()
+            };
+            client::partition_counts(consumer.client(), &settings, &[&topic], timeout, &mut serve)?
+                [0]
+        };
+        let partitions: Vec<i32> = match &options.partitions {
+            None => (0..count as i32).collect(),
+            Some(asked) => {
+                let asked: BTreeSet<i32> = asked.iter().copied().collect();
+                if let Some(p) = asked.iter().find(|p| **p < 0 || **p as usize >= count) {
+                    return Err(Error::Config(format!(
+                        "partition {p} does not exist: topic {topic:?} has partitions 0..{}",
+                        count - 1
+                    )));
+                }
+                asked.into_iter().collect()
+            }
+        };
+        let filter = options.filter;
+        let asked = partitions.clone();
+        let planner = consumer.clone();
+        let ranges = off_thread(
+            "reading the topic's offsets",
+            move || {
+                let watermarks = asked
+                    .iter()
+                    .map(|&p| {
+                        consumer.fetch_watermarks(&topic, p, timeout).map_err(|e| {
+                            Error::kafka(format!("cannot read the offsets of {topic}[{p}]"), &e)
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let lookup = |at: Option<i64>| -> Result<Vec<Option<range::Lookup>>> {
+                    match at {
+                        None => Ok(vec![None; asked.len()]),
+                        Some(t) => Ok(offsets_for_time(&consumer, &topic, &asked, t, timeout)?
+                            .into_iter()
+                            .map(Some)
+                            .collect()),
+                    }
+                };
+                let starts = lookup(filter.start_ms)?;
+                let ends = lookup(filter.end_ms)?;
+                Ok(asked
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &partition)| {
+                        let (low, high) = watermarks[i];
+                        let (start, end) = range::resolve(low, high, &filter, starts[i], ends[i]);
+                        PartitionRange {
+                            partition,
+                            low,
+                            high,
+                            start,
+                            end,
+                        }
+                    })
+                    .collect())
+            },
+            timeout,
+            check,
+        )?;
+        // Its close waits for the group coordinator: not the caller's wait.
+        let _ = std::thread::Builder::new()
+            .name("tskafka-scan-close".into())
+            .spawn(move || drop(planner));
+        Ok(Self {
+            settings,
+            options,
+            ranges,
+        })
+    }
+
+    pub fn ranges(&self) -> &[PartitionRange] {
+        &self.ranges
+    }
+
+    pub fn options(&self) -> &ScanOptions {
+        &self.options
+    }
+
+    /// Starts reading the planned ranges; frames come from [`Run::next`].
+    pub fn run(&self, options: RunOptions) -> Result<Run> {
+        let chosen: Vec<PartitionRange> = self
+            .ranges
+            .iter()
+            .filter(|r| {
+                options
+                    .partitions
+                    .as_ref()
+                    .is_none_or(|ps| ps.contains(&r.partition))
+            })
+            .copied()
+            .collect();
+        let stats = Arc::new(Stats {
+            partitions: chosen.iter().map(PartitionStats::new).collect(),
+        });
+        let work: VecDeque<usize> = (0..chosen.len())
+            .filter(|&i| chosen[i].start < chosen[i].end)
+            .collect();
+        for (i, r) in chosen.iter().enumerate() {
+            if r.start >= r.end {
+                stats.partitions[i].done.store(true, Relaxed);
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = range::workers(work.len(), cores);
+        let (tx, rx) = mpsc::sync_channel(threads.max(1) * 2);
+        let job = Arc::new(Job {
+            settings: self.settings.clone(),
+            topic: self.options.topic.clone(),
+            format: self.options.format,
+            json_schema: self.options.json_schema.clone(),
+            skip_bad: self.options.skip_bad,
+            timeout: Duration::from_secs_f64(self.options.timeout.max(0.1)),
+            ranges: chosen,
+            work: Mutex::new(work),
+            stop: AtomicBool::new(false),
+            rows_read: AtomicUsize::new(0),
+            options: options.clone(),
+            stats: stats.clone(),
+        });
+        if options.limit != Some(0) {
+            for _ in 0..threads {
+                let (shared, tx) = (job.clone(), tx.clone());
+                std::thread::Builder::new()
+                    .name("tskafka-scan".into())
+                    .spawn(move || read_partitions(&shared, tx))
+                    .map_err(|e| {
+                        job_stop(&job);
+                        Error::thread("a topic scan", &e)
+                    })?;
+            }
+        }
+        Ok(Run {
+            receiver: rx,
+            job,
+            stats,
+            handed_out: 0,
+            limit: options.limit,
+        })
+    }
+}
+
+fn job_stop(job: &Job) {
+    job.stop.store(true, Relaxed);
+}
+
+/// What the threads of one run share.
+struct Job {
+    settings: Settings,
+    topic: String,
+    format: FormatHint,
+    json_schema: Option<SchemaRef>,
+    skip_bad: bool,
+    timeout: Duration,
+    ranges: Vec<PartitionRange>,
+    /// Indices into `ranges` not yet taken by a thread.
+    work: Mutex<VecDeque<usize>>,
+    stop: AtomicBool,
+    rows_read: AtomicUsize,
+    options: RunOptions,
+    stats: Arc<Stats>,
+}
+
+impl Job {
+    fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+            || range::limit_reached(self.rows_read.load(Relaxed), self.options.limit)
+    }
+}
+
+type Sent = Result<(i32, Frame)>;
+
+/// One thread: takes partitions until none is left, each read with the
+/// thread's own consumer assigned to it. The channel closes before the
+/// consumer does: librdkafka's close waits for its group coordinator, which
+/// the reader need not wait for.
+fn read_partitions(job: &Job, tx: SyncSender<Sent>) {
+    let consumer: BaseConsumer<Context> = match client::create(&job.settings, Context::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            job_stop(job);
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    read_each(job, &consumer, &tx);
+    drop(tx);
+    drop(consumer);
+}
+
+fn read_each(job: &Job, consumer: &BaseConsumer<Context>, tx: &SyncSender<Sent>) {
+    loop {
+        if job.stopped() {
+            return;
+        }
+        let next = job
+            .work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front();
+        let Some(i) = next else { return };
+        match read_partition(job, consumer, i, tx) {
+            Ok(()) => {}
+            Err(Error::Stopped) => return,
+            Err(e) => {
+                job_stop(job);
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+fn read_partition(
+    job: &Job,
+    consumer: &BaseConsumer<Context>,
+    i: usize,
+    tx: &SyncSender<Sent>,
+) -> Result<()> {
+    let r = job.ranges[i];
+    let topic = job.topic.as_str();
+    let stats = &job.stats.partitions[i];
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.start))
+        .map_err(|e| Error::kafka("bad assignment", &e))?;
+    consumer
+        .assign(&tpl)
+        .map_err(|e| Error::kafka(format!("cannot read {topic}[{}]", r.partition), &e))?;
+    let mut builder = FrameBuilder::new(job.format, true, job.json_schema.clone());
+    builder.string_views = job.options.string_views;
+    let mut counted = 0;
+    let mut heard = Instant::now();
+    let mut next = r.start;
+    let mut latest = i64::MIN;
+    let outcome = loop {
+        if job.stopped() {
+            break Ok(false);
+        }
+        match consumer.poll(SLICE) {
+            None => {
+                if heard.elapsed() > job.timeout {
+                    break Err(Error::Timeout(format!(
+                        "no message from {topic}[{}] for {:.1}s while reading offsets {}..{} \
+                         (next: {next}): is the broker still up? (timeout= sets the wait)",
+                        r.partition,
+                        job.timeout.as_secs_f64(),
+                        r.start,
+                        r.end
+                    )));
+                }
+            }
+            Some(Ok(m)) => {
+                if m.partition() != r.partition || m.topic() != topic {
+                    continue; // fetched for a partition read before
+                }
+                heard = Instant::now();
+                if m.offset() >= r.end {
+                    break Ok(true);
+                }
+                next = m.offset() + 1;
+                stats.messages.fetch_add(1, Relaxed);
+                let size = m.payload_len() + m.key().map_or(0, <[u8]>::len);
+                stats.bytes.fetch_add(size as u64, Relaxed);
+                if let Some(ts) = m.timestamp().to_millis() {
+                    if ts < latest {
+                        stats.out_of_order.fetch_add(1, Relaxed);
+                    }
+                    latest = latest.max(ts);
+                }
+                builder.push_with_headers(message_ref(&m), headers_of(&m));
+                job.rows_read
+                    .fetch_add(builder.rows().saturating_sub(counted), Relaxed);
+                counted = builder.rows();
+                if next >= r.end {
+                    break Ok(true);
+                }
+                if builder.rows() >= job.options.batch_rows.max(1)
+                    || (!job.skip_bad && builder.has_bad())
+                {
+                    hand_over(job, &mut builder, i, tx)?;
+                    counted = builder.rows();
+                    heard = Instant::now();
+                }
+            }
+            // The partition's end now (at or past the planned end): compacted
+            // or transaction-marker offsets carry no message.
+            Some(Err(KafkaError::PartitionEOF(p))) if p == r.partition => break Ok(true),
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => {
+                break Err(Error::kafka(
+                    format!("cannot read {topic}[{}]", r.partition),
+                    &e,
+                ))
+            }
+        }
+    };
+    let done = outcome?;
+    hand_over(job, &mut builder, i, tx)?;
+    stats.done.store(done, Relaxed);
+    Ok(())
+}
+
+/// Sends the rows decoded so far, each frame as one message of the channel.
+fn hand_over(job: &Job, builder: &mut FrameBuilder, i: usize, tx: &SyncSender<Sent>) -> Result<()> {
+    let stats = &job.stats.partitions[i];
+    loop {
+        let frame = builder.take_frame()?;
+        let bad = builder.take_bad();
+        stats.bad.fetch_add(bad.len() as u64, Relaxed);
+        if !job.skip_bad {
+            if let Some(first) = bad.into_iter().next() {
+                return Err(first.into_error());
+            }
+        }
+        let Some(frame) = frame else { break };
+        let frame = select(frame, job.options.columns.as_deref())?;
+        stats.rows.fetch_add(frame.num_rows() as u64, Relaxed);
+        if tx.send(Ok((job.ranges[i].partition, frame))).is_err() {
+            // Nobody reads any more.
+            job_stop(job);
+            return Err(Error::Stopped);
+        }
+    }
+    builder.take_positions();
+    Ok(())
+}
+
+/// The frame without `kafka_topic` (one topic: the same in every row), and
+/// only `columns` when given (those the frame has, in its order).
+fn select(frame: Frame, columns: Option<&[String]>) -> Result<Frame> {
+    let keep: Vec<usize> = frame
+        .schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name() != "kafka_topic")
+        .filter(|(_, f)| columns.is_none_or(|cs| cs.iter().any(|c| c == f.name())))
+        .map(|(i, _)| i)
+        .collect();
+    if keep.len() == frame.schema.fields().len() {
+        return Ok(frame);
+    }
+    let schema = Arc::new(frame.schema.project(&keep)?);
+    let batches = frame
+        .batches
+        .iter()
+        .map(|b| b.project(&keep))
+        .collect::<std::result::Result<Vec<RecordBatch>, _>>()?;
+    Ok(Frame { schema, batches })
+}
+
+/// What each partition of a run fetched.
+pub struct Stats {
+    pub partitions: Vec<PartitionStats>,
+}
+
+pub struct PartitionStats {
+    pub range: PartitionRange,
+    pub messages: AtomicU64,
+    /// Payload and key bytes of the messages fetched.
+    pub bytes: AtomicU64,
+    /// Rows handed out.
+    pub rows: AtomicU64,
+    /// Messages that could not be decoded.
+    pub bad: AtomicU64,
+    /// Messages whose timestamp is before an earlier message's: a lookup by
+    /// time assumes there are none.
+    pub out_of_order: AtomicU64,
+    /// Read to the end of its range.
+    pub done: AtomicBool,
+}
+
+impl PartitionStats {
+    fn new(range: &PartitionRange) -> Self {
+        Self {
+            range: *range,
+            messages: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            bad: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A run of a scan: its frames, as the threads decode them.
+pub struct Run {
+    receiver: Receiver<Sent>,
+    job: Arc<Job>,
+    stats: Arc<Stats>,
+    handed_out: usize,
+    limit: Option<usize>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // Threads blocked on a full channel wake when the receiver goes.
+        job_stop(&self.job);
+    }
+}
+
+impl Run {
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// The next frame (None once every range is read or the limit reached);
+    /// `check` runs between slices of the wait.
+    pub fn next(&mut self, check: Check<'_>) -> Result<Option<(i32, Frame)>> {
+        if range::limit_reached(self.handed_out, self.limit) {
+            job_stop(&self.job);
+            return Ok(None);
+        }
+        let receiver = &self.receiver;
+        let got = wait::until(None, check, |slice| match receiver.recv_timeout(slice) {
+            Ok(sent) => Ok(Some(Some(sent))),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Ok(Some(None)),
+        })?;
+        let Some(Some(sent)) = got else {
+            return Ok(None);
+        };
+        let (partition, frame) = sent?;
+        let frame = match self.limit {
+            Some(limit) => truncate(frame, limit - self.handed_out),
+            None => frame,
+        };
+        self.handed_out += frame.num_rows();
+        Ok(Some((partition, frame)))
+    }
+
+    /// Every frame, partition by partition (each in offset order).
+    pub fn collect(&mut self, check: Check<'_>) -> Result<Vec<Frame>> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.next(check)? {
+            frames.push(f);
+        }
+        frames.sort_by_key(|(p, _)| *p);
+        Ok(frames.into_iter().map(|(_, f)| f).collect())
+    }
+}
+
+/// The first `rows` rows of `frame`.
+fn truncate(frame: Frame, rows: usize) -> Frame {
+    if frame.num_rows() <= rows {
+        return frame;
+    }
+    let mut left = rows;
+    let mut batches = Vec::new();
+    for b in frame.batches {
+        if left == 0 {
+            break;
+        }
+        let n = b.num_rows().min(left);
+        batches.push(b.slice(0, n));
+        left -= n;
+    }
+    Frame {
+        schema: frame.schema,
+        batches,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    fn frame(rows: &[usize]) -> Frame {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("kafka_topic", DataType::Utf8, false),
+        ]));
+        let mut n = 0;
+        let batches = rows
+            .iter()
+            .map(|&r| {
+                let a = Int64Array::from_iter_values(n..n + r as i64);
+                n += r as i64;
+                let t = StringArray::from(vec!["t"; r]);
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(a), Arc::new(t)]).unwrap()
+            })
+            .collect();
+        Frame { schema, batches }
+    }
+
+    #[test]
+    fn a_limit_cuts_the_last_frame() {
+        let f = truncate(frame(&[3, 4, 5]), 5);
+        assert_eq!(f.num_rows(), 5);
+        assert_eq!(f.batches.len(), 2);
+        assert_eq!(truncate(frame(&[3]), 10).num_rows(), 3);
+        assert_eq!(truncate(frame(&[3, 4]), 0).num_rows(), 0);
+    }
+
+    #[test]
+    fn selection_drops_the_topic_and_keeps_asked_columns() {
+        let f = select(frame(&[2]), None).unwrap();
+        assert_eq!(f.schema.fields().len(), 1);
+        assert_eq!(f.batches[0].num_columns(), 1);
+        let none = select(frame(&[2]), Some(&["b".to_owned()])).unwrap();
+        assert_eq!(none.schema.fields().len(), 0);
+        assert_eq!(none.batches[0].num_rows(), 2);
+    }
+
+    #[test]
+    fn settings_read_without_a_group_or_commits() {
+        let mut given = Settings::new();
+        given
+            .set("bootstrap.servers", "b:9092")
+            .set("enable.auto.commit", "true");
+        let s = scan_settings(given);
+        assert_eq!(s.get("enable.auto.commit"), Some("false"));
+        assert_eq!(s.get("enable.partition.eof"), Some("true"));
+        assert_eq!(s.get("group.id"), Some("tskafka-scan"));
+    }
+}

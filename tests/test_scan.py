@@ -1,0 +1,296 @@
+"""A topic as a table: scan_topic, read_topic and TopicSnapshot over a real
+broker; pushdown proved by what was fetched (the scan's statistics)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pytest
+from helpers import retail_frame
+
+import tskafka as tk
+
+UTC = dt.UTC
+DATA = [
+    "row",
+    "Invoice",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "Price",
+    "Customer ID",
+    "Country",
+]
+
+
+@pytest.fixture
+def retail_topic(bootstrap, new_topic):
+    """3 partitions of a retail frame, 20 rows a message, Kafka timestamps =
+    InvoiceDate (the latest of each message's rows), every third row to each
+    partition. Not keyed: a keyed send groups each key's rows, so a
+    partition's times would go back at each key."""
+    topic = new_topic(3)
+    sent = retail_frame(3_000)
+    producer = tk.Producer(bootstrap)
+    for p in range(3):
+        part = sent.filter(pl.col("row") % 3 == p)
+        producer.send(topic, part, timestamp="InvoiceDate", rows_per_message=20, partition=p)
+    return topic, sent
+
+
+def sorted_data(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select(DATA).sort("row")
+
+
+def test_a_full_scan_is_what_was_sent(bootstrap, retail_topic):
+    topic, sent = retail_topic
+    got = tk.read_topic(topic, bootstrap)
+    assert got.columns == [*DATA, "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key"]
+    assert got.schema["kafka_timestamp"] == pl.Datetime("ms", "UTC")
+    assert sorted_data(got).equals(sent)
+    # Partition by partition, each in offset order.
+    assert got["kafka_partition"].is_sorted()
+    for _, part in got.group_by("kafka_partition"):
+        assert part["kafka_offset"].is_sorted()
+    assert got["kafka_key"].is_null().all()
+    lazy = tk.scan_topic(topic, bootstrap).collect()
+    assert sorted_data(lazy).equals(sent)
+    table = tk.read_topic(topic, bootstrap, output="pyarrow")
+    assert isinstance(table, pa.Table) and table.num_rows == sent.height
+
+
+def test_a_time_window_fetches_only_its_messages(bootstrap, retail_topic):
+    topic, sent = retail_topic
+    start, end = dt.datetime(2009, 12, 2, 10), dt.datetime(2009, 12, 2, 14)
+    stats = tk.ScanStats()
+    lazy = tk.scan_topic(topic, bootstrap, time_column="InvoiceDate", stats=stats)
+    got = lazy.filter(pl.col("InvoiceDate").is_between(start, end, closed="left")).collect()
+    expected = sent.filter(pl.col("InvoiceDate").is_between(start, end, closed="left"))
+    assert expected.height > 100
+    assert sorted_data(got).equals(expected)
+    assert stats.pushdown is not None and stats.pushdown.row_start_ms is not None
+    whole = tk.TopicSnapshot(topic, bootstrap)
+    total = sum(e - s for s, e in whole.ranges.values())
+    # Per partition the messages holding the window's rows, and the one after.
+    assert stats.messages <= expected.height // 20 + 3 * 3, (stats.messages, total)
+    assert stats.messages < total / 5
+
+    # On the Kafka timestamps: exactly the messages in the window.
+    at = pl.col("kafka_timestamp")
+    t0, t1 = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+    by_ts = tk.scan_topic(topic, bootstrap, stats=stats).filter(at >= t0, at < t1).collect()
+    all_rows = tk.read_topic(topic, bootstrap)
+    assert sorted_data(by_ts).equals(sorted_data(all_rows.filter(at >= t0, at < t1)))
+    in_window = all_rows.filter(at >= t0, at < t1).select(["kafka_partition", "kafka_offset"])
+    assert stats.messages == in_window.unique().height
+    # The eager form with start/end fetches the same.
+    snap = tk.TopicSnapshot(topic, bootstrap, start=start, end=end)
+    assert sorted_data(snap.to_polars()).equals(sorted_data(by_ts))
+    assert snap.stats.messages == stats.messages
+
+
+def test_a_partition_filter_fetches_only_that_partition(bootstrap, retail_topic):
+    topic, _ = retail_topic
+    every = tk.read_topic(topic, bootstrap)
+    stats = tk.ScanStats()
+    lazy = tk.scan_topic(topic, bootstrap, stats=stats)
+    one = lazy.filter(pl.col("kafka_partition") == 1).collect()
+    assert set(stats.partitions) == {1}
+    assert one.height == every.filter(pl.col("kafka_partition") == 1).height > 0
+    two = lazy.filter(pl.col("kafka_partition").is_in([0, 2]), pl.col("Quantity") > 0).collect()
+    assert set(stats.partitions) == {0, 2}
+    expected = every.filter(pl.col("kafka_partition").is_in([0, 2]), pl.col("Quantity") > 0)
+    assert sorted_data(two).equals(sorted_data(expected))
+    assert lazy.filter(pl.col("kafka_partition") == 7).collect().height == 0
+    assert stats.messages == 0
+    with pytest.raises(tk.ConfigError, match="partition 5 does not exist"):
+        tk.read_topic(topic, bootstrap, partitions=[5])
+
+
+def test_head_stops_fetching(bootstrap, retail_topic):
+    topic, _ = retail_topic
+    stats = tk.ScanStats()
+    whole = tk.TopicSnapshot(topic, bootstrap)
+    total = sum(e - s for s, e in whole.ranges.values())
+    head = tk.scan_topic(topic, bootstrap, stats=stats).head(30).collect()
+    assert head.height == 30
+    # Each thread stops once 30 rows were read: a few 20-row messages at most.
+    assert 2 <= stats.messages <= 2 * 3, stats.messages
+    assert stats.messages < total
+    # Polars passes no row limit through a filter on data columns; its
+    # streaming engine stops pulling batches once it has the rows.
+    filtered = (
+        tk.scan_topic(topic, bootstrap, stats=stats)
+        .filter(pl.col("Quantity") > 0)
+        .head(30)
+        .collect(engine="streaming")
+    )
+    assert filtered.height == 30 and (filtered["Quantity"] > 0).all()
+    assert stats.messages < total / 2
+    limited = tk.read_topic(topic, bootstrap, limit=25)
+    assert limited.height == 25
+
+
+def test_an_offset_range(bootstrap, retail_topic):
+    topic, _ = retail_topic
+    got = tk.read_topic(topic, bootstrap, partitions=[0], offsets=(5, 10))
+    assert got["kafka_offset"].unique().sort().to_list() == [5, 6, 7, 8, 9]
+    assert (got["kafka_partition"] == 0).all()
+    stats = tk.ScanStats()
+    lazy = tk.scan_topic(topic, bootstrap, stats=stats)
+    picked = lazy.filter(pl.col("kafka_offset").is_between(3, 4)).collect()
+    assert stats.messages == 2 * 3
+    assert sorted(set(picked["kafka_offset"].to_list())) == [3, 4]
+    lazy.filter(pl.col("kafka_offset") >= 1_000_000).collect()
+    assert stats.messages == 0
+
+
+def test_duckdb_pyarrow_and_polars_read_a_snapshot(bootstrap, retail_topic):
+    topic, sent = retail_topic
+    snap = tk.TopicSnapshot(topic, bootstrap)
+    [(n, quantity)] = duckdb.sql('SELECT count(*), sum("Quantity") FROM snap').fetchall()
+    assert (n, quantity) == (sent.height, sent["Quantity"].sum())
+    by_code = duckdb.sql(
+        'SELECT "StockCode", sum("Quantity") AS q FROM snap GROUP BY 1 ORDER BY 1'
+    ).pl()
+    expected = sent.group_by("StockCode").agg(q=pl.col("Quantity").sum()).sort("StockCode")
+    assert by_code["q"].to_list() == expected["q"].to_list()
+    assert pa.table(snap).num_rows == sent.height
+    assert sorted_data(pl.DataFrame(snap)).equals(sent)
+    assert snap.stats.runs >= 3
+
+
+def test_an_empty_topic(bootstrap, new_topic):
+    topic = new_topic(2)
+    got = tk.read_topic(topic, bootstrap)
+    assert got.height == 0
+    assert got.columns == ["kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key"]
+    lazy = tk.scan_topic(topic, bootstrap)
+    assert lazy.collect_schema().names() == got.columns
+    assert lazy.collect().height == 0
+    given = tk.scan_topic(topic, bootstrap, schema={"x": pl.Int64}).collect()
+    assert given.columns[0] == "x" and given.height == 0
+    assert pa.table(tk.TopicSnapshot(topic, bootstrap)).num_rows == 0
+
+
+def test_an_unknown_topic_is_a_clear_error(strict_bootstrap):
+    with pytest.raises(tk.KafkaError, match="does not exist") as e:
+        tk.read_topic("no-such-topic", strict_bootstrap)
+    assert e.value.code == "UnknownTopicOrPartition"
+    with pytest.raises(tk.KafkaError, match="does not exist"):
+        tk.scan_topic("no-such-topic", strict_bootstrap).collect()
+
+
+def test_list_offsets_by_time_as_kafka_answers(bootstrap, new_topic):
+    ck = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    p = ck.Producer({"bootstrap.servers": bootstrap})
+    for i, ts in enumerate([1_000, 2_000, 2_000, 3_000]):
+        p.produce(topic, value=f'{{"i": {i}}}'.encode(), partition=0, timestamp=ts)
+    p.flush(10)
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "offsets-for-times"})
+    try:
+        for at, expected in [
+            (0, 0),
+            (1_000, 0),
+            (1_500, 1),
+            (2_000, 1),
+            (2_001, 3),
+            (3_000, 3),
+            (3_001, -1),
+        ]:
+            found = c.offsets_for_times([ck.TopicPartition(topic, 0, at)], timeout=10)
+            assert found[0].offset == expected, (at, found[0])
+    finally:
+        c.close()
+    stats = tk.ScanStats()
+    lazy = tk.scan_topic(topic, bootstrap, stats=stats)
+    ms = dt.timedelta(milliseconds=1)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    late = lazy.filter(pl.col("kafka_timestamp") >= epoch + 2_001 * ms).collect()
+    assert late["i"].to_list() == [3] and stats.messages == 1
+    middle = lazy.filter(pl.col("kafka_timestamp") == epoch + 2_000 * ms).collect()
+    assert middle["i"].to_list() == [1, 2] and stats.messages == 2
+    past = lazy.filter(pl.col("kafka_timestamp") > epoch + 3_000 * ms).collect()
+    assert past.height == 0 and stats.messages == 0
+
+
+def test_cli_since_until_writes_the_window(bootstrap, retail_topic, tmp_path):
+    topic, sent = retail_topic
+    out = tmp_path / "window.parquet"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tskafka",
+            "consume",
+            topic,
+            "-b",
+            bootstrap,
+            "--since",
+            "2009-12-02T10:00",
+            "--until",
+            "2009-12-02T14:00",
+            "--time-column",
+            "InvoiceDate",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TSKAFKA_BOOTSTRAP": ""},
+    )
+    assert r.returncode == 0, r.stderr
+    expected = sent.filter(
+        pl.col("InvoiceDate").is_between(
+            dt.datetime(2009, 12, 2, 10), dt.datetime(2009, 12, 2, 14), closed="left"
+        )
+    )
+    got = pl.read_parquet(out)
+    assert sorted_data(got).equals(expected)
+    assert f"consumed {expected.height:,} rows" in r.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tskafka",
+            "consume",
+            topic,
+            "-b",
+            bootstrap,
+            "--since",
+            "yesterday",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--since expects an ISO date" in bad.stderr
+
+
+def test_the_predicate_reader_pushes_only_what_it_understands():
+    from tskafka.scan import pushdown
+
+    t = dt.datetime(2011, 3, 1, tzinfo=UTC)
+    p = pushdown(pl.col("kafka_timestamp").is_between(t, t + dt.timedelta(days=7)))
+    assert (p.start_ms, p.end_ms) == (1_298_937_600_000, 1_299_542_400_001)
+    p = pushdown((pl.col("kafka_timestamp") > t) & (pl.col("kafka_offset") < 10))
+    assert (p.start_ms, p.end_offset) == (1_298_937_600_001, 10)
+    assert pushdown(pl.lit(5) <= pl.col("kafka_offset")).start_offset == 5
+    # OR, NOT, and data columns push nothing down.
+    either = (pl.col("kafka_partition") == 1) | (pl.col("kafka_partition") == 2)
+    assert pushdown(either) == tk.scan.Pushdown()
+    assert pushdown(~(pl.col("kafka_partition") == 1)) == tk.scan.Pushdown()
+    assert pushdown(pl.col("x") > 3) == tk.scan.Pushdown()
+    assert pushdown(None) == tk.scan.Pushdown()
