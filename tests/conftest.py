@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -69,3 +71,27 @@ def pytest_configure(config: pytest.Config) -> None:
     process or in a child, need SIGINT to raise KeyboardInterrupt."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="module")
+def broker_process() -> Iterator[str]:
+    """`tskafka broker` in a process of its own, as the tutorials run Kafka."""
+    from helpers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tskafka", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"127.0.0.1:{port}" in line, (line, proc.stderr.read() if proc.poll() else "")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        finally:
+            proc.kill()

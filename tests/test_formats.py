@@ -8,41 +8,17 @@ from __future__ import annotations
 import io
 import random
 import shutil
-import signal
 import subprocess
-import sys
 from datetime import datetime, timedelta
 
 import pandas as pd
 import polars as pl
 import pytest
-from helpers import free_port, read_all
+from helpers import read_all
 
 import tskafka as tk
 
 confluent = pytest.importorskip("confluent_kafka")
-
-
-@pytest.fixture(scope="module")
-def broker_process():
-    """`tskafka broker` in a process of its own, as a tutorial reader runs it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tskafka", "broker", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert f"127.0.0.1:{port}" in line, (line, proc.stderr.read() if proc.poll() else "")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        finally:
-            proc.kill()
 
 
 def _sensor_lines(n: int) -> list[str]:

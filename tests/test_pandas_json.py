@@ -5,40 +5,15 @@ sending ``json.dumps(chunk.to_dict(), default=str)`` per CSV chunk, a Series'
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from helpers import free_port, read_all, retail_frame
+from helpers import read_all, retail_frame
 
 import tskafka as tk
 from tskafka.exceptions import DecodeError
-
-
-@pytest.fixture(scope="module")
-def broker_process():
-    """``tskafka broker`` in a process of its own, as the tutorials run Kafka."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tskafka", "broker", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert f"127.0.0.1:{port}" in line, (line, proc.stderr.read() if proc.poll() else "")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        finally:
-            proc.kill()
 
 
 @pytest.fixture
