@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{
@@ -89,6 +90,18 @@ struct Part {
     plain: Option<RecordBatch>,
 }
 
+/// What decoding a run of messages gave, added to the frame in order.
+pub(super) enum Decoded {
+    Part {
+        batch: RecordBatch,
+        /// The same with string views, if frames want them.
+        viewed: Option<RecordBatch>,
+        metas: Vec<Meta>,
+    },
+    /// A message refused, and the rows it had been counted for.
+    Bad { bad: BadMessage, rows: usize },
+}
+
 /// Collects messages and turns them into one record batch.
 pub struct FrameBuilder {
     pub(super) hint: FormatHint,
@@ -122,6 +135,8 @@ pub struct FrameBuilder {
     deferred: BTreeMap<(String, i32), i64>,
     deferred_from: BTreeMap<(String, i32), i64>,
     topic_names: BTreeMap<String, Arc<str>>,
+    /// A full run decoding on a worker thread while the next messages are read.
+    behind: Option<JoinHandle<Vec<Decoded>>>,
 }
 
 impl FrameBuilder {
@@ -148,6 +163,7 @@ impl FrameBuilder {
             deferred: BTreeMap::new(),
             deferred_from: BTreeMap::new(),
             topic_names: BTreeMap::new(),
+            behind: None,
         }
     }
 
@@ -163,12 +179,54 @@ impl FrameBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
+        self.behind.is_none()
+            && self.parts.is_empty()
             && self.json.is_none()
             && self.raw.is_none()
             && self.csv_run.is_none()
             && self.avro.is_none()
             && self.bad.is_empty()
+    }
+
+    /// Decodes a full run on a worker thread (one run at a time), while the
+    /// polling thread goes on reading: decoding costs as much as polling, and
+    /// the two then share the cores. `work` runs its decoders in [`guarded`].
+    pub(super) fn decode_behind(&mut self, work: impl FnOnce() -> Vec<Decoded> + Send + 'static) {
+        self.settle();
+        self.behind = Some(
+            std::thread::Builder::new()
+                .name("tskafka-decode".into())
+                .spawn(work)
+                .expect("spawn a decoding thread"),
+        );
+    }
+
+    /// Waits for the run decoding behind, if any, and adds what it gave.
+    fn settle(&mut self) {
+        if let Some(worker) = self.behind.take() {
+            let decoded = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            self.add_decoded(decoded);
+        }
+    }
+
+    /// Adds what a run's decoding gave, after anything decoding behind.
+    pub(super) fn add_decoded(&mut self, decoded: Vec<Decoded>) {
+        self.settle();
+        for d in decoded {
+            match d {
+                Decoded::Part {
+                    batch,
+                    viewed,
+                    metas,
+                } => self.push_part(batch, viewed, metas),
+                Decoded::Bad { bad, rows } => {
+                    self.rows -= rows;
+                    self.bad.push(bad);
+                }
+            }
+        }
     }
 
     pub fn has_bad(&self) -> bool {
@@ -207,6 +265,7 @@ impl FrameBuilder {
     /// Drops everything collected; returns the first offset pushed per
     /// partition, where reading must resume for nothing to be lost.
     pub fn reset(&mut self) -> BTreeMap<(String, i32), i64> {
+        self.settle();
         self.parts.clear();
         self.json = None;
         self.raw = None;
@@ -350,6 +409,8 @@ impl FrameBuilder {
         viewed: Option<RecordBatch>,
         metas: Vec<Meta>,
     ) {
+        // Parts stay in the order their messages came.
+        self.settle();
         let part = match viewed {
             Some(viewed) => Part {
                 batch: viewed,
@@ -367,6 +428,7 @@ impl FrameBuilder {
 
     /// Decodes what formats hold back to decode together (a JSON run).
     pub(super) fn flush_pending(&mut self) {
+        self.settle();
         self.flush_json();
         self.flush_raw();
         self.flush_csv();
