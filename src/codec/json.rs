@@ -772,9 +772,12 @@ mod tests {
             .collect();
         let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
         b.string_views = true;
+        let mut decoded_behind = 0;
         for (i, p) in payloads.iter().enumerate() {
             b.push(msg(p, i as i64, None));
+            decoded_behind += usize::from(b.is_decoding_behind());
         }
+        assert!(decoded_behind > 0);
         let frame = b.take_frame().unwrap().unwrap().concat().unwrap();
         let bad = b.take_bad();
         assert_eq!(bad.len(), 1);
