@@ -5,13 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
+use arrow_array::builder::{BooleanBufferBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::{
     new_null_array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
     TimestampMillisecondArray,
 };
 use arrow_array::{Array, StructArray};
+use arrow_buffer::NullBuffer;
 use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
@@ -89,6 +92,18 @@ struct Part {
     plain: Option<RecordBatch>,
 }
 
+/// What decoding a run of messages gave, added to the frame in order.
+pub(super) enum Decoded {
+    Part {
+        batch: RecordBatch,
+        /// The same with string views, if frames want them.
+        viewed: Option<RecordBatch>,
+        metas: Vec<Meta>,
+    },
+    /// A message refused, and the rows it had been counted for.
+    Bad { bad: BadMessage, rows: usize },
+}
+
 /// Collects messages and turns them into one record batch.
 pub struct FrameBuilder {
     pub(super) hint: FormatHint,
@@ -122,6 +137,8 @@ pub struct FrameBuilder {
     deferred: BTreeMap<(String, i32), i64>,
     deferred_from: BTreeMap<(String, i32), i64>,
     topic_names: BTreeMap<String, Arc<str>>,
+    /// A full run decoding on a worker thread while the next messages are read.
+    behind: Option<JoinHandle<Vec<Decoded>>>,
 }
 
 impl FrameBuilder {
@@ -148,6 +165,7 @@ impl FrameBuilder {
             deferred: BTreeMap::new(),
             deferred_from: BTreeMap::new(),
             topic_names: BTreeMap::new(),
+            behind: None,
         }
     }
 
@@ -163,12 +181,59 @@ impl FrameBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
+        self.behind.is_none()
+            && self.parts.is_empty()
             && self.json.is_none()
             && self.raw.is_none()
             && self.csv_run.is_none()
             && self.avro.is_none()
             && self.bad.is_empty()
+    }
+
+    /// Decodes a full run on a worker thread (one run at a time), while the
+    /// polling thread goes on reading: decoding costs as much as polling, and
+    /// the two then share the cores. `work` runs its decoders in [`guarded`].
+    pub(super) fn decode_behind(&mut self, work: impl FnOnce() -> Vec<Decoded> + Send + 'static) {
+        self.settle();
+        self.behind = Some(
+            std::thread::Builder::new()
+                .name("tskafka-decode".into())
+                .spawn(work)
+                .expect("spawn a decoding thread"),
+        );
+    }
+
+    #[cfg(test)]
+    pub(super) fn is_decoding_behind(&self) -> bool {
+        self.behind.is_some()
+    }
+
+    /// Waits for the run decoding behind, if any, and adds what it gave.
+    fn settle(&mut self) {
+        if let Some(worker) = self.behind.take() {
+            let decoded = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            self.add_decoded(decoded);
+        }
+    }
+
+    /// Adds what a run's decoding gave, after anything decoding behind.
+    pub(super) fn add_decoded(&mut self, decoded: Vec<Decoded>) {
+        self.settle();
+        for d in decoded {
+            match d {
+                Decoded::Part {
+                    batch,
+                    viewed,
+                    metas,
+                } => self.push_part(batch, viewed, metas),
+                Decoded::Bad { bad, rows } => {
+                    self.rows -= rows;
+                    self.bad.push(bad);
+                }
+            }
+        }
     }
 
     pub fn has_bad(&self) -> bool {
@@ -207,6 +272,7 @@ impl FrameBuilder {
     /// Drops everything collected; returns the first offset pushed per
     /// partition, where reading must resume for nothing to be lost.
     pub fn reset(&mut self) -> BTreeMap<(String, i32), i64> {
+        self.settle();
         self.parts.clear();
         self.json = None;
         self.raw = None;
@@ -350,6 +416,8 @@ impl FrameBuilder {
         viewed: Option<RecordBatch>,
         metas: Vec<Meta>,
     ) {
+        // Parts stay in the order their messages came.
+        self.settle();
         let part = match viewed {
             Some(viewed) => Part {
                 batch: viewed,
@@ -367,6 +435,7 @@ impl FrameBuilder {
 
     /// Decodes what formats hold back to decode together (a JSON run).
     pub(super) fn flush_pending(&mut self) {
+        self.settle();
         self.flush_json();
         self.flush_raw();
         self.flush_csv();
@@ -542,30 +611,61 @@ fn metadata_fields() -> [Field; 5] {
     ]
 }
 
-/// topic, partition, offset, timestamp and key of each row's message.
+/// topic, partition, offset, timestamp and key of each row's message. A
+/// message's rows share its values, so each is repeated rather than pushed
+/// row by row (a message of Arrow rows holds thousands).
 fn metadata_columns(metas: &[Meta]) -> Vec<ArrayRef> {
     let rows: usize = metas.iter().map(|m| m.rows).sum();
-    let mut topic = Vec::with_capacity(rows);
-    let mut partition = Vec::with_capacity(rows);
-    let mut offset = Vec::with_capacity(rows);
-    let mut ts = Vec::with_capacity(rows);
-    let mut key = Vec::with_capacity(rows);
-    for m in metas {
-        for _ in 0..m.rows {
-            topic.push(Some(m.topic.as_ref()));
-            partition.push(m.partition);
-            offset.push(m.offset);
-            ts.push(m.timestamp_ms);
-            key.push(m.key.as_deref());
+    let repeated = |value: &dyn Fn(&Meta) -> i64| -> Vec<i64> {
+        let mut out = Vec::with_capacity(rows);
+        for m in metas {
+            out.extend(std::iter::repeat_n(value(m), m.rows));
         }
+        out
+    };
+    let mut partition = Vec::with_capacity(rows);
+    for m in metas {
+        partition.extend(std::iter::repeat_n(m.partition, m.rows));
     }
+    let offset = repeated(&|m| m.offset);
+    let ts = repeated(&|m| m.timestamp_ms.unwrap_or_default());
+    let ts_valid = metas.iter().any(|m| m.timestamp_ms.is_none()).then(|| {
+        let mut valid = BooleanBufferBuilder::new(rows);
+        for m in metas {
+            valid.append_n(m.rows, m.timestamp_ms.is_some());
+        }
+        NullBuffer::new(valid.finish())
+    });
     vec![
-        Arc::new(StringArray::from(topic)),
+        Arc::new(repeated_text(metas, rows, |m| Some(m.topic.as_ref()))),
         Arc::new(Int32Array::from(partition)),
         Arc::new(Int64Array::from(offset)),
-        Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
-        Arc::new(StringArray::from(key)),
+        Arc::new(TimestampMillisecondArray::new(ts.into(), ts_valid).with_timezone("UTC")),
+        Arc::new(repeated_text(metas, rows, |m| m.key.as_deref())),
     ]
+}
+
+/// A text column holding each message's `value` once per row of it.
+fn repeated_text(
+    metas: &[Meta],
+    rows: usize,
+    value: impl Fn(&Meta) -> Option<&str>,
+) -> StringArray {
+    if metas.iter().all(|m| value(m).is_none()) {
+        return StringArray::new_null(rows);
+    }
+    let bytes: usize = metas
+        .iter()
+        .map(|m| value(m).map_or(0, str::len) * m.rows)
+        .sum();
+    let mut builder = StringBuilder::with_capacity(rows, bytes);
+    for m in metas {
+        match value(m) {
+            Some(v) => (0..m.rows).for_each(|_| builder.append_value(v)),
+            None => builder.append_nulls(m.rows),
+        }
+    }
+    builder.finish()
 }
 
 /// What a message refused by [`guarded`] says.
@@ -592,6 +692,52 @@ mod tests {
     use super::*;
     use crate::codec::test_support::{encode, encode_with, msg, round_trip_sample};
     use crate::codec::Format;
+
+    #[test]
+    fn metadata_repeats_each_messages_values_over_its_rows() {
+        let meta = |partition, offset, ts: Option<i64>, key: Option<&str>, rows| Meta {
+            topic: Arc::from(if partition == 0 { "t" } else { "other" }),
+            partition,
+            offset,
+            timestamp_ms: ts,
+            key: key.map(str::to_owned),
+            rows,
+        };
+        let metas = [
+            meta(0, 7, Some(5), Some("k"), 2),
+            meta(1, 8, None, None, 0),
+            meta(1, 9, None, None, 1),
+            meta(0, 10, Some(6), Some("é"), 3),
+        ];
+        let columns = metadata_columns(&metas);
+        let topic: Vec<_> = columns[0].as_string::<i32>().iter().collect();
+        assert_eq!(
+            topic,
+            [
+                Some("t"),
+                Some("t"),
+                Some("other"),
+                Some("t"),
+                Some("t"),
+                Some("t")
+            ]
+        );
+        let partition = columns[1].as_primitive::<arrow_array::types::Int32Type>();
+        assert_eq!(partition.values().to_vec(), [0, 0, 1, 0, 0, 0]);
+        let offset = columns[2].as_primitive::<arrow_array::types::Int64Type>();
+        assert_eq!(offset.values().to_vec(), [7, 7, 9, 10, 10, 10]);
+        let ts = columns[3].as_primitive::<arrow_array::types::TimestampMillisecondType>();
+        let ts: Vec<_> = ts.iter().collect();
+        assert_eq!(ts, [Some(5), Some(5), None, Some(6), Some(6), Some(6)]);
+        let key: Vec<_> = columns[4].as_string::<i32>().iter().collect();
+        assert_eq!(
+            key,
+            [Some("k"), Some("k"), None, Some("é"), Some("é"), Some("é")]
+        );
+        let no_keys = metadata_columns(&metas[1..3]);
+        assert_eq!(no_keys[4].null_count(), 1);
+        assert_eq!(no_keys[3].null_count(), 1);
+    }
 
     #[test]
     fn string_views_are_made_as_messages_come_and_dropped_if_unwanted() {

@@ -15,8 +15,12 @@ use arrow_cast::cast;
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::frame::{guarded, BadMessage, FrameBuilder, MessageRef, Meta};
-use super::pandas_json::{pandas_rows, python_constants_as_null, write_orient, JsonOrient, Shape};
+use super::frame::{guarded, BadMessage, Decoded, FrameBuilder, MessageRef, Meta};
+use super::pandas_json::{
+    may_hold_python_constants, pandas_rows, python_constants_as_null, write_orient, JsonOrient,
+    Shape,
+};
+use super::text::batch_with_string_views;
 use super::time::{detect_datetimes, with_zone, write_date, write_timestamp};
 use crate::error::{Error, Result};
 
@@ -38,8 +42,8 @@ impl FrameBuilder {
         if self.json.as_ref().is_some_and(|r| r.header != header) {
             self.flush_json();
         }
-        let payload = python_constants_as_null(payload);
-        let payload = payload.as_ref();
+        // Python's NaN and Infinity tokens are read as null: in the run, on
+        // the decoding thread (pandas' shapes see them replaced already).
         // A schema header means tskafka wrote records.
         let orient = match header {
             Some(_) => JsonOrient::Records,
@@ -47,11 +51,12 @@ impl FrameBuilder {
         };
         let pandas = match orient {
             JsonOrient::Auto | JsonOrient::Records if !matches!(first, Some(b'{') | Some(b'[')) => {
-                let error = json_shape_error(payload).unwrap_or_else(|| {
-                    "not a JSON object: tskafka reads one JSON object per message, \
+                let error =
+                    json_shape_error(&python_constants_as_null(payload)).unwrap_or_else(|| {
+                        "not a JSON object: tskafka reads one JSON object per message, \
                      or an array of objects (pandas' shapes with json_orient=...)"
-                        .to_owned()
-                });
+                            .to_owned()
+                    });
                 self.reject(m, error);
                 return;
             }
@@ -101,116 +106,172 @@ impl FrameBuilder {
         run.spans.push((start, end, meta));
         self.rows += rows;
         if run.lines.len() >= RUN_BYTES {
-            // Decoded in pieces while the next messages arrive: the buffers
-            // stay in cache and are reused.
-            self.flush_json();
+            // Decoded in pieces, on a worker thread while the next messages arrive.
+            let run = self.json.take().expect("held above");
+            let cx = self.json_context();
+            self.decode_behind(move || decode_run(run, &cx));
         }
-    }
-
-    /// The schema of a run's rows: from its header, else the consumer's
-    /// `json_schema`, else inferred from the first `sample` rows (all if None).
-    /// The flag tells how: `Some(complete)` if inferred, None if given.
-    fn run_schema(
-        &self,
-        run: &JsonRun,
-        sample: Option<usize>,
-    ) -> std::result::Result<(SchemaRef, Option<bool>), String> {
-        if let Some(header) = &run.header {
-            let pairs: Vec<(String, String)> = serde_json::from_slice(header)
-                .map_err(|e| format!("bad tskafka.schema header: {e}"))?;
-            let fields = pairs
-                .into_iter()
-                .map(|(name, ty)| {
-                    DataType::from_str(&ty)
-                        .map(|dt| Field::new(name, dt, true))
-                        .map_err(|e| format!("bad type {ty:?} in tskafka.schema header: {e}"))
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            return Ok((Arc::new(Schema::new(fields)), None));
-        }
-        if let Some(schema) = &self.json_schema {
-            return Ok((schema.clone(), None));
-        }
-        let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
-        let take = sample.unwrap_or(rows);
-        let values = serde_json::Deserializer::from_slice(&run.lines)
-            .into_iter::<serde_json::Value>()
-            .take(take)
-            .map(|v| v.map_err(|e| arrow_schema::ArrowError::JsonError(e.to_string())));
-        let schema = infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
-        Ok((Arc::new(schema), Some(take >= rows)))
     }
 
     pub(super) fn flush_json(&mut self) {
         let Some(run) = self.json.take() else { return };
-        if run.spans.is_empty() {
-            return; // only empty arrays or refused messages
+        let decoded = decode_run(run, &self.json_context());
+        self.add_decoded(decoded);
+    }
+
+    /// What decoding a run needs of the builder.
+    fn json_context(&self) -> JsonContext {
+        JsonContext {
+            json_schema: self.json_schema.clone(),
+            orient: self.json_orient,
+            string_views: self.string_views,
         }
-        if self.json_orient == JsonOrient::Auto
-            && run.header.is_none()
-            && self.json_schema.is_none()
-        {
-            if let Some(error) = columns_per_row(&run.lines) {
-                for (start, end, meta) in run.spans {
-                    self.rows -= meta.rows;
-                    self.bad.push(BadMessage {
-                        topic: meta.topic.to_string(),
-                        partition: meta.partition,
-                        offset: meta.offset,
-                        error: error.clone(),
-                        payload: run.lines[start..end.saturating_sub(1).max(start)].to_vec(),
-                    });
-                }
-                return;
+    }
+}
+
+/// What decoding a JSON run needs of the builder: its run can then be
+/// decoded on another thread.
+struct JsonContext {
+    json_schema: Option<SchemaRef>,
+    orient: JsonOrient,
+    string_views: bool,
+}
+
+/// The run with Python's `NaN` and `Infinity` tokens as null, message by message.
+fn python_constants_in_run_as_null(run: JsonRun) -> JsonRun {
+    let mut lines = Vec::with_capacity(run.lines.len() + 64);
+    let spans = run
+        .spans
+        .into_iter()
+        .map(|(start, end, meta)| {
+            let from = lines.len();
+            lines.extend_from_slice(&python_constants_as_null(&run.lines[start..end]));
+            (from, lines.len(), meta)
+        })
+        .collect();
+    JsonRun {
+        header: run.header,
+        lines,
+        spans,
+    }
+}
+
+/// The schema of a run's rows: from its header, else the consumer's
+/// `json_schema`, else inferred from the first `sample` rows (all if None).
+/// The flag tells how: `Some(complete)` if inferred, None if given.
+fn run_schema(
+    run: &JsonRun,
+    json_schema: Option<&SchemaRef>,
+    sample: Option<usize>,
+) -> std::result::Result<(SchemaRef, Option<bool>), String> {
+    if let Some(header) = &run.header {
+        let pairs: Vec<(String, String)> = serde_json::from_slice(header)
+            .map_err(|e| format!("bad tskafka.schema header: {e}"))?;
+        let fields = pairs
+            .into_iter()
+            .map(|(name, ty)| {
+                DataType::from_str(&ty)
+                    .map(|dt| Field::new(name, dt, true))
+                    .map_err(|e| format!("bad type {ty:?} in tskafka.schema header: {e}"))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        return Ok((Arc::new(Schema::new(fields)), None));
+    }
+    if let Some(schema) = json_schema {
+        return Ok((schema.clone(), None));
+    }
+    let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
+    let take = sample.unwrap_or(rows);
+    let values = serde_json::Deserializer::from_slice(&run.lines)
+        .into_iter::<serde_json::Value>()
+        .take(take)
+        .map(|v| v.map_err(|e| arrow_schema::ArrowError::JsonError(e.to_string())));
+    let schema = infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
+    Ok((Arc::new(schema), Some(take >= rows)))
+}
+
+/// A run's rows as one part, or, if some messages cannot be decoded, the
+/// parts of the others and the refused ones.
+fn decode_run(run: JsonRun, cx: &JsonContext) -> Vec<Decoded> {
+    let mut out = Vec::new();
+    decode_run_into(run, cx, &mut out);
+    out
+}
+
+fn decode_run_into(mut run: JsonRun, cx: &JsonContext, out: &mut Vec<Decoded>) {
+    if run.spans.is_empty() {
+        return; // only empty arrays or refused messages
+    }
+    if may_hold_python_constants(&run.lines) {
+        run = python_constants_in_run_as_null(run);
+    }
+    let refuse = |meta: Meta, error: String, payload: &[u8]| Decoded::Bad {
+        rows: meta.rows,
+        bad: BadMessage {
+            topic: meta.topic.to_string(),
+            partition: meta.partition,
+            offset: meta.offset,
+            error,
+            payload: payload.to_vec(),
+        },
+    };
+    if cx.orient == JsonOrient::Auto && run.header.is_none() && cx.json_schema.is_none() {
+        if let Some(error) = columns_per_row(&run.lines) {
+            for (start, end, meta) in run.spans {
+                let payload = &run.lines[start..end.saturating_sub(1).max(start)];
+                out.push(refuse(meta, error.clone(), payload));
+            }
+            return;
+        }
+    }
+    let decoded = guarded(|| {
+        let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
+        // Types inferred from a sample of the rows are checked strictly
+        // (a row with another type or another column fails), and on a
+        // failure inferred again from every row.
+        let given = cx.json_schema.as_ref();
+        match run_schema(&run, given, Some(INFER_SAMPLE_ROWS))? {
+            (schema, None) => decode_json(&schema, &run.lines, rows, false),
+            (schema, Some(complete)) => {
+                let batch = match decode_json(&schema, &run.lines, rows, !complete) {
+                    Err(_) if !complete => {
+                        let (schema, _) = run_schema(&run, given, None)?;
+                        decode_json(&schema, &run.lines, rows, false)?
+                    }
+                    other => other?,
+                };
+                Ok(detect_datetimes(batch))
             }
         }
-        let decoded = guarded(|| {
-            let rows = run.spans.iter().map(|(_, _, m)| m.rows).sum::<usize>();
-            // Types inferred from a sample of the rows are checked strictly
-            // (a row with another type or another column fails), and on a
-            // failure inferred again from every row.
-            match self.run_schema(&run, Some(INFER_SAMPLE_ROWS))? {
-                (schema, None) => decode_json(&schema, &run.lines, rows, false),
-                (schema, Some(complete)) => {
-                    let batch = match decode_json(&schema, &run.lines, rows, !complete) {
-                        Err(_) if !complete => {
-                            let (schema, _) = self.run_schema(&run, None)?;
-                            decode_json(&schema, &run.lines, rows, false)?
-                        }
-                        other => other?,
-                    };
-                    Ok(detect_datetimes(batch))
-                }
+    });
+    match decoded {
+        Ok(batch) => {
+            let viewed = cx
+                .string_views
+                .then(|| batch_with_string_views(&batch))
+                .flatten();
+            let metas = run.spans.into_iter().map(|(_, _, m)| m).collect();
+            out.push(Decoded::Part {
+                batch,
+                viewed,
+                metas,
+            });
+        }
+        Err(_) if run.spans.len() > 1 => {
+            // Find the bad messages one by one; the good ones go on.
+            for (start, end, meta) in run.spans {
+                let one = JsonRun {
+                    header: run.header.clone(),
+                    lines: run.lines[start..end].to_vec(),
+                    spans: vec![(0, end - start, meta)],
+                };
+                decode_run_into(one, cx, out);
             }
-        });
-        match decoded {
-            Ok(batch) => {
-                let metas = run.spans.into_iter().map(|(_, _, m)| m).collect();
-                self.add_part(batch, metas);
-            }
-            Err(_) if run.spans.len() > 1 => {
-                // Find the bad messages one by one; the good ones go on.
-                for (start, end, meta) in run.spans {
-                    let one = JsonRun {
-                        header: run.header.clone(),
-                        lines: run.lines[start..end].to_vec(),
-                        spans: vec![(0, end - start, meta)],
-                    };
-                    self.json = Some(one);
-                    self.flush_json();
-                }
-            }
-            Err(error) => {
-                let (_, _, meta) = &run.spans[0];
-                self.rows -= meta.rows;
-                self.bad.push(BadMessage {
-                    topic: meta.topic.to_string(),
-                    partition: meta.partition,
-                    offset: meta.offset,
-                    error: format!("invalid JSON row: {error}"),
-                    payload: run.lines.strip_suffix(b"\n").unwrap_or(&run.lines).to_vec(),
-                });
-            }
+        }
+        Err(error) => {
+            let (_, _, meta) = run.spans.into_iter().next().expect("one span");
+            let payload = run.lines.strip_suffix(b"\n").unwrap_or(&run.lines);
+            out.push(refuse(meta, format!("invalid JSON row: {error}"), payload));
         }
     }
 }
@@ -694,6 +755,49 @@ mod tests {
                 assert_eq!(a.as_ref(), e.as_ref());
             }
         }
+    }
+
+    #[test]
+    fn runs_decoded_behind_keep_their_order_and_their_bad_messages() {
+        // Enough rows for several full runs, each decoded on a worker thread.
+        let n = 3 * RUN_BYTES / 60;
+        let bad_at = n / 2;
+        let payloads: Vec<Vec<u8>> = (0..n)
+            .map(|i| match i {
+                _ if i == bad_at => b"{\"i\": 1, oops}".to_vec(),
+                _ if i == bad_at + 1 => format!("{{\"i\": {i}, \"x\": NaN}}").into_bytes(),
+                _ => format!("{{\"i\": {i}, \"x\": 0.5, \"pad\": \"................\"}}")
+                    .into_bytes(),
+            })
+            .collect();
+        let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
+        b.string_views = true;
+        let mut decoded_behind = 0;
+        for (i, p) in payloads.iter().enumerate() {
+            b.push(msg(p, i as i64, None));
+            decoded_behind += usize::from(b.is_decoding_behind());
+        }
+        assert!(decoded_behind > 0);
+        let frame = b.take_frame().unwrap().unwrap().concat().unwrap();
+        let bad = b.take_bad();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].offset, bad_at as i64);
+        assert_eq!(frame.num_rows(), n - 1);
+        let offsets = frame.column_by_name("kafka_offset").unwrap();
+        let offsets = offsets.as_primitive::<Int64Type>();
+        let expected: Vec<i64> = (0..n as i64).filter(|&i| i != bad_at as i64).collect();
+        assert_eq!(offsets.values().to_vec(), expected);
+        let i = frame
+            .column_by_name("i")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!(i.values().to_vec(), expected);
+        let x = frame.column_by_name("x").unwrap();
+        assert!(x.is_null(bad_at)); // the NaN of the message after the bad one
+        assert_eq!(
+            frame.column_by_name("pad").unwrap().data_type(),
+            &DataType::Utf8View
+        );
     }
 
     #[test]

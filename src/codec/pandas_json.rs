@@ -87,10 +87,15 @@ impl JsonOrient {
 static NAN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"NaN"));
 static INFINITY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Infinity"));
 
+/// Whether `bytes` hold `NaN` or `Infinity` anywhere (in strings too).
+pub(super) fn may_hold_python_constants(bytes: &[u8]) -> bool {
+    NAN.find(bytes).is_some() || INFINITY.find(bytes).is_some()
+}
+
 /// `payload` with Python's `NaN`, `Infinity` and `-Infinity` tokens (outside
 /// strings) written as `null`; borrowed when it has none.
 pub(super) fn python_constants_as_null(payload: &[u8]) -> Cow<'_, [u8]> {
-    if NAN.find(payload).is_none() && INFINITY.find(payload).is_none() {
+    if !may_hold_python_constants(payload) {
         return Cow::Borrowed(payload);
     }
     let mut out = Vec::with_capacity(payload.len() + 8);
@@ -148,7 +153,9 @@ pub(super) fn pandas_rows(
             _ => return Ok(Shape::Records),
         }
     }
-    let value: Value = serde_json::from_slice(payload).map_err(|e| format!("invalid JSON: {e}"))?;
+    let payload = python_constants_as_null(payload);
+    let value: Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("invalid JSON: {e}"))?;
     let table = match orient {
         JsonOrient::Auto => match auto_shape(&value)? {
             Some(orient) => read_orient(orient, value)?,

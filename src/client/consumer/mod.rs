@@ -23,7 +23,7 @@ use arrow_schema::SchemaRef;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use read::{headers_of, message_ref, pump, tpl_of, Inner};
+use read::{pump, push_message, tpl_of, Inner};
 pub use read::{with_string_views, Positions};
 
 use crate::client::{self, Context, Settings};
@@ -536,9 +536,7 @@ fn wait_for_assignment(
             return Ok(Some(assignment));
         }
         if let Some(Ok(m)) = inner.consumer.poll(slice) {
-            inner
-                .builder
-                .push_with_headers(message_ref(&m), headers_of(&m));
+            push_message(&mut inner.builder, &m);
         }
         Ok(None)
     })?;

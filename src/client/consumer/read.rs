@@ -32,6 +32,9 @@ pub type Positions = BTreeMap<(String, i32), i64>;
 /// With rows in hand, a read returns after this long without a new message.
 const QUIET: Duration = Duration::from_millis(50);
 
+/// Messages taken from librdkafka's queue between two checks of the clock.
+const BURST: usize = 4096;
+
 /// How many skipped messages `bad_messages` keeps (the oldest go first).
 pub(super) const KEEP_BAD: usize = 10_000;
 
@@ -49,6 +52,22 @@ pub(super) struct Inner {
 }
 
 pub(crate) fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
+    message_ref_with(m, m.headers())
+}
+
+/// Pushes one message into `builder`, its headers looked up once.
+pub(crate) fn push_message(builder: &mut FrameBuilder, m: &BorrowedMessage<'_>) {
+    let headers = m.headers();
+    builder.push_with_headers(
+        message_ref_with(m, headers),
+        headers.map(|h| h as &dyn HeaderSource),
+    );
+}
+
+fn message_ref_with<'a>(
+    m: &'a BorrowedMessage<'_>,
+    headers: Option<&'a rdkafka::message::BorrowedHeaders>,
+) -> MessageRef<'a> {
     MessageRef {
         topic: m.topic(),
         partition: m.partition(),
@@ -56,7 +75,7 @@ pub(crate) fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
         timestamp_ms: m.timestamp().to_millis(),
         key: m.key(),
         payload: m.payload(),
-        schema_header: m.headers().and_then(|h| {
+        schema_header: headers.and_then(|h| {
             h.iter()
                 .find(|h| h.key == SCHEMA_HEADER)
                 .and_then(|h| h.value)
@@ -151,20 +170,31 @@ impl Consumer {
                 // Return once the stream goes quiet rather than sit out the timeout.
                 slice = slice.min(QUIET);
             }
-            match inner.consumer.poll(slice) {
-                None if have_rows => break,
-                None => {}
-                Some(Ok(m)) => {
-                    inner
-                        .builder
-                        .push_with_headers(message_ref(&m), headers_of(&m));
-                    if let Some(e) = inner.builder.take_unavailable() {
-                        // A registry that cannot be asked: read these messages again later.
-                        drop(m);
-                        super::unread(inner, Duration::from_secs(5))?;
-                        return Err(e);
-                    }
+            let mut next = inner.consumer.poll(slice);
+            // Messages already fetched are taken in a burst, without the
+            // clock reads and checks a wait needs: per message they cost as
+            // much as the decoding.
+            let mut burst = 0;
+            while let Some(Ok(m)) = &next {
+                push_message(&mut inner.builder, m);
+                if let Some(e) = inner.builder.take_unavailable() {
+                    // A registry that cannot be asked: read these messages again later.
+                    drop(next.take());
+                    super::unread(inner, Duration::from_secs(5))?;
+                    return Err(e);
                 }
+                burst += 1;
+                if burst == BURST
+                    || inner.builder.rows() >= max_rows.max(1)
+                    || (!self.skip_bad && inner.builder.has_bad())
+                {
+                    break;
+                }
+                next = inner.consumer.poll(Duration::ZERO);
+            }
+            match next {
+                None if have_rows && burst == 0 => break,
+                None | Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     let errors = &inner.consumer.context().errors;
                     poll_error = Some(
@@ -281,7 +311,7 @@ pub(super) fn pump<'a>(
             match consumer.poll(Duration::ZERO) {
                 None if idle >= 50 => break,
                 None => idle += 1,
-                Some(Ok(m)) => builder.push_with_headers(message_ref(&m), headers_of(&m)),
+                Some(Ok(m)) => push_message(builder, &m),
                 Some(Err(_)) => {} // recorded by the context
             }
         }
