@@ -230,8 +230,14 @@ impl RegistryClient {
     }
 
     /// Registers `text` under `subject` (the same schema gets the same id)
-    /// and returns its id.
-    pub fn register(&self, subject: &str, schema_type: SchemaType, text: &str) -> Result<u32> {
+    /// and returns its id, and whether this client registered it just now
+    /// (false: it had before).
+    pub fn register(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+    ) -> Result<(u32, bool)> {
         let key = (subject.to_owned(), schema_type, text.to_owned());
         if let Some(&id) = self
             .registered
@@ -239,7 +245,7 @@ impl RegistryClient {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
         {
-            return Ok(id);
+            return Ok((id, false));
         }
         let mut body = serde_json::json!({"schema": text});
         if schema_type != SchemaType::Avro {
@@ -273,7 +279,7 @@ impl RegistryClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key.clone(), id);
-        Ok(id)
+        Ok((id, true))
     }
 
     /// The error of an answer other than the one hoped for.
@@ -399,9 +405,19 @@ impl RegistryClient {
     }
 }
 
-/// For a send in `format`: the schema registered for `topic`'s values (its
-/// id and text), from `given` or derived from the frame's `schema`; None
-/// for formats without a registry.
+/// A schema registered for a send.
+#[derive(Debug)]
+pub struct SendSchema {
+    pub id: u32,
+    pub text: String,
+    /// What the user should hear about it, the first time this client
+    /// registers it (columns renamed for Avro).
+    pub warning: Option<String>,
+}
+
+/// For a send in `format`: the schema registered for `topic`'s values, from
+/// `given` or derived from the frame's `schema`; None for formats without
+/// a registry.
 pub fn register_for_send(
     registry: Option<&RegistryClient>,
     format: Format,
@@ -409,7 +425,7 @@ pub fn register_for_send(
     schema: &arrow_schema::Schema,
     subject: Option<&str>,
     given: Option<&str>,
-) -> Result<Option<(u32, String)>> {
+) -> Result<Option<SendSchema>> {
     if !format.uses_registry() {
         if subject.is_some() || given.is_some() {
             return Err(Error::Config(
@@ -428,6 +444,7 @@ pub fn register_for_send(
         )));
     };
     let subject = subject.map_or_else(|| format!("{topic}-value"), str::to_owned);
+    let mut renamed = Vec::new();
     let (schema_type, text) = match (format, given) {
         (Format::Avro, Some(text)) => {
             crate::codec::avro::AvroType::parse(text, &[])
@@ -438,7 +455,8 @@ pub fn register_for_send(
             (SchemaType::Avro, text.to_owned())
         }
         (Format::Avro, None) => {
-            let (text, _renamed) = crate::codec::avro::avro_schema_for(schema, &subject)?;
+            let (text, columns) = crate::codec::avro::avro_schema_for(schema, &subject)?;
+            renamed = columns;
             (SchemaType::Avro, text)
         }
         (_, Some(text)) => {
@@ -451,8 +469,11 @@ pub fn register_for_send(
             crate::codec::json_schema::json_schema_for(schema, &subject)?,
         ),
     };
-    let id = registry.register(&subject, schema_type, &text)?;
-    Ok(Some((id, text)))
+    let (id, first_time) = registry.register(&subject, schema_type, &text)?;
+    let warning = first_time
+        .then(|| crate::codec::avro::renamed_columns_warning(&renamed))
+        .flatten();
+    Ok(Some(SendSchema { id, text, warning }))
 }
 
 impl SchemaSource for RegistryClient {
