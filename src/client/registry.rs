@@ -190,6 +190,20 @@ pub fn take_from(settings: &mut Settings) -> Result<Option<Arc<RegistryClient>>>
     RegistryClient::new(&url, &options).map(|c| Some(Arc::new(c)))
 }
 
+/// Removes the registry's keys from `settings`, for a client that never
+/// asks the registry (an admin client given the config.ini every client shares).
+pub fn remove_keys(settings: &mut Settings) {
+    let keys = [URL, CERTIFICATE_LOCATION, KEY_LOCATION, KEY_PASSWORD];
+    for key in keys
+        .iter()
+        .chain(USER_INFO)
+        .chain(CREDENTIALS_SOURCE)
+        .chain(CA_LOCATION)
+    {
+        settings.remove(key);
+    }
+}
+
 /// The first of several comma-separated URLs (the one that is asked).
 fn first_url(urls: &str) -> &str {
     urls.split(',').next().unwrap_or("").trim()

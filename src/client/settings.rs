@@ -25,7 +25,8 @@ pub fn is_secret(key: &str) -> bool {
         "user.info",
     ]
     .iter()
-    .any(|word| key.contains(word))
+    // Where credentials come from (`basic.auth.credentials.source=URL`) is not one.
+    .any(|word| key.contains(word) && !key.ends_with("credentials.source"))
         || matches!(
             key.as_str(),
             "ssl.key.pem" | "ssl_key" | "sasl.oauthbearer.config"
@@ -319,6 +320,7 @@ mod tests {
             assert!(is_sensitive(key) && !is_secret(key), "{key}");
         }
         assert!(!is_sensitive("bootstrap.servers") && !is_sensitive("ssl.certificate.pem"));
+        assert!(!is_sensitive("basic.auth.credentials.source"));
         let mut s = Settings::new();
         s.set("sasl.username", "alice").set("sasl.password", "pw");
         assert_eq!(
