@@ -11,6 +11,7 @@ import json
 import socket
 import time
 import uuid
+import warnings
 
 import polars as pl
 import pytest
@@ -209,7 +210,10 @@ def test_tskafka_avro_rows_are_read_by_avro_deserializer_unchanged(broker, regis
             "Unit Price": [1.0, 2.0, 3.0],
         }
     )
-    report = tk.Producer(broker.bootstrap_servers, config(broker)).send(topic, frame, format="avro")
+    with pytest.warns(UserWarning, match='"Unit Price" -> "Unit_Price"'):
+        report = tk.Producer(broker.bootstrap_servers, config(broker)).send(
+            topic, frame, format="avro"
+        )
     assert report.rows == 3 and report.messages == 3
     latest = registry.get_latest_version(f"{topic}-value")
     assert latest.version == 1
@@ -231,8 +235,55 @@ def test_tskafka_avro_rows_are_read_by_avro_deserializer_unchanged(broker, regis
     assert df.schema == frame.schema
     assert df.to_dicts() == frame.to_dicts()
     # The same frame again registers nothing new.
-    tk.Producer(broker.bootstrap_servers, config(broker)).send(topic, frame, format="avro")
+    with pytest.warns(UserWarning, match="Unit_Price"):
+        tk.Producer(broker.bootstrap_servers, config(broker)).send(topic, frame, format="avro")
     assert registry.get_versions(f"{topic}-value") == [1]
+
+
+def test_renamed_columns_are_reported_once_per_schema(broker, registry):
+    topic = new_topic(broker)
+    frame = pl.DataFrame({"Unit Price": [1.5, 2.5], "1st": [1, 2], "ok": ["a", "b"]})
+    producer = tk.Producer(broker.bootstrap_servers, config(broker))
+    with pytest.warns(UserWarning) as caught:
+        producer.send(topic, frame, format="avro")
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    assert '"Unit Price" -> "Unit_Price", "1st" -> "_1st".' in text, text
+    assert '"ok"' not in text
+    assert "tskafka restores the original names" in text and "other readers" in text
+    assert "schema=" in text
+    assert caught[0].filename == __file__  # points at the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        producer.send(topic, frame, format="avro")  # the same schema: said once
+        producer.send(new_topic(broker), pl.DataFrame({"fine_name": [1]}), format="avro")
+    # Other readers see the Avro names; tskafka gives the columns back.
+    deserializer = AvroDeserializer(registry)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    got = [deserializer(p, ctx) for p in consume(broker, topic, 4)]
+    assert got[0] == {"Unit_Price": 1.5, "_1st": 1, "ok": "a"}
+    assert read_all(broker, topic, 4, format="avro").columns == frame.columns
+    # tk.replay says it too (as the CLI's replay --format avro does).
+    replayed = new_topic(broker)
+    with pytest.warns(UserWarning, match='"Unit Price" -> "Unit_Price"'):
+        r = tk.replay(
+            frame, replayed, broker.bootstrap_servers, config(broker), speed=None, format="avro"
+        )
+    r.wait(30)
+    assert r.progress.rows_delivered == 2
+
+
+def test_columns_that_collide_as_avro_names_are_refused(broker, registry):
+    topic = new_topic(broker)
+    producer = tk.Producer(broker.bootstrap_servers, config(broker))
+    for a, b in [("a b", "a_b"), ("x-y", "x.y")]:
+        frame = pl.DataFrame({a: [1], b: [2]})
+        with pytest.raises(tk.SchemaError) as info:
+            producer.send(topic, frame, format="avro")
+        message = str(info.value)
+        assert f'columns "{a}" and "{b}"' in message, message
+        assert "rename one" in message and "schema=" in message
+    assert f"{topic}-value" not in registry.get_subjects()  # nothing was registered
 
 
 def test_subject_and_schema_overrides(broker, registry):

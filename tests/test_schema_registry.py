@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -414,6 +415,154 @@ def test_tls_when_the_broker_has_it(tmp_path):
         other_ca = ssl.create_default_context(cafile=str(pki.other_ca))
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{b.schema_registry_url}/subjects", verify=other_ca, timeout=5)
+
+
+def test_client_certificates_when_the_registry_asks(tmp_path):
+    """mTLS: a registry that asks for a client certificate signed by its CA,
+    with tskafka and with confluent-kafka's SchemaRegistryClient set up alike."""
+    pytest.importorskip("cryptography")
+    import polars as pl
+    from test_security import Pki
+
+    pki = Pki(tmp_path)
+    with tk.LocalBroker(
+        certfile=pki.cert,
+        keyfile=pki.key,
+        users={"alice": PASSWORD},
+        schema_registry=True,
+        schema_registry_client_cafile=pki.ca,
+    ) as b:
+        url = b.schema_registry_url
+        registry = b.schema_registry_config(password=PASSWORD, ca_location=pki.ca)
+        with_cert = {
+            **registry,
+            "ssl.certificate.location": str(pki.client_cert),
+            "ssl.key.location": str(pki.client_key),
+        }
+        client = SchemaRegistryClient(with_cert)
+        assert client.register_schema("mtls-value", _avro(SALE_V1)) == 1
+        with pytest.raises(Exception, match="(?i)certificate|ssl|handshake|alert"):
+            SchemaRegistryClient(registry).get_subjects()
+
+        kafka = b.client_config(password=PASSWORD, ca_location=pki.ca)
+        sr = {
+            "schema.registry.url": url,
+            "basic.auth.user.info": f"alice:{PASSWORD}",
+            "schema.registry.ssl.ca.location": str(pki.ca),
+        }
+        mtls = {
+            **sr,
+            "schema.registry.ssl.certificate.location": str(pki.client_cert),
+            "schema.registry.ssl.key.location": str(pki.client_key),
+        }
+        topic = f"mtls-{uuid.uuid4().hex[:8]}"
+        frame = pl.DataFrame({"invoice": [1, 2, 3], "country": ["a", "b", "c"]})
+        tk.Producer(config={**kafka, **mtls}).send(topic, frame, format="avro")
+        assert client.get_latest_version(f"{topic}-value").version == 1
+        with tk.Consumer(
+            config={**kafka, **mtls}, topics=[topic], offset="earliest", format="avro"
+        ) as c:
+            assert c.poll_frame(timeout=10).to_dicts() == frame.to_dicts()
+        # The key may sit in the certificate's file, as Confluent's client allows.
+        both = tmp_path / "client-and-key.pem"
+        both.write_bytes(pki.client_cert.read_bytes() + pki.client_key.read_bytes())
+        one_file = {**sr, "schema.registry.ssl.certificate.location": str(both)}
+        tk.Producer(config={**kafka, **one_file}).send(topic, frame, format="avro")
+
+        # Without a certificate, or with one from another CA: a clear error, fast.
+        other = {
+            **sr,
+            "schema.registry.ssl.certificate.location": str(pki.other_client_cert),
+            "schema.registry.ssl.key.location": str(pki.other_client_key),
+        }
+        for settings, needles in [
+            (sr, ["asks for a client certificate", "schema.registry.ssl.key.location"]),
+            (other, ["refused the client certificate", "signed by a CA the registry trusts"]),
+        ]:
+            started = time.monotonic()
+            with pytest.raises(tk.ConfigError) as info:
+                tk.Producer(config={**kafka, **settings}).send(
+                    f"mtls-{uuid.uuid4().hex[:8]}", frame, format="avro"
+                )
+            assert time.monotonic() - started < 6
+            message = str(info.value)
+            assert url in message and "schema.registry.ssl.certificate.location" in message
+            assert all(n in message for n in needles), message
+            assert PASSWORD not in message
+
+        with pytest.raises(tk.ConfigError, match="holds no usable private key"):
+            tk.Producer(
+                config={
+                    **kafka,
+                    **sr,
+                    "schema.registry.ssl.certificate.location": str(pki.client_cert),
+                }
+            )
+    with pytest.raises(tk.ConfigError, match="certfile= and keyfile="):
+        tk.LocalBroker(schema_registry=True, schema_registry_client_cafile=pki.ca)
+
+
+def test_credentials_in_the_url_or_inherited_from_sasl():
+    """basic.auth.credentials.source: USER_INFO (the default; credentials in the
+    URL then work too), URL, and SASL_INHERIT (sasl.username and sasl.password)."""
+    import polars as pl
+
+    with tk.LocalBroker(users={"alice": PASSWORD}, schema_registry=True) as b:
+        kafka = b.client_config(password=PASSWORD)
+        url = b.schema_registry_url
+        in_url = url.replace("http://", f"http://alice:{PASSWORD}@")
+        frame = pl.DataFrame({"n": [1, 2]})
+        for registry in [
+            {"schema.registry.url": in_url},
+            {"schema.registry.url": in_url, "basic.auth.credentials.source": "URL"},
+            {"schema.registry.url": url, "basic.auth.credentials.source": "SASL_INHERIT"},
+            {
+                "schema.registry.url": url,
+                "schema.registry.basic.auth.credentials.source": "USER_INFO",
+                "schema.registry.basic.auth.user.info": f"alice:{PASSWORD}",
+            },
+        ]:
+            topic = f"creds-{uuid.uuid4().hex[:8]}"
+            # An admin client takes the same config and leaves the registry's keys alone.
+            tk.Admin(config={**kafka, **registry}).create_topic(topic)
+            producer = tk.Producer(config={**kafka, **registry})
+            producer.send(topic, frame, format="avro")
+            assert PASSWORD not in repr(producer) and PASSWORD not in repr(tk.Config(registry))
+            with tk.Consumer(
+                config={**kafka, **registry}, topics=[topic], offset="earliest", format="avro"
+            ) as c:
+                assert c.poll_frame(timeout=10)["n"].to_list() == [1, 2]
+        # confluent-kafka's client takes the same URL.
+        assert f"{topic}-value" in SchemaRegistryClient({"url": in_url}).get_subjects()
+
+        wrong = url.replace("http://", "http://alice:wrong-pw@")
+        with pytest.raises(tk.ConfigError) as info:
+            tk.Producer(config={**kafka, "schema.registry.url": wrong}).send(
+                "x", frame, format="avro"
+            )
+        assert "refused the credentials" in str(info.value) and "wrong-pw" not in str(info.value)
+        assert url in str(info.value)
+        with pytest.raises(tk.ConfigError, match="holds no credentials"):
+            tk.Producer(
+                config={
+                    **kafka,
+                    "schema.registry.url": url,
+                    "basic.auth.credentials.source": "URL",
+                }
+            )
+        with pytest.raises(tk.ConfigError, match="sasl.username and sasl.password"):
+            tk.Producer(
+                b.bootstrap_servers,
+                {"schema.registry.url": url, "basic.auth.credentials.source": "SASL_INHERIT"},
+            )
+        with pytest.raises(tk.ConfigError, match="given twice"):
+            tk.Producer(
+                config={
+                    **kafka,
+                    "schema.registry.url": in_url,
+                    "basic.auth.user.info": f"alice:{PASSWORD}",
+                }
+            )
 
 
 def test_http_details(broker):

@@ -401,3 +401,77 @@ def test_schema_registry_credentials_never_show():
             lambda: tk.Producer(b.bootstrap_servers, {**right, "basic.auth.user.info": SENTINEL}),
             tk.ConfigError,
         )
+
+
+def test_schema_registry_credentials_in_the_url_never_show(tmp_path):
+    """https://user:password@host in schema.registry.url: right, wrong, down,
+    malformed, and through the command line."""
+    pytest.importorskip("fastavro")
+    with tk.LocalBroker(users={"alice": SENTINEL}, schema_registry=True) as b:
+        sasl = b.client_config(password=SENTINEL)
+        url = b.schema_registry_url
+        right = {**sasl, "schema.registry.url": url.replace("//", f"//alice:{SENTINEL}@")}
+        wrong = {**sasl, "schema.registry.url": url.replace("//", f"//alice:wrong-{SENTINEL}@")}
+        topic = f"sr-url-{uuid.uuid4().hex[:6]}"
+        tk.Admin(config=sasl).create_topic(topic)
+        p = tk.Producer(config=right)
+        p.send(topic, pl.DataFrame({"a": [1]}), format="avro")
+        c = tk.Consumer(config=right, topics=[topic], offset="earliest", format="avro")
+        assert c.poll_frame(timeout=10)["a"].to_list() == [1]
+        shown = repr(tk.Config(right))
+        for obj, text in (
+            (p, repr(p)),
+            (c, repr(c)),
+            ("Config", shown),
+            ("str", str(tk.Config(right))),
+        ):
+            assert_clean(text, str(obj))
+        assert f"'schema.registry.url': '{url.replace('//', '//***@')}'" in shown, shown
+        c.close()
+        failure(
+            lambda: tk.Producer(config=wrong).send(topic, pl.DataFrame({"a": [1]}), format="avro"),
+            tk.ConfigError,
+        )
+        inherit = {
+            **sasl,
+            "schema.registry.url": url,
+            "basic.auth.credentials.source": "SASL_INHERIT",
+        }
+        tk.Producer(config=inherit).send(topic, pl.DataFrame({"a": [2]}), format="avro")
+        for bad_url in (
+            f"http://alice:{SENTINEL}@127.0.0.1:9",  # down
+            f"ftp://alice:{SENTINEL}@127.0.0.1:9",  # not http
+            f"http://alice:{SENTINEL}@127.0.0.1:notaport",
+        ):
+            e = failure(
+                lambda bad_url=bad_url: tk.Producer(
+                    config={**sasl, "schema.registry.url": bad_url}
+                ).send(topic, pl.DataFrame({"a": [1]}), format="avro"),
+            )
+            assert "127.0.0.1" in str(e)
+        failure(
+            lambda: tk.Producer(config={**right, "basic.auth.user.info": f"alice:{SENTINEL}"}),
+            tk.ConfigError,
+        )
+        csv = tmp_path / "rows.csv"
+        pl.DataFrame({"n": range(5)}).write_csv(csv)
+        bad = f"http://alice:{SENTINEL}@127.0.0.1:9"
+        done = run(
+            "-m",
+            "tskafka",
+            "replay",
+            str(csv),
+            topic,
+            "-b",
+            b.bootstrap_servers,
+            "--format",
+            "avro",
+            "--timeout",
+            "3",
+            "-X",
+            f"schema.registry.url={bad}",
+            *[a for k, v in sasl.items() if k != "bootstrap.servers" for a in ("-X", f"{k}={v}")],
+        )
+        assert done.returncode == 1, done.stderr
+        assert "127.0.0.1:9" in done.stderr, done.stderr
+        assert_clean(done.stdout + done.stderr, "tskafka replay")

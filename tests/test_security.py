@@ -66,9 +66,37 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _client_cert(
+    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, name: str
+) -> tuple[bytes, bytes]:
+    """A client certificate (TLS client auth) signed by the CA: its PEM and its key's PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return _pem(cert), key_pem
+
+
 class Pki:
-    """A CA, a server certificate it signed for 127.0.0.1 and localhost, and
-    an unrelated CA, as PEM files in ``directory``."""
+    """A CA, a server certificate it signed for 127.0.0.1 and localhost, a
+    client certificate it signed (``client_cert``/``client_key``), and an
+    unrelated CA with a client certificate of its own
+    (``other_client_cert``/``other_client_key``), as PEM files in ``directory``."""
 
     def __init__(self, directory: Path) -> None:
         ca_key, ca_cert = _ca("tskafka test CA")
@@ -97,7 +125,17 @@ class Pki:
         self.ca = directory / "ca.pem"
         self.ca.write_bytes(_pem(ca_cert))
         self.other_ca = directory / "other-ca.pem"
-        self.other_ca.write_bytes(_pem(_ca("some other CA")[1]))
+        other_ca_key, other_ca_cert = _ca("some other CA")
+        self.other_ca.write_bytes(_pem(other_ca_cert))
+        self.client_cert, self.client_key = directory / "client.pem", directory / "client.key"
+        cert_pem, key_pem = _client_cert(ca_key, ca_cert, "tskafka test client")
+        self.client_cert.write_bytes(cert_pem)
+        self.client_key.write_bytes(key_pem)
+        self.other_client_cert = directory / "other-client.pem"
+        self.other_client_key = directory / "other-client.key"
+        cert_pem, key_pem = _client_cert(other_ca_key, other_ca_cert, "someone else")
+        self.other_client_cert.write_bytes(cert_pem)
+        self.other_client_key.write_bytes(key_pem)
         self.cert = directory / "server.pem"
         self.cert.write_bytes(_pem(server) + _pem(ca_cert))  # the chain after the certificate
         self.key = directory / "server.key"

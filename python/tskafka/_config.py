@@ -44,13 +44,7 @@ def _properties(items: Iterable[tuple[Any, Any]]) -> dict[str, str | None]:
 
 
 def _shown(props: Mapping[str, str]) -> str:
-    return (
-        "{"
-        + ", ".join(
-            f"{k!r}: {'***' if _tskafka.is_sensitive(k) else v!r}" for k, v in props.items()
-        )
-        + "}"
-    )
+    return "{" + ", ".join(f"{k!r}: {_tskafka.shown_value(k, v)!r}" for k, v in props.items()) + "}"
 
 
 class Config(Mapping[str, str]):

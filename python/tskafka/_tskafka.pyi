@@ -22,6 +22,7 @@ __all__ = [
     "librdkafka_version",
     "read_ini_sections",
     "scrub",
+    "shown_value",
     "stop_replays",
 ]
 __version__: str
@@ -32,6 +33,7 @@ def is_secret(key: str) -> bool: ...
 def scrub(text: str, config: dict[str, str]) -> str: ...
 def stop_replays(timeout: float) -> int: ...
 def is_sensitive(key: str) -> bool: ...
+def shown_value(key: str, value: str) -> str: ...
 
 @final
 class LocalBroker:
@@ -46,6 +48,7 @@ class LocalBroker:
         auto_create_topics: bool = True,
         schema_registry: bool = False,
         schema_registry_port: int | None = None,
+        schema_registry_client_cafile: str | os.PathLike[str] | None = None,
     ) -> LocalBroker: ...
     @property
     def bootstrap_servers(self) -> str: ...

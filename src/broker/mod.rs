@@ -49,6 +49,9 @@ pub struct BrokerOptions {
     pub schema_registry: bool,
     /// The registry's port; a free one when None.
     pub schema_registry_port: Option<u16>,
+    /// The registry's TLS when it differs from the listener's (it asks
+    /// clients for certificates); else the listener's.
+    pub schema_registry_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// How a listener is secured, in `security.protocol` terms.
@@ -116,10 +119,14 @@ impl EmbeddedBroker {
                 .map_err(|e| Error::Broker(format!("cannot listen on port {port}: {e}")))?
         };
         let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
+        let registry_tls = match options.schema_registry_tls {
+            Some(config) => Some(tokio_rustls::TlsAcceptor::from(config)),
+            None => tls.clone(),
+        };
         let schema_registry_url = options
             .schema_registry
             .then(|| {
-                let (broker, tls, users) = (broker.clone(), tls.clone(), users.clone());
+                let (broker, tls, users) = (broker.clone(), registry_tls, users.clone());
                 schemas_topic::start_registry(
                     &runtime,
                     broker,

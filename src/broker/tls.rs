@@ -1,4 +1,6 @@
-//! TLS for the embedded broker: the server's certificate (chain) and key.
+//! TLS for the embedded broker: the server's certificate (chain) and key,
+//! and for its Schema Registry optionally the CA that client certificates
+//! must be signed by (mTLS).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,8 +10,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{Error, Result};
 
-/// A TLS server configuration from a PEM certificate (chain) and private key.
-pub fn server_tls(certfile: &Path, keyfile: &Path) -> Result<Arc<rustls::ServerConfig>> {
+/// A TLS server configuration from a PEM certificate (chain) and private
+/// key; with `client_ca`, clients must present a certificate signed by a CA
+/// in that PEM file.
+pub fn server_tls(
+    certfile: &Path,
+    keyfile: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>> {
     let read = |path: &Path| {
         std::fs::read(path)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))
@@ -38,18 +46,38 @@ pub fn server_tls(certfile: &Path, keyfile: &Path) -> Result<Arc<rustls::ServerC
         ))
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            Error::Config(format!(
-                "certfile {} and keyfile {} do not make a usable TLS identity: {e}",
-                certfile.display(),
-                keyfile.display()
-            ))
-        })?;
+        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&read(path)?).flatten() {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Config(format!("client CA {}: {e}", path.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(Error::Config(format!(
+                    "client CA file {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .map_err(|e| Error::Config(format!("client CA {}: {e}", path.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(certs, key).map_err(|e| {
+        Error::Config(format!(
+            "certfile {} and keyfile {} do not make a usable TLS identity: {e}",
+            certfile.display(),
+            keyfile.display()
+        ))
+    })?;
     Ok(Arc::new(config))
 }
 
@@ -65,12 +93,12 @@ mod tests {
         let key = dir.join("key.pem");
         std::fs::write(&cert, "not a certificate").unwrap();
         std::fs::write(&key, "not a key").unwrap();
-        let err = server_tls(&cert, &key).err().unwrap().to_string();
+        let err = server_tls(&cert, &key, None).err().unwrap().to_string();
         assert!(
             err.contains("cert.pem") && err.contains("no certificate"),
             "{err}"
         );
-        let err = server_tls(&dir.join("missing.pem"), &key)
+        let err = server_tls(&dir.join("missing.pem"), &key, None)
             .err()
             .unwrap()
             .to_string();

@@ -33,7 +33,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(settings: Settings) -> Result<Self> {
+    pub fn new(mut settings: Settings) -> Result<Self> {
+        crate::client::registry::remove_keys(&mut settings);
         // librdkafka lets an admin client's metadata request create a topic
         // on brokers that auto-create: describing one must not make it.
         let mut quiet = settings.clone();

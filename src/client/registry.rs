@@ -1,8 +1,9 @@
 //! A Schema Registry client: the schema of an id (fetched once, then
 //! cached) and registering a schema under a subject. Its settings come in
 //! a client's config under Confluent's names (`schema.registry.url`,
-//! `basic.auth.user.info`, `schema.registry.ssl.ca.location`) and are taken
-//! out before librdkafka sees the rest.
+//! `basic.auth.user.info` and `basic.auth.credentials.source`,
+//! `schema.registry.ssl.{ca,certificate,key}.location`) and are taken out
+//! before librdkafka sees the rest.
 //!
 //! HTTP/1.1 over a blocking socket (TLS by rustls): a request or two per
 //! schema, never per message, so no connection is kept.
@@ -10,12 +11,12 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 
 use super::Settings;
@@ -28,14 +29,17 @@ const USER_INFO: &[&str] = &[
     "basic.auth.user.info",
     "schema.registry.basic.auth.user.info",
 ];
+const CREDENTIALS_SOURCE: &[&str] = &[
+    "basic.auth.credentials.source",
+    "schema.registry.basic.auth.credentials.source",
+];
 const CA_LOCATION: &[&str] = &[
     "schema.registry.ssl.ca.location",
     "schema.registry.ssl.ca.pem.location",
 ];
-const IGNORED: &[&str] = &[
-    "basic.auth.credentials.source",
-    "schema.registry.basic.auth.credentials.source",
-];
+const CERTIFICATE_LOCATION: &str = "schema.registry.ssl.certificate.location";
+const KEY_LOCATION: &str = "schema.registry.ssl.key.location";
+const KEY_PASSWORD: &str = "schema.registry.ssl.key.password";
 
 /// Where system CA bundles live, for an https registry without its own CA.
 const SYSTEM_CA_BUNDLES: &[&str] = &[
@@ -52,9 +56,13 @@ pub struct RegistryClient {
     /// The URL's path, without a trailing slash ("" for the root).
     base_path: String,
     authorization: Option<String>,
-    /// The secret, to scrub from any message that might echo it.
-    secret: Option<String>,
+    /// The credentials (and their parts), to scrub from any message that
+    /// might echo them; longest first.
+    secrets: Vec<String>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Whether a client certificate is configured (for the error when the
+    /// registry asks for one).
+    client_certificate: bool,
     timeout: Duration,
     by_id: Mutex<HashMap<u32, Arc<RegisteredSchema>>>,
     /// (subject, schema type, text) -> id.
@@ -67,32 +75,180 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
+/// How a client reaches the registry, besides its URL.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// `user:password` for HTTP Basic, wherever it came from.
+    pub user_info: Option<String>,
+    /// The CA bundle for an https registry (else the system's).
+    pub ca_location: Option<PathBuf>,
+    /// A client certificate (PEM, its chain after it) for a registry that
+    /// asks for one (mTLS); its key from `key_location`, else the same file.
+    pub certificate_location: Option<PathBuf>,
+    pub key_location: Option<PathBuf>,
+}
+
+/// Where the registry's HTTP Basic credentials come from
+/// (`basic.auth.credentials.source`, as Confluent's clients name them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CredentialsSource {
+    /// `basic.auth.user.info`, else the URL's `user:password@`.
+    UserInfo,
+    /// The URL's `user:password@`.
+    Url,
+    /// The Kafka client's `sasl.username` and `sasl.password`.
+    SaslInherit,
+}
+
 /// Removes the registry's keys from `settings`; a client if a URL was given.
 pub fn take_from(settings: &mut Settings) -> Result<Option<Arc<RegistryClient>>> {
     let url = settings.remove(URL);
     let user_info = USER_INFO.iter().find_map(|k| settings.remove(k));
+    let source = CREDENTIALS_SOURCE
+        .iter()
+        .filter_map(|k| settings.remove(k))
+        .next_back();
     let ca = CA_LOCATION.iter().find_map(|k| settings.remove(k));
-    for k in IGNORED {
-        settings.remove(k);
-    }
+    let certificate = settings.remove(CERTIFICATE_LOCATION);
+    let key = settings.remove(KEY_LOCATION);
+    let key_password = settings.remove(KEY_PASSWORD).filter(|p| !p.is_empty());
     let Some(url) = url else {
-        if user_info.is_some() {
-            return Err(Error::Config(
-                "basic.auth.user.info is set but schema.registry.url is not: add the \
-                 registry's URL"
-                    .into(),
-            ));
+        let given: Vec<&str> = [
+            (user_info.is_some(), USER_INFO[0]),
+            (certificate.is_some(), CERTIFICATE_LOCATION),
+            (key.is_some(), KEY_LOCATION),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if !given.is_empty() {
+            return Err(Error::Config(format!(
+                "{} set but schema.registry.url is not: add the registry's URL",
+                given.join(" and ")
+            )));
         }
         return Ok(None);
     };
-    RegistryClient::new(&url, user_info.as_deref(), ca.as_deref().map(Path::new))
-        .map(|c| Some(Arc::new(c)))
+    if key_password.is_some() {
+        return Err(Error::Config(format!(
+            "{KEY_PASSWORD} is set: an encrypted private key is not supported for the schema \
+             registry; give {KEY_LOCATION} an unencrypted PEM key (e.g. `openssl pkey -in \
+             key.pem -out plain.pem`)"
+        )));
+    }
+    let source = match source.as_deref().map(str::trim) {
+        None => CredentialsSource::UserInfo,
+        Some(s) if s.eq_ignore_ascii_case("USER_INFO") => CredentialsSource::UserInfo,
+        Some(s) if s.eq_ignore_ascii_case("URL") => CredentialsSource::Url,
+        Some(s) if s.eq_ignore_ascii_case("SASL_INHERIT") => CredentialsSource::SaslInherit,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "basic.auth.credentials.source {other:?} is not known: use USER_INFO \
+                 (basic.auth.user.info), URL (user:password@ in schema.registry.url) or \
+                 SASL_INHERIT (sasl.username and sasl.password)"
+            )))
+        }
+    };
+    let (url, in_url) = split_credentials(first_url(&url));
+    let user_info = match source {
+        CredentialsSource::UserInfo => match (user_info, in_url) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "the registry's credentials are given twice, in basic.auth.user.info and \
+                     in schema.registry.url (user:password@): keep one"
+                        .into(),
+                ))
+            }
+            (given, in_url) => given.or(in_url),
+        },
+        CredentialsSource::Url => Some(in_url.ok_or_else(|| {
+            Error::Config(format!(
+                "basic.auth.credentials.source is URL but schema.registry.url {url:?} holds no \
+                 credentials: write it as https://user:password@host, or use USER_INFO with \
+                 basic.auth.user.info"
+            ))
+        })?),
+        CredentialsSource::SaslInherit => {
+            match (settings.get("sasl.username"), settings.get("sasl.password")) {
+                (Some(user), Some(password)) => Some(format!("{user}:{password}")),
+                _ => {
+                    return Err(Error::Config(
+                        "basic.auth.credentials.source is SASL_INHERIT, which takes the \
+                         registry's credentials from sasl.username and sasl.password: set both"
+                            .into(),
+                    ))
+                }
+            }
+        }
+    };
+    let options = ClientOptions {
+        user_info,
+        ca_location: ca.map(PathBuf::from),
+        certificate_location: certificate.map(PathBuf::from),
+        key_location: key.map(PathBuf::from),
+    };
+    RegistryClient::new(&url, &options).map(|c| Some(Arc::new(c)))
+}
+
+/// Removes the registry's keys from `settings`, for a client that never
+/// asks the registry (an admin client given the config.ini every client shares).
+pub fn remove_keys(settings: &mut Settings) {
+    let keys = [URL, CERTIFICATE_LOCATION, KEY_LOCATION, KEY_PASSWORD];
+    for key in keys
+        .iter()
+        .chain(USER_INFO)
+        .chain(CREDENTIALS_SOURCE)
+        .chain(CA_LOCATION)
+    {
+        settings.remove(key);
+    }
+}
+
+/// The first of several comma-separated URLs (the one that is asked).
+fn first_url(urls: &str) -> &str {
+    urls.split(',').next().unwrap_or("").trim()
+}
+
+/// `url` without its `user:password@`, and those (percent-decoded) when present.
+fn split_credentials(url: &str) -> (String, Option<String>) {
+    match crate::client::settings::url_credentials(url) {
+        Some(raw) => {
+            let at = url.find(raw).unwrap_or(0);
+            let clean = format!("{}{}", &url[..at], &url[at + raw.len() + 1..]);
+            (clean, Some(percent_decode(raw)))
+        }
+        None => (url.to_owned(), None),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl RegistryClient {
-    pub fn new(url: &str, user_info: Option<&str>, ca_location: Option<&Path>) -> Result<Self> {
-        // Several URLs may be given; the first is asked.
-        let url = url.split(',').next().unwrap_or("").trim().to_owned();
+    /// A client of the registry at `url` (the first of several; no
+    /// credentials in it: those come in `options`).
+    pub fn new(url: &str, options: &ClientOptions) -> Result<Self> {
+        let url = first_url(url).to_owned();
         let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("http://") {
@@ -124,6 +280,7 @@ impl RegistryClient {
                 "schema.registry.url {url:?} names no host"
             )));
         }
+        let user_info = options.user_info.as_deref();
         let authorization = match user_info {
             Some(info) if !info.contains(':') => {
                 return Err(Error::Config(
@@ -134,10 +291,27 @@ impl RegistryClient {
             None => None,
         };
         let tls = if https {
-            Some(tls_config(ca_location)?)
+            Some(tls_config(options)?)
         } else {
+            if options.certificate_location.is_some() {
+                return Err(Error::Config(format!(
+                    "{CERTIFICATE_LOCATION} is set but schema.registry.url {url:?} is not \
+                     https://: a client certificate needs TLS"
+                )));
+            }
             None
         };
+        let mut secrets: Vec<String> = user_info
+            .into_iter()
+            .flat_map(|info| {
+                [
+                    info.to_owned(),
+                    info.split_once(':').map_or("", |(_, p)| p).to_owned(),
+                ]
+            })
+            .filter(|s| s.len() > 1)
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Ok(Self {
             url: format!(
                 "{}://{authority}{path}",
@@ -147,11 +321,9 @@ impl RegistryClient {
             port,
             base_path: path.to_owned(),
             authorization,
-            secret: user_info
-                .and_then(|i| i.split_once(':'))
-                .map(|(_, p)| p.to_owned())
-                .filter(|p| !p.is_empty()),
+            secrets,
             tls,
+            client_certificate: options.certificate_location.is_some(),
             timeout: Duration::from_secs(10),
             by_id: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashMap::new()),
@@ -230,8 +402,14 @@ impl RegistryClient {
     }
 
     /// Registers `text` under `subject` (the same schema gets the same id)
-    /// and returns its id.
-    pub fn register(&self, subject: &str, schema_type: SchemaType, text: &str) -> Result<u32> {
+    /// and returns its id, and whether this client registered it just now
+    /// (false: it had before).
+    pub fn register(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+    ) -> Result<(u32, bool)> {
         let key = (subject.to_owned(), schema_type, text.to_owned());
         if let Some(&id) = self
             .registered
@@ -239,7 +417,7 @@ impl RegistryClient {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
         {
-            return Ok(id);
+            return Ok((id, false));
         }
         let mut body = serde_json::json!({"schema": text});
         if schema_type != SchemaType::Avro {
@@ -273,7 +451,7 @@ impl RegistryClient {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key.clone(), id);
-        Ok(id)
+        Ok((id, true))
     }
 
     /// The error of an answer other than the one hoped for.
@@ -298,9 +476,47 @@ impl RegistryClient {
     }
 
     fn scrub(&self, text: &str) -> String {
-        match &self.secret {
-            Some(s) => text.replace(s.as_str(), "***"),
-            None => text.to_owned(),
+        let mut out = text.to_owned();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+
+    /// The error of a TLS handshake the registry ended: a client
+    /// certificate it asked for and did not get, or refused.
+    fn tls_refused(&self, e: &std::io::Error) -> Option<Error> {
+        use rustls::AlertDescription as A;
+        let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+        let rustls::Error::AlertReceived(alert) = tls else {
+            return None;
+        };
+        let refused_certificate = matches!(
+            alert,
+            A::CertificateRequired
+                | A::BadCertificate
+                | A::UnknownCA
+                | A::CertificateUnknown
+                | A::UnsupportedCertificate
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::AccessDenied
+                | A::DecryptError
+                | A::HandshakeFailure
+        );
+        match (refused_certificate, self.client_certificate) {
+            (false, _) => None,
+            (true, false) => Some(Error::Config(format!(
+                "the schema registry at {} asks for a client certificate (TLS alert {alert:?}): \
+                 set {CERTIFICATE_LOCATION} and {KEY_LOCATION} to your PEM certificate and key",
+                self.url
+            ))),
+            (true, true) => Some(Error::Config(format!(
+                "the schema registry at {} refused the client certificate (TLS alert \
+                 {alert:?}): check that {CERTIFICATE_LOCATION} is signed by a CA the registry \
+                 trusts and that {KEY_LOCATION} is its key",
+                self.url
+            ))),
         }
     }
 
@@ -382,7 +598,9 @@ impl RegistryClient {
             }
         }
         .map_err(|e| {
-            if matches!(
+            if let Some(refused) = self.tls_refused(&e) {
+                refused
+            } else if matches!(
                 e.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) {
@@ -399,9 +617,19 @@ impl RegistryClient {
     }
 }
 
-/// For a send in `format`: the schema registered for `topic`'s values (its
-/// id and text), from `given` or derived from the frame's `schema`; None
-/// for formats without a registry.
+/// A schema registered for a send.
+#[derive(Debug)]
+pub struct SendSchema {
+    pub id: u32,
+    pub text: String,
+    /// What the user should hear about it, the first time this client
+    /// registers it (columns renamed for Avro).
+    pub warning: Option<String>,
+}
+
+/// For a send in `format`: the schema registered for `topic`'s values, from
+/// `given` or derived from the frame's `schema`; None for formats without
+/// a registry.
 pub fn register_for_send(
     registry: Option<&RegistryClient>,
     format: Format,
@@ -409,7 +637,7 @@ pub fn register_for_send(
     schema: &arrow_schema::Schema,
     subject: Option<&str>,
     given: Option<&str>,
-) -> Result<Option<(u32, String)>> {
+) -> Result<Option<SendSchema>> {
     if !format.uses_registry() {
         if subject.is_some() || given.is_some() {
             return Err(Error::Config(
@@ -428,6 +656,7 @@ pub fn register_for_send(
         )));
     };
     let subject = subject.map_or_else(|| format!("{topic}-value"), str::to_owned);
+    let mut renamed = Vec::new();
     let (schema_type, text) = match (format, given) {
         (Format::Avro, Some(text)) => {
             crate::codec::avro::AvroType::parse(text, &[])
@@ -438,7 +667,8 @@ pub fn register_for_send(
             (SchemaType::Avro, text.to_owned())
         }
         (Format::Avro, None) => {
-            let (text, _renamed) = crate::codec::avro::avro_schema_for(schema, &subject)?;
+            let (text, columns) = crate::codec::avro::avro_schema_for(schema, &subject)?;
+            renamed = columns;
             (SchemaType::Avro, text)
         }
         (_, Some(text)) => {
@@ -451,8 +681,11 @@ pub fn register_for_send(
             crate::codec::json_schema::json_schema_for(schema, &subject)?,
         ),
     };
-    let id = registry.register(&subject, schema_type, &text)?;
-    Ok(Some((id, text)))
+    let (id, first_time) = registry.register(&subject, schema_type, &text)?;
+    let warning = first_time
+        .then(|| crate::codec::avro::renamed_columns_warning(&renamed))
+        .flatten();
+    Ok(Some(SendSchema { id, text, warning }))
 }
 
 impl SchemaSource for RegistryClient {
@@ -554,7 +787,8 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn tls_config(ca_location: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
+fn tls_config(options: &ClientOptions) -> Result<Arc<rustls::ClientConfig>> {
+    let ca_location = options.ca_location.as_deref();
     let mut roots = rustls::RootCertStore::empty();
     let files: Vec<&Path> = match ca_location {
         Some(p) => vec![p],
@@ -588,12 +822,72 @@ fn tls_config(ca_location: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
         }));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match &options.certificate_location {
+        None => {
+            if options.key_location.is_some() {
+                return Err(Error::Config(format!(
+                    "{KEY_LOCATION} is set without {CERTIFICATE_LOCATION}: give the client \
+                     certificate (PEM) that goes with the key"
+                )));
+            }
+            builder.with_no_client_auth()
+        }
+        Some(cert_path) => {
+            let (certs, key) = client_identity(cert_path, options.key_location.as_deref())?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                Error::Config(format!(
+                    "{CERTIFICATE_LOCATION} {} and its key do not make a usable TLS client \
+                     identity: {e}",
+                    cert_path.display()
+                ))
+            })?
+        }
+    };
     Ok(Arc::new(config))
+}
+
+/// A client certificate (chain) and its key, from PEM files (the key in
+/// the certificate's file when `key_path` is None).
+fn client_identity(
+    cert_path: &Path,
+    key_path: Option<&Path>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let read = |path: &Path, key: &str| {
+        std::fs::read(path)
+            .map_err(|e| Error::Config(format!("cannot read {key} {}: {e}", path.display())))
+    };
+    let cert_pem = read(cert_path, CERTIFICATE_LOCATION)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem)
+        .flatten()
+        .collect();
+    if certs.is_empty() {
+        return Err(Error::Config(format!(
+            "{CERTIFICATE_LOCATION} {} holds no PEM certificate ('-----BEGIN \
+             CERTIFICATE-----')",
+            cert_path.display()
+        )));
+    }
+    let (key_pem, key_name, key_file) = match key_path {
+        Some(p) => (read(p, KEY_LOCATION)?, KEY_LOCATION, p),
+        None => (cert_pem, CERTIFICATE_LOCATION, cert_path),
+    };
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        Error::Config(format!(
+            "{key_name} {} holds no usable private key ({e}): expected an unencrypted PEM \
+             'PRIVATE KEY', 'RSA PRIVATE KEY' or 'EC PRIVATE KEY'{}",
+            key_file.display(),
+            if key_path.is_none() {
+                format!("; or set {KEY_LOCATION}")
+            } else {
+                String::new()
+            }
+        ))
+    })?;
+    Ok((certs, key))
 }
 
 #[cfg(test)]
@@ -638,11 +932,15 @@ mod tests {
         assert_eq!(client.base_path, "/base");
         assert_eq!(client.port, 8081);
         assert!(!format!("{client:?}").contains("secret"));
-        let err = RegistryClient::new("localhost:8081", None, None)
+        let err = RegistryClient::new("localhost:8081", &ClientOptions::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("http://"), "{err}");
-        let err = RegistryClient::new("http://h:1", Some("nocolon"), None)
+        let nocolon = ClientOptions {
+            user_info: Some("nocolon".into()),
+            ..ClientOptions::default()
+        };
+        let err = RegistryClient::new("http://h:1", &nocolon)
             .unwrap_err()
             .to_string();
         assert!(
@@ -654,6 +952,90 @@ mod tests {
         assert!(take_from(&mut s).is_err());
     }
 
+    fn client_of(pairs: &[(&str, &str)]) -> Result<Arc<RegistryClient>> {
+        let mut s = Settings::new();
+        for (k, v) in pairs {
+            s.set(*k, *v);
+        }
+        take_from(&mut s).map(|c| c.unwrap())
+    }
+
+    fn basic(user_info: &str) -> Option<String> {
+        Some(format!("Basic {}", base64(user_info.as_bytes())))
+    }
+
+    #[test]
+    fn credentials_come_from_where_the_source_says() {
+        let url = "http://key:p%40ss@localhost:8081/base";
+        // Credentials in the URL work without a source too, and never show.
+        for source in [None, Some("URL"), Some("url")] {
+            let mut pairs = vec![(URL, url)];
+            if let Some(s) = source {
+                pairs.push(("basic.auth.credentials.source", s));
+            }
+            let c = client_of(&pairs).unwrap();
+            assert_eq!(c.url(), "http://localhost:8081/base");
+            assert_eq!(c.authorization, basic("key:p@ss"));
+            assert_eq!(c.scrub("x key:p@ss p@ss"), "x *** ***");
+            assert!(!format!("{c:?}").contains("p@ss") && !format!("{c:?}").contains("key"));
+        }
+        let c = client_of(&[
+            (URL, "http://localhost:1"),
+            ("basic.auth.user.info", "me:pw"),
+            ("basic.auth.credentials.source", "USER_INFO"),
+        ])
+        .unwrap();
+        assert_eq!(c.authorization, basic("me:pw"));
+        let mut s = Settings::new();
+        s.set(URL, "http://localhost:1")
+            .set("sasl.username", "api-key")
+            .set("sasl.password", "api-secret")
+            .set(
+                "schema.registry.basic.auth.credentials.source",
+                "SASL_INHERIT",
+            );
+        let c = take_from(&mut s).unwrap().unwrap();
+        assert_eq!(c.authorization, basic("api-key:api-secret"));
+        // librdkafka still gets its SASL settings.
+        assert_eq!(s.get("sasl.password"), Some("api-secret"));
+
+        let err = |pairs: &[(&str, &str)]| client_of(pairs).unwrap_err().to_string();
+        let e = err(&[
+            (URL, "http://localhost:1"),
+            ("basic.auth.credentials.source", "URL"),
+        ]);
+        assert!(e.contains("holds no credentials"), "{e}");
+        let e = err(&[
+            (URL, "http://localhost:1"),
+            ("basic.auth.credentials.source", "SASL_INHERIT"),
+        ]);
+        assert!(e.contains("sasl.username and sasl.password"), "{e}");
+        let e = err(&[
+            (URL, "http://localhost:1"),
+            ("basic.auth.credentials.source", "BEARER"),
+        ]);
+        assert!(e.contains("\"BEARER\"") && e.contains("USER_INFO"), "{e}");
+        let e = err(&[(URL, url), ("basic.auth.user.info", "me:pw")]);
+        assert!(e.contains("given twice") && !e.contains("p%40ss"), "{e}");
+        let e = err(&[(URL, "ftp://key:s3cret@h")]);
+        assert!(e.contains("http://") && !e.contains("s3cret"), "{e}");
+        let e = err(&[(URL, "http://localhost:1"), (CERTIFICATE_LOCATION, "c.pem")]);
+        assert!(e.contains("not https://"), "{e}");
+        let e = err(&[
+            (URL, "https://localhost:1"),
+            (CA_LOCATION[0], "/nonexistent/ca.pem"),
+            (KEY_PASSWORD, "pw"),
+        ]);
+        assert!(
+            e.contains("encrypted private key") && !e.contains("pw\""),
+            "{e}"
+        );
+        let mut s = Settings::new();
+        s.set(CERTIFICATE_LOCATION, "c.pem");
+        let e = take_from(&mut s).unwrap_err().to_string();
+        assert!(e.contains("schema.registry.url is not"), "{e}");
+    }
+
     #[test]
     fn a_registry_that_is_not_there_is_a_clear_error_within_the_timeout() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -661,9 +1043,12 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let client = RegistryClient::new(&format!("http://127.0.0.1:{port}"), None, None)
-            .unwrap()
-            .with_timeout(Duration::from_secs(2));
+        let client = RegistryClient::new(
+            &format!("http://127.0.0.1:{port}"),
+            &ClientOptions::default(),
+        )
+        .unwrap()
+        .with_timeout(Duration::from_secs(2));
         let started = Instant::now();
         let err = client.fetch(1).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(3));

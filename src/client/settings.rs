@@ -25,7 +25,8 @@ pub fn is_secret(key: &str) -> bool {
         "user.info",
     ]
     .iter()
-    .any(|word| key.contains(word))
+    // Where credentials come from (`basic.auth.credentials.source=URL`) is not one.
+    .any(|word| key.contains(word) && !key.ends_with("credentials.source"))
         || matches!(
             key.as_str(),
             "ssl.key.pem" | "ssl_key" | "sasl.oauthbearer.config"
@@ -40,6 +41,43 @@ pub fn is_sensitive(key: &str) -> bool {
             key.to_ascii_lowercase().as_str(),
             "sasl.username" | "ssl.key.location" | "ssl.ca.pem"
         )
+}
+
+/// The `user:password` (as written) of a URL such as
+/// `https://user:password@host/`, if it has one.
+pub fn url_credentials(url: &str) -> Option<&str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+/// The credentials written in URLs among `value` (comma-separated), each
+/// whole and its password alone.
+fn credentials_in_urls(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for url in value.split(',') {
+        if let Some(info) = url_credentials(url.trim()) {
+            out.push(info);
+            if let Some((_, password)) = info.split_once(':') {
+                out.push(password);
+            }
+        }
+    }
+    out
+}
+
+/// `value` as a repr shows it: `***` for a sensitive key; a URL's
+/// `user:password@` as `***@`.
+pub fn shown_value(key: &str, value: &str) -> String {
+    if is_sensitive(key) {
+        return "***".to_owned();
+    }
+    let mut out = value.to_owned();
+    for info in credentials_in_urls(value) {
+        out = out.replacen(&format!("{info}@"), "***@", 1);
+    }
+    out
 }
 
 impl Settings {
@@ -96,17 +134,15 @@ impl Settings {
         let body = self
             .0
             .iter()
-            .map(|(k, v)| {
-                let v = if is_sensitive(k) { "***" } else { v.as_str() };
-                format!("{k:?}: {v:?}")
-            })
+            .map(|(k, v)| format!("{k:?}: {:?}", shown_value(k, v)))
             .collect::<Vec<_>>()
             .join(", ");
         format!("{{{body}}}")
     }
 
     /// Replaces every secret value that occurs in `text` with `***` (and
-    /// each line of a multi-line one, such as a PEM key).
+    /// each line of a multi-line one, such as a PEM key, and credentials
+    /// written in a URL).
     pub fn scrub(&self, text: &str) -> String {
         let mut values: Vec<&str> = Vec::new();
         for (k, v) in &self.0 {
@@ -116,6 +152,7 @@ impl Settings {
                     values.extend(v.lines().map(str::trim));
                 }
             }
+            values.extend(credentials_in_urls(v));
         }
         values.retain(|v| !v.is_empty());
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
@@ -283,12 +320,34 @@ mod tests {
             assert!(is_sensitive(key) && !is_secret(key), "{key}");
         }
         assert!(!is_sensitive("bootstrap.servers") && !is_sensitive("ssl.certificate.pem"));
+        assert!(!is_sensitive("basic.auth.credentials.source"));
         let mut s = Settings::new();
         s.set("sasl.username", "alice").set("sasl.password", "pw");
         assert_eq!(
             s.redacted(),
             r#"{"sasl.password": "***", "sasl.username": "***"}"#
         );
+    }
+
+    #[test]
+    fn credentials_in_urls_are_hidden_and_scrubbed() {
+        assert_eq!(
+            url_credentials("https://u:p%40ss@h:1/x@y"),
+            Some("u:p%40ss")
+        );
+        assert_eq!(url_credentials("http://h:1/a@b"), None);
+        assert_eq!(url_credentials("h:1"), None);
+        let mut s = Settings::new();
+        s.set(
+            "schema.registry.url",
+            "https://key:s3cret@reg.example:443/base, http://x:y@h2",
+        );
+        assert_eq!(
+            s.redacted(),
+            r#"{"schema.registry.url": "https://***@reg.example:443/base, http://***@h2"}"#
+        );
+        assert_eq!(s.scrub("auth key:s3cret and s3cret"), "auth *** and ***");
+        assert_eq!(shown_value("x.url", "http://h:1/p"), "http://h:1/p");
     }
 
     #[test]

@@ -1021,9 +1021,29 @@ pub fn avro_name(name: &str) -> String {
     out
 }
 
+/// What to tell the user about columns renamed by [`avro_schema_for`]
+/// (`(column, Avro name)` pairs); None when none was.
+pub fn renamed_columns_warning(renamed: &[(String, String)]) -> Option<String> {
+    if renamed.is_empty() {
+        return None;
+    }
+    let pairs: Vec<String> = renamed
+        .iter()
+        .map(|(column, name)| format!("{column:?} -> {name:?}"))
+        .collect();
+    Some(format!(
+        "Avro field names allow only letters, digits and '_' (not first a digit), so these \
+         columns are written under other names: {}. tskafka restores the original names when \
+         it reads the topic; other readers (confluent-kafka's AvroDeserializer, Spark, ...) see \
+         the Avro names. Rename the columns, or give schema=, to avoid this",
+        pairs.join(", ")
+    ))
+}
+
 /// The Avro schema of a frame's rows: a record named after `record_name`,
 /// one field per column (nullable ones as `["null", T]` with default null).
 /// Also the columns whose names had to change: `(column, avro name)`.
+/// Two columns that would get one name are an error.
 pub fn avro_schema_for(
     schema: &Schema,
     record_name: &str,
@@ -1046,12 +1066,19 @@ fn record_fields(
     counter: &mut usize,
     path: &str,
 ) -> Result<Vec<Value>> {
-    let mut used = HashSet::new();
+    // Avro name -> the column that has it.
+    let mut used: HashMap<String, &str> = HashMap::new();
     let mut out = Vec::new();
     for f in fields {
-        let mut name = avro_name(f.name());
-        while !used.insert(name.clone()) {
-            name.push('_');
+        let name = avro_name(f.name());
+        if let Some(first) = used.insert(name.clone(), f.name()) {
+            return Err(Error::Schema(format!(
+                "columns {:?} and {:?} would both be written as the Avro field {name:?} \
+                 (Avro field names allow only letters, digits and '_'): rename one of them, \
+                 or give schema=",
+                format!("{path}{first}"),
+                format!("{path}{}", f.name()),
+            )));
         }
         let column = format!("{path}{}", f.name());
         let ty = avro_type_of(f.data_type(), &column, renamed, counter)?;
@@ -1783,6 +1810,54 @@ mod tests {
         assert_eq!(back.schema().field(0).name(), "Invoice No");
         for (a, b) in back.columns().iter().zip(batch.columns()) {
             assert_eq!(a.as_ref(), b.as_ref());
+        }
+    }
+
+    #[test]
+    fn renamed_columns_are_reported_and_colliding_names_refused() {
+        let schema = Schema::new(vec![
+            Field::new("Unit Price", DataType::Float64, true),
+            Field::new("1st", DataType::Int64, true),
+            Field::new(
+                "s",
+                DataType::Struct(vec![Field::new("a-b", DataType::Utf8, true)].into()),
+                true,
+            ),
+        ]);
+        let (_, renamed) = avro_schema_for(&schema, "t-value").unwrap();
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            renamed,
+            pairs(&[
+                ("Unit Price", "Unit_Price"),
+                ("1st", "_1st"),
+                ("s.a-b", "a_b")
+            ])
+        );
+        let text = renamed_columns_warning(&renamed).unwrap();
+        assert!(
+            text.contains(r#""Unit Price" -> "Unit_Price", "1st" -> "_1st""#),
+            "{text}"
+        );
+        assert!(
+            text.contains("tskafka restores") && text.contains("schema="),
+            "{text}"
+        );
+        assert_eq!(renamed_columns_warning(&[]), None);
+        for (a, b) in [("a b", "a_b"), ("a-b", "a b")] {
+            let schema = Schema::new(vec![
+                Field::new(a, DataType::Int64, true),
+                Field::new(b, DataType::Int64, true),
+            ]);
+            let err = avro_schema_for(&schema, "t").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{a:?} and {b:?}")) && err.contains("\"a_b\""),
+                "{err}"
+            );
         }
     }
 

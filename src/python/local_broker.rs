@@ -25,7 +25,8 @@ impl LocalBroker {
     #[new]
     #[pyo3(signature = (
         port=None, storage=None, *, certfile=None, keyfile=None, users=None,
-        auto_create_topics=true, schema_registry=false, schema_registry_port=None
+        auto_create_topics=true, schema_registry=false, schema_registry_port=None,
+        schema_registry_client_cafile=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -38,7 +39,16 @@ impl LocalBroker {
         auto_create_topics: bool,
         schema_registry: bool,
         schema_registry_port: Option<u16>,
+        schema_registry_client_cafile: Option<PathBuf>,
     ) -> PyResult<Self> {
+        if schema_registry_client_cafile.is_some() && !(schema_registry && certfile.is_some()) {
+            return Err(Error::Config(
+                "schema_registry_client_cafile= makes the Schema Registry ask for client \
+                 certificates over TLS: also pass schema_registry=True, certfile= and keyfile="
+                    .into(),
+            )
+            .into());
+        }
         if schema_registry_port.is_some() && !schema_registry {
             return Err(Error::Config(
                 "schema_registry_port= is the Schema Registry's port: also pass \
@@ -49,10 +59,15 @@ impl LocalBroker {
         }
         let users = Users::new(users.unwrap_or_default())?;
         let user_names: Vec<String> = users.names().map(str::to_owned).collect();
+        let mut schema_registry_tls = None;
         let (certfile, tls) = match (certfile, keyfile) {
             (None, None) => (None, None),
             (Some(cert), Some(key)) => {
-                let tls = detached(py, || broker::server_tls(&cert, &key))?;
+                let tls = detached(py, || broker::server_tls(&cert, &key, None))?;
+                if let Some(ca) = &schema_registry_client_cafile {
+                    schema_registry_tls =
+                        Some(detached(py, || broker::server_tls(&cert, &key, Some(ca)))?);
+                }
                 (Some(std::path::absolute(&cert).unwrap_or(cert)), Some(tls))
             }
             _ => {
@@ -72,6 +87,7 @@ impl LocalBroker {
             auto_create_topics,
             schema_registry,
             schema_registry_port,
+            schema_registry_tls,
         };
         let broker = detached(py, || EmbeddedBroker::start(options))?;
         let security_protocol = broker.security_protocol();

@@ -92,6 +92,13 @@ pub mod _tskafka {
         crate::client::settings::is_sensitive(key)
     }
 
+    /// `value` as a repr shows it: `***` for a sensitive key, credentials
+    /// written in a URL (`https://user:password@host`) as `***@`.
+    #[pyfunction]
+    fn shown_value(key: &str, value: &str) -> String {
+        crate::client::settings::shown_value(key, value)
+    }
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use pyo3::exceptions::PyUserWarning;
 use pyo3::prelude::*;
 
 use super::convert::{batches_from_py, client_settings, key_columns};
@@ -120,8 +121,14 @@ impl Producer {
         let (schema, batches) = batches_from_py(data)?;
         let report = interruptible(py, |check| {
             self.core.send(&topic, schema, &batches, &options, check)
-        })?;
-        Ok(report.into())
+        });
+        // Shown even when the send failed: the schema was registered.
+        for warning in self.core.take_warnings() {
+            let message = std::ffi::CString::new(warning).unwrap_or_default();
+            // stacklevel 2: the line that called Producer.send.
+            PyErr::warn(py, &py.get_type::<PyUserWarning>(), &message, 2)?;
+        }
+        Ok(report?.into())
     }
 
     /// Waits for every message sent with `wait=False` (or left by an interrupted send).

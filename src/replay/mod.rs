@@ -244,6 +244,7 @@ impl Replay {
             first_event,
             chrono::Utc::now().timestamp_micros(),
         )?;
+        let mut warnings = stamping.warnings;
         let registered = crate::client::registry::register_for_send(
             registry.as_deref(),
             options.format,
@@ -251,7 +252,11 @@ impl Replay {
             &schema,
             options.subject.as_deref(),
             options.schema.as_deref(),
-        )?;
+        )?
+        .map(|r| {
+            warnings.extend(r.warning);
+            (r.id, r.text)
+        });
         let encode = EncodeOptions {
             format: options.format,
             // A Schema Registry message holds one row.
@@ -295,7 +300,7 @@ impl Replay {
             topic: topic.to_owned(),
             event_times: stamping.event_times,
             time_zone,
-            warnings: stamping.warnings,
+            warnings,
         })
     }
 

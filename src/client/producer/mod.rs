@@ -124,6 +124,8 @@ pub struct Producer {
     settings: Settings,
     registry: Option<Arc<RegistryClient>>,
     inner: Mutex<Option<Arc<Inner>>>,
+    /// What sends had to tell the user, until the caller takes it.
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Producer {
@@ -144,11 +146,18 @@ impl Producer {
                 partitions: Mutex::new(HashMap::new()),
                 outstanding: Mutex::new(Vec::new()),
             }))),
+            warnings: Mutex::new(Vec::new()),
         })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The warnings of sends since the last call (e.g. columns renamed for
+    /// Avro, once per schema), for the caller to show.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.warnings))
     }
 
     fn inner(&self) -> Result<Arc<Inner>> {
@@ -187,6 +196,18 @@ impl Producer {
         options: &SendOptions,
         check: Check<'_>,
     ) -> Result<SendReport> {
+        let registered = registry::register_for_send(
+            self.registry.as_deref(),
+            options.format,
+            topic,
+            &schema,
+            options.subject.as_deref(),
+            options.schema.as_deref(),
+        )?
+        .map(|r| {
+            lock(&self.warnings).extend(r.warning);
+            (r.id, r.text)
+        });
         let encode = EncodeOptions {
             format: options.format,
             rows_per_message: options
@@ -197,14 +218,7 @@ impl Producer {
             max_message_bytes: batch::max_message_bytes(&self.settings),
             schema_header: options.schema_header,
             value_column: options.value.clone(),
-            registered: registry::register_for_send(
-                self.registry.as_deref(),
-                options.format,
-                topic,
-                &schema,
-                options.subject.as_deref(),
-                options.schema.as_deref(),
-            )?,
+            registered,
             json_orient: options.json_orient,
         };
         let inner = self.inner()?;
