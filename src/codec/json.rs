@@ -9,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch,
-    StringArray, StringViewArray, UInt64Array,
+    RecordBatchOptions, StringArray, StringViewArray, UInt64Array,
 };
 use arrow_cast::cast;
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
@@ -141,6 +141,17 @@ impl FrameBuilder {
         Ok((Arc::new(schema), Some(take >= rows)))
     }
 
+    /// `schema` without the columns the projection leaves out.
+    fn projected(&self, schema: &SchemaRef) -> SchemaRef {
+        match &self.projection {
+            Some(p) if schema.fields().iter().any(|f| !p.contains(f.name())) => {
+                let fields = schema.fields().iter().filter(|f| p.contains(f.name()));
+                Arc::new(Schema::new(fields.cloned().collect::<Vec<_>>()))
+            }
+            _ => schema.clone(),
+        }
+    }
+
     pub(super) fn flush_json(&mut self) {
         let Some(run) = self.json.take() else { return };
         if run.spans.is_empty() {
@@ -169,13 +180,22 @@ impl FrameBuilder {
             // Types inferred from a sample of the rows are checked strictly
             // (a row with another type or another column fails), and on a
             // failure inferred again from every row.
+            // With a projection the columns not wanted are skipped (so not
+            // checked strictly); a wanted one the sample lacks is inferred again.
             match self.run_schema(&run, Some(INFER_SAMPLE_ROWS))? {
-                (schema, None) => decode_json(&schema, &run.lines, rows, false),
+                (schema, None) => decode_json(&self.projected(&schema), &run.lines, rows, false),
                 (schema, Some(complete)) => {
-                    let batch = match decode_json(&schema, &run.lines, rows, !complete) {
+                    let strict = !complete && self.projection.is_none();
+                    let decoded = match self.projection.as_ref() {
+                        Some(p) if !complete && p.iter().any(|c| schema.index_of(c).is_err()) => {
+                            Err(String::new())
+                        }
+                        _ => decode_json(&self.projected(&schema), &run.lines, rows, strict),
+                    };
+                    let batch = match decoded {
                         Err(_) if !complete => {
                             let (schema, _) = self.run_schema(&run, None)?;
-                            decode_json(&schema, &run.lines, rows, false)?
+                            decode_json(&self.projected(&schema), &run.lines, rows, false)?
                         }
                         other => other?,
                     };
@@ -321,7 +341,9 @@ fn decode_json(
             _ => col.clone(),
         })
         .collect();
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+    // Rows without columns when the projection leaves none.
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(|e| e.to_string())
 }
 
 const NOT_OBJECTS: &str = "a JSON array element is not an object: tskafka reads one JSON \
