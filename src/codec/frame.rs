@@ -112,6 +112,8 @@ pub struct FrameBuilder {
     /// column out do (Arrow IPC skips its buffers, JSON and Avro decode
     /// past its values), so a frame may hold fewer columns than its messages.
     pub projection: Option<HashSet<String>>,
+    /// Which of [`METADATA_COLUMNS`] metadata frames have (all unless told).
+    pub metadata_shown: [bool; 5],
     /// Whether metadata frames have a `kafka_headers` column.
     pub headers: bool,
     /// The headers of the message being pushed, when `headers` is on.
@@ -151,6 +153,7 @@ impl FrameBuilder {
             json_orient: JsonOrient::Auto,
             string_views: false,
             projection: None,
+            metadata_shown: [true; 5],
             headers: false,
             message_headers: None,
             parts: Vec::new(),
@@ -241,7 +244,8 @@ impl FrameBuilder {
     }
 
     pub(super) fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
-        let key = m.key.filter(|_| self.metadata).map(|k| self.key_text(k));
+        let shown = self.metadata && self.metadata_shown[4];
+        let key = m.key.filter(|_| shown).map(|k| self.key_text(k));
         // No allocation per message: topic names are kept once.
         let topic = match self.topic_names.get(m.topic) {
             Some(t) => t.clone(),
@@ -448,8 +452,10 @@ impl FrameBuilder {
             .collect();
         let data_schema = Arc::new(Schema::new(fields.clone()));
         let headers = self.metadata && self.headers;
+        let shown = self.metadata_shown;
         if self.metadata {
-            fields.extend(metadata_fields().into_iter().map(Arc::new));
+            let all = metadata_fields().into_iter().zip(shown);
+            fields.extend(all.filter(|(_, s)| *s).map(|(f, _)| Arc::new(f)));
         }
         if headers {
             fields.push(Arc::new(Field::new(HEADERS_COLUMN, headers_type(), false)));
@@ -472,7 +478,7 @@ impl FrameBuilder {
                     ))
                 })?;
                 if self.metadata {
-                    columns.extend(metadata_columns(&p.metas));
+                    columns.extend(metadata_columns(&p.metas, shown));
                 }
                 if headers {
                     columns.push(headers_column(&p.metas)?);
@@ -577,30 +583,41 @@ fn metadata_fields() -> [Field; 5] {
     ]
 }
 
-/// topic, partition, offset, timestamp and key of each row's message.
-fn metadata_columns(metas: &[Meta]) -> Vec<ArrayRef> {
+/// topic, partition, offset, timestamp and key of each row's message:
+/// those `shown`.
+fn metadata_columns(metas: &[Meta], shown: [bool; 5]) -> Vec<ArrayRef> {
     let rows: usize = metas.iter().map(|m| m.rows).sum();
-    let mut topic = Vec::with_capacity(rows);
-    let mut partition = Vec::with_capacity(rows);
-    let mut offset = Vec::with_capacity(rows);
-    let mut ts = Vec::with_capacity(rows);
-    let mut key = Vec::with_capacity(rows);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(5);
+    if shown[0] {
+        let topic: Vec<Option<&str>> = each_row(metas, rows, |m| Some(m.topic.as_ref()));
+        columns.push(Arc::new(StringArray::from(topic)));
+    }
+    if shown[1] {
+        columns.push(Arc::new(Int32Array::from(each_row(metas, rows, |m| m.partition))));
+    }
+    if shown[2] {
+        columns.push(Arc::new(Int64Array::from(each_row(metas, rows, |m| m.offset))));
+    }
+    if shown[3] {
+        let ts = TimestampMillisecondArray::from(each_row(metas, rows, |m| m.timestamp_ms));
+        columns.push(Arc::new(ts.with_timezone("UTC")));
+    }
+    if shown[4] {
+        let key: Vec<Option<&str>> = each_row(metas, rows, |m| m.key.as_deref());
+        columns.push(Arc::new(StringArray::from(key)));
+    }
+    columns
+}
+
+/// A value of each message, once per row it holds.
+fn each_row<'a, T>(metas: &'a [Meta], rows: usize, value: impl Fn(&'a Meta) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows);
     for m in metas {
         for _ in 0..m.rows {
-            topic.push(Some(m.topic.as_ref()));
-            partition.push(m.partition);
-            offset.push(m.offset);
-            ts.push(m.timestamp_ms);
-            key.push(m.key.as_deref());
+            out.push(value(m));
         }
     }
-    vec![
-        Arc::new(StringArray::from(topic)),
-        Arc::new(Int32Array::from(partition)),
-        Arc::new(Int64Array::from(offset)),
-        Arc::new(TimestampMillisecondArray::from(ts).with_timezone("UTC")),
-        Arc::new(StringArray::from(key)),
-    ]
+    out
 }
 
 /// The headers of each row's message.

@@ -486,6 +486,9 @@ fn read_partition(
         let data = cs.iter().filter(|c| !is_metadata(c));
         data.cloned().collect::<HashSet<_>>()
     });
+    // One topic: the same in every row, never handed out.
+    builder.metadata_shown = METADATA_COLUMNS
+        .map(|c| c != "kafka_topic" && columns.is_none_or(|cs| cs.iter().any(|w| w == c)));
     let mut counted = 0;
     let mut heard = Instant::now();
     let mut next = r.start;
