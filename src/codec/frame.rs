@@ -593,10 +593,14 @@ fn metadata_columns(metas: &[Meta], shown: [bool; 5]) -> Vec<ArrayRef> {
         columns.push(Arc::new(StringArray::from(topic)));
     }
     if shown[1] {
-        columns.push(Arc::new(Int32Array::from(each_row(metas, rows, |m| m.partition))));
+        columns.push(Arc::new(Int32Array::from(each_row(metas, rows, |m| {
+            m.partition
+        }))));
     }
     if shown[2] {
-        columns.push(Arc::new(Int64Array::from(each_row(metas, rows, |m| m.offset))));
+        columns.push(Arc::new(Int64Array::from(each_row(metas, rows, |m| {
+            m.offset
+        }))));
     }
     if shown[3] {
         let ts = TimestampMillisecondArray::from(each_row(metas, rows, |m| m.timestamp_ms));
