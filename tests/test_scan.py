@@ -376,3 +376,29 @@ def test_headers_as_a_column(bootstrap, new_topic):
     assert raw.schema["headers"] == got.schema["kafka_headers"]
     empty = tk.read_topic(new_topic(1), bootstrap, headers=True)
     assert empty.height == 0 and empty.schema["kafka_headers"] == got.schema["kafka_headers"]
+
+
+def test_a_start_time_is_exact_when_timestamps_go_back(bootstrap, new_topic):
+    """Kafka answers a time with the first offset at or after it, so a start
+    bound misses nothing whatever the order; only an end bound assumes order
+    (and warns when the rows read show it going back)."""
+    import warnings
+
+    ck = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    p = ck.Producer({"bootstrap.servers": bootstrap})
+    times = [1_000, 3_000, 2_000, 4_000, 1_500, 5_000]
+    for i, ts in enumerate(times):
+        p.produce(topic, value=f'{{"i": {i}}}'.encode(), partition=0, timestamp=ts)
+    assert p.flush(10) == 0
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    at = pl.col("kafka_timestamp")
+    stats = tk.ScanStats()
+    lazy = tk.scan_topic(topic, bootstrap, stats=stats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        late = lazy.filter(at >= epoch + dt.timedelta(milliseconds=2_000)).collect()
+    assert late["i"].to_list() == [1, 2, 3, 5]
+    assert stats.messages == 5  # from offset 1, the first at or after 2,000 ms
+    with pytest.warns(UserWarning, match="end time looked up as an offset"):
+        lazy.filter(at < epoch + dt.timedelta(milliseconds=4_500)).collect()

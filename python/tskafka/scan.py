@@ -8,8 +8,8 @@ threads, without a consumer group and committing nothing. Filters on
 ``kafka_timestamp`` (or ``time_column``), ``kafka_partition`` and
 ``kafka_offset`` decide which offsets are fetched; the whole filter is
 applied to the rows afterwards all the same, so pushdown never changes an
-answer (given timestamps that do not go back within a partition: see
-``scan_topic``).
+answer (for an end time, given timestamps that do not go back within a
+partition: see ``scan_topic``).
 """
 
 from __future__ import annotations
@@ -276,11 +276,11 @@ class ScanStats:
 
 
 def _warn_if_out_of_order(native_stats: Mapping[str, Any], pushed: Pushdown | None) -> None:
-    """A time range looked up as offsets assumes timestamps that do not go
-    back within a partition: say so when the rows read show they do."""
-    if pushed is None or (
-        pushed.native()["start_ms"] is None and pushed.native()["end_ms"] is None
-    ):
+    """An end time looked up as an offset assumes timestamps that do not go
+    back within a partition: say so when the rows read show they do. (A
+    start time needs no such assumption: Kafka answers the first offset whose
+    timestamp is at or after it, so every earlier record is earlier.)"""
+    if pushed is None or pushed.native()["end_ms"] is None:
         return
     back = {
         p: s["out_of_order"] for p, s in native_stats["partitions"].items() if s.get("out_of_order")
@@ -288,8 +288,9 @@ def _warn_if_out_of_order(native_stats: Mapping[str, Any], pushed: Pushdown | No
     if back:
         warnings.warn(
             f"timestamps go back within partitions {sorted(back)} of the range read "
-            f"({sum(back.values())} messages): a time filter looked up as offsets may miss "
-            "rows outside that range; filter a scan without a time bound to be sure",
+            f"({sum(back.values())} messages): an end time looked up as an offset may miss "
+            "later records that are earlier than it; filter a scan without an end time to "
+            "be sure",
             stacklevel=4,
         )
 
@@ -652,9 +653,10 @@ def scan_topic(
     taken from (``Producer.send(..., timestamp=...)``), rows in time order;
     its filters are pushed down too (the message reaching the end is read
     whole). The filter is applied to every row afterwards all the same.
-    Time pushdown assumes timestamps that do not go back within a partition
-    (as Kafka's own lookup by time does); rows outside the range found are
-    not read.
+    A start time is exact whatever the order of the timestamps (Kafka
+    answers the first offset at or after it); an end time assumes
+    timestamps that do not go back within a partition: records after the
+    first one at or past it are not read.
 
     The data columns come from the first message of the first partition
     holding any (or ``schema=``, ``{name: dtype}``, when given); an empty
