@@ -1,13 +1,16 @@
 """A topic as a table: the 1,067,371-row retail frame (Arrow, 3 partitions,
 Kafka timestamps = InvoiceDate) read from one LocalBroker, again and again.
 
-    python benchmarks/bench_scan.py [--reads 7] [--rows N]
+    python benchmarks/bench_scan.py [--reads 7] [--rows N] [--format-rows 300000]
 
 Compares, by median wall time:
 - a full scan (read_topic) with Consumer.poll_frame reading the same topic;
 - a one-week window (scan_topic filtered on InvoiceDate) with the full scan,
   checking once that it equals Polars filtering the sent frame;
-- one of the 8 columns (read_topic(columns=[...])) with all 8.
+- one of the 8 columns (read_topic(columns=[...])) with all 8, on the Arrow
+  topic and on JSON and Avro topics of the first --format-rows rows (one row
+  a message, as other producers write them): only the selected column is
+  decoded, where a full read decodes all 8.
 """
 
 from __future__ import annotations
@@ -31,14 +34,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reads", type=int, default=7)
     ap.add_argument("--rows", type=int, default=datasets.RETAIL_ROWS)
+    ap.add_argument("--format-rows", type=int, default=300_000)
     args = ap.parse_args()
 
-    broker = tk.LocalBroker()
+    broker = tk.LocalBroker(schema_registry=True)
     bootstrap = broker.bootstrap_servers
+    registry = {"schema.registry.url": broker.schema_registry_url}
     retail = datasets.online_retail(rows=args.rows)
     n = retail.height
     tk.Admin(bootstrap).create_topic("retail", partitions=3)
     tk.Producer(bootstrap).send("retail", retail, timestamp="InvoiceDate")
+    some = retail.head(args.format_rows)
+    for fmt in ("json", "avro"):
+        tk.Admin(bootstrap).create_topic(f"retail-{fmt}", partitions=3)
+        tk.Producer(bootstrap, registry).send(f"retail-{fmt}", some, format=fmt, rows_per_message=1)
 
     in_week = pl.col("InvoiceDate").is_between(*WEEK, closed="left")
     week_stats = tk.ScanStats()
@@ -62,6 +71,15 @@ def main() -> None:
         ),
         "read_topic 1 column": lambda: tk.read_topic("retail", bootstrap, columns=["Quantity"]),
     }
+    for fmt in ("json", "avro"):
+
+        def read(fmt: str = fmt, columns: list[str] | None = None) -> pl.DataFrame:
+            return tk.read_topic(f"retail-{fmt}", bootstrap, registry, format=fmt, columns=columns)
+
+        reads[f"{fmt} 8 columns"] = lambda read=read: read(columns=list(retail.columns))
+        reads[f"{fmt} 1 column"] = lambda read=read: read(columns=["Quantity"])
+        one = read(columns=["Quantity"])
+        assert one.equals(read().select("Quantity")), f"{fmt}: 1 column differs"
     wall: dict[str, list[float]] = {label: [] for label in reads}
     for i in range(args.reads):
         for label in list(reads)[:: 1 if i % 2 == 0 else -1]:
@@ -71,7 +89,8 @@ def main() -> None:
     med = {label: statistics.median(times) for label, times in wall.items()}
     print(f"retail frame: {n:,} rows in 3 partitions, {args.reads} reads of each, median:")
     for label in reads:
-        print(f"  {label:<24} {med[label] * 1000:8.1f} ms  {n / med[label] / 1e6:6.1f}M rows/s")
+        rows = min(args.format_rows, n) if label.startswith(("json", "avro")) else n
+        print(f"  {label:<24} {med[label] * 1000:8.1f} ms  {rows / med[label] / 1e6:6.1f}M rows/s")
     print(
         f"  full scan vs poll_frame: {med['Consumer.poll_frame'] / med['read_topic (full scan)']:.2f}x"
     )
@@ -82,8 +101,15 @@ def main() -> None:
     )
     print(
         f"  1 of 8 columns vs all:   "
-        f"{med['read_topic 8 columns'] / med['read_topic 1 column']:.2f}x faster"
+        f"{med['read_topic 8 columns'] / med['read_topic 1 column']:.2f}x faster (Arrow)"
     )
+    m = min(args.format_rows, n)
+    for fmt in ("json", "avro"):
+        all8, one = med[f"{fmt} 8 columns"], med[f"{fmt} 1 column"]
+        print(
+            f"  {fmt}: {m:,} rows, 8 columns {all8 * 1000:.1f} ms ({m / all8 / 1e6:.2f}M rows/s), "
+            f"1 column {one * 1000:.1f} ms ({m / one / 1e6:.2f}M rows/s): {all8 / one:.2f}x faster"
+        )
     broker.close()
 
 

@@ -294,3 +294,111 @@ def test_the_predicate_reader_pushes_only_what_it_understands():
     assert pushdown(~(pl.col("kafka_partition") == 1)) == tk.scan.Pushdown()
     assert pushdown(pl.col("x") > 3) == tk.scan.Pushdown()
     assert pushdown(None) == tk.scan.Pushdown()
+
+
+@pytest.fixture(scope="module")
+def registry_broker():
+    """A broker with a Schema Registry, for the Avro and JSON Schema topics."""
+    pytest.importorskip("fastavro")
+    with tk.LocalBroker(schema_registry=True) as b:
+        yield b
+
+
+@pytest.mark.parametrize(
+    ("format", "send"),
+    [
+        ("arrow", {}),
+        ("json", {}),
+        ("json", {"schema_header": True}),
+        ("csv", {}),
+        ("avro", {}),
+        ("json_schema", {}),
+    ],
+)
+def test_a_selection_reads_what_decoding_everything_then_selecting_reads(
+    registry_broker, format, send
+):
+    """The selected columns reach the decoders (Arrow IPC skips buffers, JSON
+    and Avro skip fields): the answer is the one a full read then a select
+    gives, for every format, also for a filter on a column not selected."""
+    bootstrap = registry_broker.bootstrap_servers
+    config = {"schema.registry.url": registry_broker.schema_registry_url}
+    topic = f"select-{format}-{len(send)}"
+    tk.Admin(bootstrap).create_topic(topic, partitions=2)
+    # Over 1,000 JSON rows per run: types inferred from a sample, then checked.
+    sent = retail_frame(3_000)
+    tk.Producer(bootstrap, config).send(topic, sent, format=format, rows_per_message=1, **send)
+    full = tk.read_topic(topic, bootstrap, config, format=format)
+    assert full.height == sent.height
+    data = [c for c in full.columns if not c.startswith("kafka_")]
+    quantity, text = data[4], data[3]  # Quantity and Description (CSV: column_5, column_4)
+    for columns in [[quantity], [text, "kafka_offset"], ["kafka_partition"], data[::-1]]:
+        got = tk.read_topic(topic, bootstrap, config, format=format, columns=columns)
+        assert got.equals(full.select([c for c in full.columns if c in columns])), columns
+    lazy = tk.scan_topic(topic, bootstrap, config, format=format)
+    picked = lazy.filter(pl.col(quantity) > 0).select(text, "kafka_offset").collect()
+    expected = full.filter(pl.col(quantity) > 0).select(text, "kafka_offset")
+    assert picked.sort("kafka_offset", text).equals(expected.sort("kafka_offset", text))
+
+
+def test_headers_as_a_column(bootstrap, new_topic):
+    ck = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    p = ck.Producer({"bootstrap.servers": bootstrap})
+    p.produce(topic, b'{"a": 1}', headers=[("trace", b"t-1"), ("empty", None), ("trace", b"t-2")])
+    p.produce(topic, b'{"a": 2}')
+    p.produce(topic, b'[{"a": 3}, {"a": 4}]', headers=[("batch", "yes")])
+    assert p.flush(10) == 0
+
+    def pairs(*items):
+        return [{"key": k, "value": v} for k, v in items]
+
+    expected = [
+        pairs(("trace", b"t-1"), ("empty", None), ("trace", b"t-2")),
+        [],
+        pairs(("batch", b"yes")),
+        pairs(("batch", b"yes")),
+    ]
+    got = tk.read_topic(topic, bootstrap, headers=True)
+    assert got.columns == ["a", *tk.scan.METADATA_COLUMNS, "kafka_headers"]
+    assert got.schema["kafka_headers"] == pl.List(pl.Struct({"key": pl.String, "value": pl.Binary}))
+    assert got["kafka_headers"].to_list() == expected
+    assert "kafka_headers" not in tk.read_topic(topic, bootstrap).columns
+    lazy = tk.scan_topic(topic, bootstrap, headers=True)
+    assert lazy.collect_schema()["kafka_headers"] == got.schema["kafka_headers"]
+    assert lazy.select("kafka_headers").collect()["kafka_headers"].to_list() == expected
+    assert lazy.select("a").collect()["a"].to_list() == [1, 2, 3, 4]
+    table = pa.table(tk.TopicSnapshot(topic, bootstrap, headers=True))
+    assert table.schema.field("kafka_headers").type == tk.scan.HEADERS_TYPE
+    # A raw read has them as the Consumer's raw frames do: the same values, one row a message.
+    raw = tk.read_topic(topic, bootstrap, format="raw")
+    assert raw["headers"].to_list() == expected[:3]
+    assert raw.schema["headers"] == got.schema["kafka_headers"]
+    empty = tk.read_topic(new_topic(1), bootstrap, headers=True)
+    assert empty.height == 0 and empty.schema["kafka_headers"] == got.schema["kafka_headers"]
+
+
+def test_a_start_time_is_exact_when_timestamps_go_back(bootstrap, new_topic):
+    """Kafka answers a time with the first offset at or after it, so a start
+    bound misses nothing whatever the order; only an end bound assumes order
+    (and warns when the rows read show it going back)."""
+    import warnings
+
+    ck = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    p = ck.Producer({"bootstrap.servers": bootstrap})
+    times = [1_000, 3_000, 2_000, 4_000, 1_500, 5_000]
+    for i, ts in enumerate(times):
+        p.produce(topic, value=f'{{"i": {i}}}'.encode(), partition=0, timestamp=ts)
+    assert p.flush(10) == 0
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    at = pl.col("kafka_timestamp")
+    stats = tk.ScanStats()
+    lazy = tk.scan_topic(topic, bootstrap, stats=stats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        late = lazy.filter(at >= epoch + dt.timedelta(milliseconds=2_000)).collect()
+    assert late["i"].to_list() == [1, 2, 3, 5]
+    assert stats.messages == 5  # from offset 1, the first at or after 2,000 ms
+    with pytest.warns(UserWarning, match="end time looked up as an offset"):
+        lazy.filter(at < epoch + dt.timedelta(milliseconds=4_500)).collect()

@@ -320,6 +320,7 @@ class TopicScan:
         row_times: bool = False,
         json_schema: Any = None,
         on_error: str = "raise",
+        headers: bool = False,
         timeout: float = 10.0,
     ) -> TopicScan: ...
     @property

@@ -8,8 +8,8 @@ threads, without a consumer group and committing nothing. Filters on
 ``kafka_timestamp`` (or ``time_column``), ``kafka_partition`` and
 ``kafka_offset`` decide which offsets are fetched; the whole filter is
 applied to the rows afterwards all the same, so pushdown never changes an
-answer (given timestamps that do not go back within a partition: see
-``scan_topic``).
+answer (for an end time, given timestamps that do not go back within a
+partition: see ``scan_topic``).
 """
 
 from __future__ import annotations
@@ -276,11 +276,11 @@ class ScanStats:
 
 
 def _warn_if_out_of_order(native_stats: Mapping[str, Any], pushed: Pushdown | None) -> None:
-    """A time range looked up as offsets assumes timestamps that do not go
-    back within a partition: say so when the rows read show they do."""
-    if pushed is None or (
-        pushed.native()["start_ms"] is None and pushed.native()["end_ms"] is None
-    ):
+    """An end time looked up as an offset assumes timestamps that do not go
+    back within a partition: say so when the rows read show they do. (A
+    start time needs no such assumption: Kafka answers the first offset whose
+    timestamp is at or after it, so every earlier record is earlier.)"""
+    if pushed is None or pushed.native()["end_ms"] is None:
         return
     back = {
         p: s["out_of_order"] for p, s in native_stats["partitions"].items() if s.get("out_of_order")
@@ -288,8 +288,9 @@ def _warn_if_out_of_order(native_stats: Mapping[str, Any], pushed: Pushdown | No
     if back:
         warnings.warn(
             f"timestamps go back within partitions {sorted(back)} of the range read "
-            f"({sum(back.values())} messages): a time filter looked up as offsets may miss "
-            "rows outside that range; filter a scan without a time bound to be sure",
+            f"({sum(back.values())} messages): an end time looked up as an offset may miss "
+            "later records that are earlier than it; filter a scan without an end time to "
+            "be sure",
             stacklevel=4,
         )
 
@@ -332,6 +333,7 @@ class _Source:
     timeout: float
     time_column: str | None
     base: Pushdown
+    headers: bool = False
 
     def plan(self, pushed: Pushdown = Pushdown()) -> Any:
         """The native scan of the offsets that ``pushed`` leaves (None: none)."""
@@ -353,6 +355,7 @@ class _Source:
             partitions=partitions,
             json_schema=self.json_schema,
             on_error=self.on_error,
+            headers=self.headers,
             timeout=self.timeout,
             **wanted.native(),
         )
@@ -372,6 +375,7 @@ def _source(
     schema: Any,
     on_error: str,
     timeout: float,
+    headers: bool = False,
 ) -> _Source:
     if not isinstance(topic, str) or not topic:
         raise ConfigError(f"topic must be a topic name, got {topic!r}")
@@ -392,6 +396,7 @@ def _source(
         timeout=timeout,
         time_column=time_column,
         base=base,
+        headers=bool(headers),
     )
 
 
@@ -445,6 +450,7 @@ class TopicSnapshot:
         schema: Any = None,
         on_error: str = "raise",
         timeout: float = 10.0,
+        headers: bool = False,
     ) -> None:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ConfigError(f"limit must be a number of rows >= 0 or None, got {limit!r}")
@@ -461,6 +467,7 @@ class TopicSnapshot:
             schema=schema,
             on_error=on_error,
             timeout=timeout,
+            headers=headers,
         )
         self.columns = None if columns is None else list(columns)
         self.limit = limit
@@ -484,7 +491,7 @@ class TopicSnapshot:
             run.close()
 
     def _empty_schema(self) -> pa.Schema:
-        schema = _empty_schema(self._source.json_schema)
+        schema = _empty_schema(self._source.json_schema, self._source.headers)
         if self.columns is not None:
             schema = pa.schema([f for f in schema if f.name in self.columns])
         return schema
@@ -528,6 +535,7 @@ def read_topic(
     output: Literal["polars", "pyarrow"] = "polars",
     on_error: str = "raise",
     timeout: float = 10.0,
+    headers: bool = False,
 ) -> Any:
     """Everything in ``topic`` now, as one frame: the data columns and
     ``kafka_partition``, ``kafka_offset``, ``kafka_timestamp`` (UTC) and
@@ -537,7 +545,10 @@ def read_topic(
       meaning UTC, dates or epoch ms; ``end`` exclusive), looked up as offsets
       (ListOffsets by time), so only that range is fetched.
     - ``offsets=(first, end)`` (end exclusive), ``partitions``: only those.
-    - ``columns``: only these columns; ``limit``: stop after that many rows.
+    - ``columns``: only these columns (Arrow IPC, JSON and Avro messages
+      decode only those); ``limit``: stop after that many rows.
+    - ``headers=True``: a ``kafka_headers`` column, each message's headers as
+      a list of ``{key: str, value: bytes}`` (a raw frame's ``headers``).
     - ``format``: as the Consumer's ('auto' detects each message's).
     - ``timeout``: seconds to reach the cluster, and the longest a partition
       may go without a message before its range is read.
@@ -558,21 +569,32 @@ def read_topic(
         schema=schema,
         on_error=on_error,
         timeout=timeout,
+        headers=headers,
     )
     return snap.to_polars() if output == "polars" else snap.to_arrow()
 
 
-def _empty_schema(json_schema: pa.Schema | None) -> pa.Schema:
+HEADERS_TYPE = pa.list_(
+    pa.field(
+        "item",
+        pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())]),
+        nullable=False,
+    )
+)
+"""The type of ``kafka_headers`` (as of a raw frame's ``headers``)."""
+
+
+def _empty_schema(json_schema: pa.Schema | None, headers: bool = False) -> pa.Schema:
     """The columns of a read that finds no rows: the data columns given, then
     the metadata columns as the native reader makes them."""
-    metadata = pa.schema(
-        [
-            pa.field("kafka_partition", pa.int32(), nullable=False),
-            pa.field("kafka_offset", pa.int64(), nullable=False),
-            pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
-            pa.field("kafka_key", pa.string()),
-        ]
-    )
+    metadata = [
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+        pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+        pa.field("kafka_key", pa.string()),
+    ]
+    if headers:
+        metadata.append(pa.field("kafka_headers", HEADERS_TYPE, nullable=False))
     return pa.schema([*(json_schema or []), *metadata])
 
 
@@ -614,23 +636,27 @@ def scan_topic(
     stats: ScanStats | None = None,
     on_error: str = "raise",
     timeout: float = 10.0,
+    headers: bool = False,
 ) -> Any:
     """``topic`` as a ``polars.LazyFrame``, read when collected: a snapshot of
     every partition as it is then. Columns: the data columns and
     ``kafka_partition``, ``kafka_offset``, ``kafka_timestamp`` (UTC),
-    ``kafka_key``.
+    ``kafka_key`` (``headers=True``: and ``kafka_headers``, each message's
+    headers as a list of ``{key: str, value: bytes}``).
 
     Pushdown: a filter on ``kafka_timestamp`` (comparisons, ``is_between``)
     is looked up as offsets per partition (ListOffsets by time), so only that
     range is fetched; on ``kafka_partition`` (``==``, ``is_in``) only those
     partitions; on ``kafka_offset`` only that range; ``head(n)`` stops
-    fetching. ``time_column``: the data column the messages' timestamps were
+    fetching; a selection of columns decodes only those (and those the
+    filter names) from Arrow IPC, JSON and Avro messages. ``time_column``: the data column the messages' timestamps were
     taken from (``Producer.send(..., timestamp=...)``), rows in time order;
     its filters are pushed down too (the message reaching the end is read
     whole). The filter is applied to every row afterwards all the same.
-    Time pushdown assumes timestamps that do not go back within a partition
-    (as Kafka's own lookup by time does); rows outside the range found are
-    not read.
+    A start time is exact whatever the order of the timestamps (Kafka
+    answers the first offset at or after it); an end time assumes
+    timestamps that do not go back within a partition: records after the
+    first one at or past it are not read.
 
     The data columns come from the first message of the first partition
     holding any (or ``schema=``, ``{name: dtype}``, when given); an empty
@@ -654,6 +680,7 @@ def scan_topic(
         schema=schema,
         on_error=on_error,
         timeout=timeout,
+        headers=headers,
     )
     # Found now: an unknown topic or an unreachable cluster fails here, plainly.
     full_schema, known = _schema(source, schema)
@@ -720,7 +747,7 @@ def _schema(source: _Source, given: Any) -> tuple[Any, frozenset[int]]:
 
     native_scan = source.plan()
     known = frozenset(p for p, *_ in native_scan.ranges)
-    empty = _frame(_empty_schema(source.json_schema).empty_table()).schema
+    empty = _frame(_empty_schema(source.json_schema, source.headers).empty_table()).schema
     if given is not None:
         return empty, known
     first = next((p for p, _low, _high, start, end in native_scan.ranges if start < end), None)

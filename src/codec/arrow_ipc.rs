@@ -3,7 +3,7 @@
 //! text checked for UTF-8 while string views are made; written as plain
 //! strings (views need Arrow 15+ to read).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -22,8 +22,9 @@ use crate::error::Result;
 
 impl FrameBuilder {
     pub(super) fn push_arrow(&mut self, m: &MessageRef<'_>, payload: &[u8]) {
-        let views = self.string_views;
-        match guarded(|| read_ipc_stream(payload, views).map_err(|e| e.to_string())) {
+        let (views, projection) = (self.string_views, self.projection.as_ref());
+        let read = || read_ipc_stream(payload, views, projection).map_err(|e| e.to_string());
+        match guarded(read) {
             Ok(batches) => {
                 for (b, viewed) in batches {
                     let meta = self.meta(m, b.num_rows());
@@ -158,9 +159,12 @@ fn check_row_count(rows: usize, body_len: usize) -> std::result::Result<(), Arro
 /// that copy) and text is read as binary, its UTF-8 checked here: string
 /// views buffer by buffer (arrow checks each view on its own, a fifth of
 /// the consumer's decode time), plain strings in the pass making views.
+/// Only the columns named in `projection` (None: all) are read; the
+/// buffers of the others are skipped.
 fn read_ipc_stream(
     payload: &[u8],
     views: bool,
+    projection: Option<&HashSet<String>>,
 ) -> std::result::Result<Vec<(RecordBatch, Option<RecordBatch>)>, ArrowError> {
     let truncated = || ArrowError::IpcError("the stream is truncated".into());
     let mut copy = MutableBuffer::with_capacity(payload.len());
@@ -171,8 +175,9 @@ fn read_ipc_stream(
         data.get(at..at + 4)
             .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")))
     };
-    // (the stream's schema, the schema read with string views as binary views)
-    let mut schemas: Option<(SchemaRef, SchemaRef)> = None;
+    // (the stream's schema of the columns read, the schema read with string
+    // views as binary views, the indexes of the columns read if not all)
+    let mut schemas: Option<(SchemaRef, SchemaRef, Option<Vec<usize>>)> = None;
     let mut dictionaries = HashMap::new();
     let mut batches = Vec::new();
     let mut at = 0;
@@ -218,12 +223,23 @@ fn read_ipc_stream(
                     })
                     .collect();
                 let read_as = Schema::new_with_metadata(fields, schema.metadata().clone());
-                schemas = Some((schema, Arc::new(read_as)));
+                let keep = projection
+                    .map(|wanted| {
+                        let fields = schema.fields().iter().enumerate();
+                        let keep = fields.filter(|(_, f)| wanted.contains(f.name()));
+                        keep.map(|(i, _)| i).collect::<Vec<_>>()
+                    })
+                    .filter(|keep| keep.len() < schema.fields().len());
+                let schema = match &keep {
+                    Some(keep) => Arc::new(schema.project(keep)?),
+                    None => schema,
+                };
+                schemas = Some((schema, Arc::new(read_as), keep));
             }
             (MessageHeader::Schema, Some(_)) => {
                 return Err(ArrowError::IpcError("a second schema in one stream".into()))
             }
-            (MessageHeader::RecordBatch, Some((schema, read_as))) => {
+            (MessageHeader::RecordBatch, Some((schema, read_as, keep))) => {
                 let fb = message.header_as_record_batch().ok_or_else(truncated)?;
                 check_buffers(fb, body_len)?;
                 let batch = RecordBatchDecoder::try_new(
@@ -234,11 +250,12 @@ fn read_ipc_stream(
                     &version,
                 )?
                 .with_require_alignment(false)
+                .with_projection(keep.as_deref())
                 .read_record_batch()?;
                 check_row_count(batch.num_rows(), body_len)?;
                 batches.push(text_checked(batch, schema)?);
             }
-            (MessageHeader::DictionaryBatch, Some((_, read_as))) => {
+            (MessageHeader::DictionaryBatch, Some((_, read_as, _))) => {
                 let fb = message.header_as_dictionary_batch().ok_or_else(truncated)?;
                 if let Some(data) = fb.data() {
                     check_buffers(data, body_len)?;
@@ -433,9 +450,12 @@ mod tests {
             .unwrap()
         };
         let stream = ipc(&[batch(0), batch(5)]);
-        let read = |stream: &[u8]| read_ipc_stream(stream, false).map(plain);
+        let read = |stream: &[u8]| read_ipc_stream(stream, false, None).map(plain);
         let ours = read(&stream).unwrap();
-        assert_eq!(read_ipc_stream(&stream, true).map(plain).unwrap(), ours);
+        assert_eq!(
+            read_ipc_stream(&stream, true, None).map(plain).unwrap(),
+            ours
+        );
         let theirs: Vec<_> =
             arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&stream), None)
                 .unwrap()
@@ -477,7 +497,7 @@ mod tests {
                 RecordBatch::try_new(schema.clone(), vec![Arc::new(strings), Arc::new(n)]).unwrap(),
             ])
         };
-        let read = |s: &[u8], views: bool| read_ipc_stream(s, views);
+        let read = |s: &[u8], views: bool| read_ipc_stream(s, views, None);
         let long = "Ünïcode text well past twelve bytes";
         let good = [
             stream(vec![0, 1, 1, 3], "aéb".as_bytes()[..3].as_ref()),
@@ -518,8 +538,8 @@ mod tests {
         let read = |a: arrow_array::StringViewArray| {
             let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(a)]).unwrap();
             let stream = ipc(&[b]);
-            let without = read_ipc_stream(&stream, false).map(plain);
-            let with = read_ipc_stream(&stream, true).map(plain);
+            let without = read_ipc_stream(&stream, false, None).map(plain);
+            let with = read_ipc_stream(&stream, true, None).map(plain);
             assert_eq!(without.as_ref().ok(), with.as_ref().ok());
             assert_eq!(without.is_ok(), with.is_ok());
             without

@@ -821,6 +821,80 @@ impl Col {
     }
 }
 
+/// Parses past a value of type `ty`, building nothing: a field the
+/// projection leaves out. Blocks that state their byte size are jumped over.
+fn skip(ty: &AvroType, c: &mut Cursor<'_>) -> std::result::Result<(), Fail> {
+    match ty {
+        AvroType::Null => {}
+        AvroType::Boolean => {
+            c.take(1)?;
+        }
+        AvroType::Int | AvroType::Date | AvroType::TimeMillis | AvroType::Enum(_) => {
+            c.int()?;
+        }
+        AvroType::Long
+        | AvroType::TimeMicros
+        | AvroType::TimestampMillis { .. }
+        | AvroType::TimestampMicros { .. }
+        | AvroType::TimestampNanos { .. } => {
+            c.long()?;
+        }
+        AvroType::Float => {
+            c.take(4)?;
+        }
+        AvroType::Double => {
+            c.take(8)?;
+        }
+        AvroType::Fixed(n) | AvroType::Decimal { fixed: Some(n), .. } => {
+            c.take(*n)?;
+        }
+        AvroType::Bytes | AvroType::String | AvroType::Decimal { fixed: None, .. } => {
+            let n = c.len()?;
+            c.take(n)?;
+        }
+        AvroType::Array(_) | AvroType::Map(_) => loop {
+            let n = c.long()?;
+            if n == 0 {
+                break;
+            }
+            if n < 0 {
+                let size = c.len()?;
+                c.take(size)?;
+                continue;
+            }
+            let n = usize::try_from(n).map_err(|_| "a bad block count".to_owned())?;
+            let left = c.bytes.len() - c.at;
+            if n > (left + 1) * 64 {
+                return Err(format!("a block of {n} items in {left} bytes"));
+            }
+            for _ in 0..n {
+                match ty {
+                    AvroType::Array(items) => skip(items, c)?,
+                    AvroType::Map(values) => {
+                        skip(&AvroType::String, c)?;
+                        skip(values, c)?;
+                    }
+                    _ => unreachable!("arrays and maps"),
+                }
+            }
+        },
+        AvroType::Record(fields) => {
+            for f in fields {
+                skip(&f.ty, c)?;
+            }
+        }
+        AvroType::Union(branches) => {
+            let i = c.long()?;
+            let branch = usize::try_from(i)
+                .ok()
+                .and_then(|i| branches.get(i))
+                .ok_or_else(|| format!("union branch {i} of a {}-branch union", branches.len()))?;
+            skip(branch, c)?;
+        }
+    }
+    Ok(())
+}
+
 /// `array`'s values as `dt` (same width: a date, time or timestamp).
 fn retyped(array: impl Array, dt: DataType) -> ArrayRef {
     if array.data_type() == &dt {
@@ -840,24 +914,60 @@ pub struct Decoder {
     schema: SchemaRef,
     /// A record's fields, or the one column of a schema that is not a record.
     columns: Vec<Column>,
+    /// With a projection, each field in order: the type of a field parsed
+    /// past unread, or None for the next of `columns`.
+    skipped: Option<Vec<Option<AvroType>>>,
     rows: usize,
 }
 
 impl Decoder {
     pub fn new(ty: &AvroType) -> std::result::Result<Self, String> {
+        Self::projected(ty, None)
+    }
+
+    /// A decoder of the columns named in `projection` only (None: all).
+    pub fn projected(
+        ty: &AvroType,
+        projection: Option<&HashSet<String>>,
+    ) -> std::result::Result<Self, String> {
         let schema = ty.arrow_schema()?;
-        let columns = match ty {
-            AvroType::Record(fields) => fields
-                .iter()
-                .map(|f| Column::new(&f.ty))
-                .collect::<std::result::Result<_, _>>()?,
-            other => vec![Column::new(other)?],
+        let types: Vec<&AvroType> = match ty {
+            AvroType::Record(fields) => fields.iter().map(|f| &f.ty).collect(),
+            other => vec![other],
         };
+        let wanted = |i: usize| projection.is_none_or(|p| p.contains(schema.field(i).name()));
+        let keep: Vec<usize> = (0..types.len()).filter(|&i| wanted(i)).collect();
+        let skipped = (keep.len() < types.len()).then(|| {
+            let each = types.iter().enumerate();
+            each.map(|(i, t)| (!wanted(i)).then(|| (*t).clone()))
+                .collect()
+        });
+        let columns = keep
+            .iter()
+            .map(|&i| Column::new(types[i]))
+            .collect::<std::result::Result<_, _>>()?;
         Ok(Self {
-            schema,
+            schema: Arc::new(schema.project(&keep).map_err(|e| e.to_string())?),
             columns,
+            skipped,
             rows: 0,
         })
+    }
+
+    /// The fields of a record read with a projection: columns, or skipped.
+    fn read_projected(
+        columns: &mut [Column],
+        skipped: &[Option<AvroType>],
+        c: &mut Cursor<'_>,
+    ) -> std::result::Result<(), Fail> {
+        let mut columns = columns.iter_mut();
+        for field in skipped {
+            match field {
+                Some(ty) => skip(ty, c)?,
+                None => columns.next().expect("a column per field read").read(c)?,
+            }
+        }
+        Ok(())
     }
 
     pub fn rows(&self) -> usize {
@@ -869,10 +979,14 @@ impl Decoder {
     pub fn push(&mut self, body: &[u8]) -> std::result::Result<(), String> {
         let mut c = Cursor { bytes: body, at: 0 };
         let mut result = Ok(());
-        for col in &mut self.columns {
-            result = col.read(&mut c);
-            if result.is_err() {
-                break;
+        if let Some(skipped) = &self.skipped {
+            result = Self::read_projected(&mut self.columns, skipped, &mut c);
+        } else {
+            for col in &mut self.columns {
+                result = col.read(&mut c);
+                if result.is_err() {
+                    break;
+                }
             }
         }
         if result.is_ok() && c.at != body.len() {
@@ -961,7 +1075,7 @@ impl FrameBuilder {
         if self.avro.is_none() {
             let made = guarded(|| {
                 let ty = AvroType::parse(&schema.text, &schema.references)?;
-                Decoder::new(&ty)
+                Decoder::projected(&ty, self.projection.as_ref())
             });
             match made {
                 Ok(decoder) => {
@@ -1916,6 +2030,85 @@ mod tests {
         let mut out = Vec::new();
         w.write(0, &mut out).unwrap();
         assert_eq!(&out[5..], &rec[..]);
+    }
+
+    #[test]
+    fn a_projection_parses_past_the_fields_left_out() {
+        let text = r#"{"type":"record","name":"R","fields":[
+            {"name":"k","type":{"type":"enum","name":"K","symbols":["A","B"]}},
+            {"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+            {"name":"tags","type":{"type":"array","items":"string"}},
+            {"name":"m","type":{"type":"map","values":["null","long"]}},
+            {"name":"inner","type":["null",{"type":"record","name":"I","fields":[{"name":"x","type":"int"}]}]},
+            {"name":"f","type":{"type":"fixed","name":"F","size":3}},
+            {"name":"ok","type":"boolean"},
+            {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}
+        ]}"#;
+        let record = |sized_blocks: bool, inner: bool| {
+            let mut rec = Vec::new();
+            write_long(1, &mut rec);
+            write_bytes(&[0xfe, 0x0c], &mut rec);
+            // Blocks may state their byte size (a negative count): jumped over.
+            let mut tags = Vec::new();
+            write_bytes(b"x", &mut tags);
+            write_bytes(b"yz", &mut tags);
+            if sized_blocks {
+                write_long(-2, &mut rec);
+                write_long(tags.len() as i64, &mut rec);
+            } else {
+                write_long(2, &mut rec);
+            }
+            rec.extend_from_slice(&tags);
+            rec.push(0);
+            write_long(2, &mut rec);
+            write_bytes(b"k", &mut rec);
+            write_long(1, &mut rec);
+            write_long(42, &mut rec);
+            write_bytes(b"n", &mut rec);
+            write_long(0, &mut rec);
+            rec.push(0);
+            write_long(i64::from(inner), &mut rec);
+            if inner {
+                write_long(-7, &mut rec);
+            }
+            rec.extend_from_slice(b"abc");
+            rec.push(1);
+            write_long(1_000, &mut rec);
+            rec
+        };
+        let records: Vec<Vec<u8>> = [(false, true), (true, false), (true, true)]
+            .into_iter()
+            .map(|(sized, inner)| record(sized, inner))
+            .collect();
+        let ty = AvroType::parse(text, &[]).unwrap();
+        let decode = |projection: Option<&HashSet<String>>| {
+            let mut d = Decoder::projected(&ty, projection).unwrap();
+            for r in &records {
+                d.push(r).unwrap();
+            }
+            // A truncated record is refused and rolls back, projected or not.
+            assert!(d.push(&records[0][..records[0].len() - 1]).is_err());
+            d.take()
+        };
+        let all = decode(None);
+        assert_eq!(all.num_rows(), 3);
+        let names = ["k", "d", "tags", "m", "inner", "f", "ok", "ts"];
+        let mut subsets: Vec<Vec<&str>> = names.iter().map(|n| vec![*n]).collect();
+        subsets.extend([
+            vec![],
+            vec!["tags", "ts"],
+            vec!["k", "inner", "ok"],
+            vec!["nope"],
+        ]);
+        for subset in subsets {
+            let wanted: HashSet<String> = subset.iter().map(|s| s.to_string()).collect();
+            let got = decode(Some(&wanted));
+            let keep: Vec<usize> = (0..names.len())
+                .filter(|&i| wanted.contains(names[i]))
+                .collect();
+            assert_eq!(got, all.project(&keep).unwrap(), "{subset:?}");
+            assert_eq!(got.num_rows(), 3);
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! positions to commit, the messages it could not decode, and unions the
 //! columns of consecutive parts into one frame.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -24,7 +24,7 @@ use super::confluent::RegistryState;
 use super::csv_lines::{CsvRun, CsvStream};
 use super::json::{json_shape_error, JsonRun};
 use super::pandas_json::JsonOrient;
-use super::raw::{HeaderSource, RawRun, TextOptions};
+use super::raw::{headers_type, HeaderSource, HeadersBuilder, RawRun, TextOptions};
 use super::text::batch_with_string_views;
 use super::FormatHint;
 use crate::error::{Error, Result};
@@ -71,9 +71,14 @@ pub(super) struct Meta {
     pub(super) offset: i64,
     timestamp_ms: Option<i64>,
     key: Option<String>,
+    /// The message's headers, when the frame shows them.
+    headers: Option<Arc<[Header]>>,
     /// Rows the message holds.
     pub(super) rows: usize,
 }
+
+/// A header's key and value.
+type Header = (Box<str>, Option<Box<[u8]>>);
 
 pub const METADATA_COLUMNS: [&str; 5] = [
     "kafka_topic",
@@ -82,6 +87,10 @@ pub const METADATA_COLUMNS: [&str; 5] = [
     "kafka_timestamp",
     "kafka_key",
 ];
+
+/// The metadata column of the messages' headers, when asked for
+/// ([`FrameBuilder::headers`]): typed as a raw frame's `headers`.
+pub const HEADERS_COLUMN: &str = "kafka_headers";
 
 /// The rows of one or more messages.
 struct Part {
@@ -114,6 +123,16 @@ pub struct FrameBuilder {
     /// Whether frames should hold text as string views (what Polars holds):
     /// made message by message as they come, while the next ones arrive.
     pub string_views: bool,
+    /// The data columns wanted (None: all). Decoders that can leave a
+    /// column out do (Arrow IPC skips its buffers, JSON and Avro decode
+    /// past its values), so a frame may hold fewer columns than its messages.
+    pub projection: Option<HashSet<String>>,
+    /// Which of [`METADATA_COLUMNS`] metadata frames have (all unless told).
+    pub metadata_shown: [bool; 5],
+    /// Whether metadata frames have a `kafka_headers` column.
+    pub headers: bool,
+    /// The headers of the message being pushed, when `headers` is on.
+    message_headers: Option<Arc<[Header]>>,
     parts: Vec<Part>,
     /// JSON messages held to be decoded together.
     pub(super) json: Option<JsonRun>,
@@ -150,6 +169,10 @@ impl FrameBuilder {
             json_schema,
             json_orient: JsonOrient::Auto,
             string_views: false,
+            projection: None,
+            metadata_shown: [true; 5],
+            headers: false,
+            message_headers: None,
             parts: Vec::new(),
             json: None,
             text: TextOptions::default(),
@@ -287,7 +310,8 @@ impl FrameBuilder {
     }
 
     pub(super) fn meta(&mut self, m: &MessageRef<'_>, rows: usize) -> Meta {
-        let key = m.key.filter(|_| self.metadata).map(|k| self.key_text(k));
+        let shown = self.metadata && self.metadata_shown[4];
+        let key = m.key.filter(|_| shown).map(|k| self.key_text(k));
         // No allocation per message: topic names are kept once.
         let topic = match self.topic_names.get(m.topic) {
             Some(t) => t.clone(),
@@ -304,6 +328,7 @@ impl FrameBuilder {
             timestamp_ms: m.timestamp_ms,
             // Only the metadata columns show keys.
             key,
+            headers: self.message_headers.clone(),
             rows,
         }
     }
@@ -355,6 +380,13 @@ impl FrameBuilder {
         }
         if matches!(self.hint, FormatHint::Raw | FormatHint::Text) {
             return self.push_raw(&m, headers);
+        }
+        if self.headers && self.metadata {
+            let mut all = Vec::new();
+            if let Some(h) = headers {
+                h.each(&mut |k, v| all.push((k.into(), v.map(Into::into))));
+            }
+            self.message_headers = Some(all.into());
         }
         let Some(payload) = m.payload else {
             return; // a tombstone carries no rows
@@ -468,11 +500,11 @@ impl FrameBuilder {
             }
             take += 1;
         }
-        if let Some(clash) = merged
-            .fields()
-            .iter()
-            .find(|f| self.metadata && METADATA_COLUMNS.contains(&f.name().as_str()))
-        {
+        if let Some(clash) = merged.fields().iter().find(|f| {
+            let name = f.name().as_str();
+            self.metadata
+                && (METADATA_COLUMNS.contains(&name) || self.headers && name == HEADERS_COLUMN)
+        }) {
             return Err(Error::Schema(format!(
                 "the messages have a column named {:?}, as metadata=True names one of its \
                  columns: read them with metadata=False",
@@ -488,8 +520,14 @@ impl FrameBuilder {
             .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
             .collect();
         let data_schema = Arc::new(Schema::new(fields.clone()));
+        let headers = self.metadata && self.headers;
+        let shown = self.metadata_shown;
         if self.metadata {
-            fields.extend(metadata_fields().into_iter().map(Arc::new));
+            let all = metadata_fields().into_iter().zip(shown);
+            fields.extend(all.filter(|(_, s)| *s).map(|(f, _)| Arc::new(f)));
+        }
+        if headers {
+            fields.push(Arc::new(Field::new(HEADERS_COLUMN, headers_type(), false)));
         }
         let schema = Arc::new(Schema::new(fields));
         let rest = self.parts.split_off(take);
@@ -509,7 +547,10 @@ impl FrameBuilder {
                     ))
                 })?;
                 if self.metadata {
-                    columns.extend(metadata_columns(&p.metas));
+                    columns.extend(metadata_columns(&p.metas, shown));
+                }
+                if headers {
+                    columns.push(headers_column(&p.metas)?);
                 }
                 let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
                 Ok(RecordBatch::try_new_with_options(
@@ -611,38 +652,65 @@ fn metadata_fields() -> [Field; 5] {
     ]
 }
 
-/// topic, partition, offset, timestamp and key of each row's message. A
-/// message's rows share its values, so each is repeated rather than pushed
-/// row by row (a message of Arrow rows holds thousands).
-fn metadata_columns(metas: &[Meta]) -> Vec<ArrayRef> {
+/// topic, partition, offset, timestamp and key of each row's message:
+/// those `shown`. A message's rows share its values, so each is repeated
+/// rather than pushed row by row (a message of Arrow rows holds thousands).
+fn metadata_columns(metas: &[Meta], shown: [bool; 5]) -> Vec<ArrayRef> {
     let rows: usize = metas.iter().map(|m| m.rows).sum();
-    let repeated = |value: &dyn Fn(&Meta) -> i64| -> Vec<i64> {
-        let mut out = Vec::with_capacity(rows);
-        for m in metas {
-            out.extend(std::iter::repeat_n(value(m), m.rows));
-        }
-        out
-    };
-    let mut partition = Vec::with_capacity(rows);
-    for m in metas {
-        partition.extend(std::iter::repeat_n(m.partition, m.rows));
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(5);
+    if shown[0] {
+        columns.push(Arc::new(repeated_text(metas, rows, |m| {
+            Some(m.topic.as_ref())
+        })));
     }
-    let offset = repeated(&|m| m.offset);
-    let ts = repeated(&|m| m.timestamp_ms.unwrap_or_default());
-    let ts_valid = metas.iter().any(|m| m.timestamp_ms.is_none()).then(|| {
-        let mut valid = BooleanBufferBuilder::new(rows);
-        for m in metas {
-            valid.append_n(m.rows, m.timestamp_ms.is_some());
+    if shown[1] {
+        let partition = each_row(metas, rows, |m| m.partition);
+        columns.push(Arc::new(Int32Array::from(partition)));
+    }
+    if shown[2] {
+        columns.push(Arc::new(Int64Array::from(each_row(metas, rows, |m| {
+            m.offset
+        }))));
+    }
+    if shown[3] {
+        let ts = each_row(metas, rows, |m| m.timestamp_ms.unwrap_or_default());
+        let valid = metas.iter().any(|m| m.timestamp_ms.is_none()).then(|| {
+            let mut valid = BooleanBufferBuilder::new(rows);
+            for m in metas {
+                valid.append_n(m.rows, m.timestamp_ms.is_some());
+            }
+            NullBuffer::new(valid.finish())
+        });
+        let ts = TimestampMillisecondArray::new(ts.into(), valid).with_timezone("UTC");
+        columns.push(Arc::new(ts));
+    }
+    if shown[4] {
+        columns.push(Arc::new(repeated_text(metas, rows, |m| m.key.as_deref())));
+    }
+    columns
+}
+
+/// A value of each message, once per row it holds.
+fn each_row<T: Clone>(metas: &[Meta], rows: usize, value: impl Fn(&Meta) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows);
+    for m in metas {
+        out.extend(std::iter::repeat_n(value(m), m.rows));
+    }
+    out
+}
+
+/// The headers of each row's message.
+fn headers_column(metas: &[Meta]) -> Result<ArrayRef> {
+    let mut column = HeadersBuilder::new();
+    for m in metas {
+        for _ in 0..m.rows {
+            for (k, v) in m.headers.iter().flat_map(|h| h.iter()) {
+                column.append(k, v.as_deref());
+            }
+            column.end_row();
         }
-        NullBuffer::new(valid.finish())
-    });
-    vec![
-        Arc::new(repeated_text(metas, rows, |m| Some(m.topic.as_ref()))),
-        Arc::new(Int32Array::from(partition)),
-        Arc::new(Int64Array::from(offset)),
-        Arc::new(TimestampMillisecondArray::new(ts.into(), ts_valid).with_timezone("UTC")),
-        Arc::new(repeated_text(metas, rows, |m| m.key.as_deref())),
-    ]
+    }
+    Ok(Arc::new(column.finish()?))
 }
 
 /// A text column holding each message's `value` once per row of it.
@@ -701,6 +769,7 @@ mod tests {
             offset,
             timestamp_ms: ts,
             key: key.map(str::to_owned),
+            headers: None,
             rows,
         };
         let metas = [
@@ -709,7 +778,7 @@ mod tests {
             meta(1, 9, None, None, 1),
             meta(0, 10, Some(6), Some("é"), 3),
         ];
-        let columns = metadata_columns(&metas);
+        let columns = metadata_columns(&metas, [true; 5]);
         let topic: Vec<_> = columns[0].as_string::<i32>().iter().collect();
         assert_eq!(
             topic,
@@ -734,7 +803,7 @@ mod tests {
             key,
             [Some("k"), Some("k"), None, Some("é"), Some("é"), Some("é")]
         );
-        let no_keys = metadata_columns(&metas[1..3]);
+        let no_keys = metadata_columns(&metas[1..3], [true; 5]);
         assert_eq!(no_keys[4].null_count(), 1);
         assert_eq!(no_keys[3].null_count(), 1);
     }
@@ -760,6 +829,81 @@ mod tests {
         // Views made for a frame that is then read as plain strings are dropped.
         assert_eq!(read(true, false), batch);
         assert_eq!(read(false, false), batch);
+    }
+
+    /// Headers as a client holds them.
+    struct Pairs(Vec<(&'static str, Option<&'static [u8]>)>);
+
+    impl HeaderSource for Pairs {
+        fn each(&self, f: &mut dyn FnMut(&str, Option<&[u8]>)) {
+            for (k, v) in &self.0 {
+                f(k, *v);
+            }
+        }
+    }
+
+    #[test]
+    fn a_projection_leaves_columns_out_with_the_same_values() {
+        let batch = round_trip_sample();
+        let read = |format: Format, header: bool, projection: Option<&[&str]>, views: bool| {
+            let (payloads, schema) = encode_with(&batch, format, header);
+            let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
+            b.string_views = views;
+            b.projection = projection.map(|p| p.iter().map(|c| c.to_string()).collect());
+            for (i, p) in payloads.iter().enumerate() {
+                b.push(msg(p, i as i64, schema.as_deref()));
+            }
+            assert!(!b.has_bad());
+            b.take_frame().unwrap().unwrap().concat().unwrap()
+        };
+        for (format, header) in [
+            (Format::Arrow, false),
+            (Format::Json, true),
+            (Format::Json, false),
+        ] {
+            for views in [false, true] {
+                let all = read(format, header, None, views);
+                for wanted in [&["qty"][..], &["at", "code"], &[], &["nope"]] {
+                    let got = read(format, header, Some(wanted), views);
+                    let keep: Vec<usize> = (0..all.num_columns())
+                        .filter(|&i| {
+                            let name = all.schema().field(i).name().clone();
+                            wanted.contains(&name.as_str()) || name.starts_with("kafka_")
+                        })
+                        .collect();
+                    let what = format!("{format:?} {header} {views} {wanted:?}");
+                    assert_eq!(got, all.project(&keep).unwrap(), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn headers_are_a_metadata_column_when_asked() {
+        let batch = round_trip_sample();
+        let (payloads, _) = encode_with(&batch, Format::Arrow, false);
+        let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
+        b.headers = true;
+        let first = Pairs(vec![("trace", Some(b"t-1")), ("empty", None)]);
+        b.push_with_headers(msg(&payloads[0], 0, None), Some(&first));
+        b.push_with_headers(msg(&payloads[1], 1, None), None);
+        let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+        let column = out.column_by_name(HEADERS_COLUMN).unwrap();
+        assert_eq!(column.data_type(), &headers_type());
+        let lists = column.as_list::<i32>();
+        // Two rows of the first message, then one of the second.
+        let lengths: Vec<usize> = (0..lists.len()).map(|i| lists.value(i).len()).collect();
+        assert_eq!(lengths, vec![2, 2, 0]);
+        let pairs = lists.value(1);
+        let pairs = pairs.as_struct();
+        assert_eq!(pairs.column(0).as_string::<i32>().value(0), "trace");
+        assert_eq!(pairs.column(1).as_binary::<i32>().value(0), b"t-1");
+        assert!(pairs.column(1).is_null(1));
+        // Without asking, no column.
+        let mut b = FrameBuilder::new(FormatHint::Auto, true, None);
+        b.push_with_headers(msg(&payloads[0], 0, None), Some(&first));
+        let out = b.take_frame().unwrap().unwrap();
+        assert!(out.schema.column_with_name(HEADERS_COLUMN).is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! JSON decoder (types from the `tskafka.schema` header, the consumer's
 //! `json_schema`, or inferred); written as rows by [`JsonRows`].
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch,
-    StringArray, StringViewArray, UInt64Array,
+    RecordBatchOptions, StringArray, StringViewArray, UInt64Array,
 };
 use arrow_cast::cast;
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
@@ -123,6 +124,7 @@ impl FrameBuilder {
     fn json_context(&self) -> JsonContext {
         JsonContext {
             json_schema: self.json_schema.clone(),
+            projection: self.projection.clone(),
             orient: self.json_orient,
             string_views: self.string_views,
         }
@@ -133,6 +135,8 @@ impl FrameBuilder {
 /// decoded on another thread.
 struct JsonContext {
     json_schema: Option<SchemaRef>,
+    /// The data columns wanted (None: all).
+    projection: Option<HashSet<String>>,
     orient: JsonOrient,
     string_views: bool,
 }
@@ -153,6 +157,17 @@ fn python_constants_in_run_as_null(run: JsonRun) -> JsonRun {
         header: run.header,
         lines,
         spans,
+    }
+}
+
+/// `schema` without the columns the projection leaves out.
+fn projected(schema: &SchemaRef, projection: Option<&HashSet<String>>) -> SchemaRef {
+    match projection {
+        Some(p) if schema.fields().iter().any(|f| !p.contains(f.name())) => {
+            let fields = schema.fields().iter().filter(|f| p.contains(f.name()));
+            Arc::new(Schema::new(fields.cloned().collect::<Vec<_>>()))
+        }
+        _ => schema.clone(),
     }
 }
 
@@ -229,14 +244,24 @@ fn decode_run_into(mut run: JsonRun, cx: &JsonContext, out: &mut Vec<Decoded>) {
         // Types inferred from a sample of the rows are checked strictly
         // (a row with another type or another column fails), and on a
         // failure inferred again from every row.
+        // With a projection the columns not wanted are skipped (so not
+        // checked strictly); a wanted one the sample lacks is inferred again.
         let given = cx.json_schema.as_ref();
+        let projected = |schema: &SchemaRef| projected(schema, cx.projection.as_ref());
         match run_schema(&run, given, Some(INFER_SAMPLE_ROWS))? {
-            (schema, None) => decode_json(&schema, &run.lines, rows, false),
+            (schema, None) => decode_json(&projected(&schema), &run.lines, rows, false),
             (schema, Some(complete)) => {
-                let batch = match decode_json(&schema, &run.lines, rows, !complete) {
+                let strict = !complete && cx.projection.is_none();
+                let decoded = match cx.projection.as_ref() {
+                    Some(p) if !complete && p.iter().any(|c| schema.index_of(c).is_err()) => {
+                        Err(String::new())
+                    }
+                    _ => decode_json(&projected(&schema), &run.lines, rows, strict),
+                };
+                let batch = match decoded {
                     Err(_) if !complete => {
                         let (schema, _) = run_schema(&run, given, None)?;
-                        decode_json(&schema, &run.lines, rows, false)?
+                        decode_json(&projected(&schema), &run.lines, rows, false)?
                     }
                     other => other?,
                 };
@@ -382,7 +407,9 @@ fn decode_json(
             _ => col.clone(),
         })
         .collect();
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+    // Rows without columns when the projection leaves none.
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options).map_err(|e| e.to_string())
 }
 
 const NOT_OBJECTS: &str = "a JSON array element is not an object: tskafka reads one JSON \

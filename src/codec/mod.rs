@@ -58,7 +58,9 @@ pub use arrow_ipc::{ipc_stream, KNOWN_ARROW_PANIC};
 pub use confluent::{FetchError, RegisteredSchema, SchemaSource, SchemaType};
 pub use csv_lines::{csv_line_options, CsvLineOptions};
 pub use encoder::{EncodeOptions, Encoder, Message, Sink};
-pub use frame::{BadMessage, Frame, FrameBuilder, MessageRef, DECODER_PANICKED, METADATA_COLUMNS};
+pub use frame::{
+    BadMessage, Frame, FrameBuilder, MessageRef, DECODER_PANICKED, HEADERS_COLUMN, METADATA_COLUMNS,
+};
 pub use json::{json_schema, schema_header, JSON_TYPES, SCHEMA_HEADER};
 pub use pandas_json::JsonOrient;
 pub use raw::{HeaderSource, TextErrors, TextOptions, RAW_COLUMNS};

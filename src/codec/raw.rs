@@ -77,6 +77,56 @@ fn header_fields() -> Fields {
     ])
 }
 
+/// The type of a headers column: per row a list of `{key, value}`.
+pub(super) fn headers_type() -> DataType {
+    DataType::List(Arc::new(Field::new_struct("item", header_fields(), false)))
+}
+
+/// A headers column being built, one row at a time: the raw frame's
+/// `headers` and the metadata column `kafka_headers`.
+pub(super) struct HeadersBuilder {
+    offsets: Vec<i32>,
+    keys: StringBuilder,
+    values: BinaryBuilder,
+}
+
+impl HeadersBuilder {
+    pub(super) fn new() -> Self {
+        Self {
+            offsets: vec![0],
+            keys: StringBuilder::new(),
+            values: BinaryBuilder::new(),
+        }
+    }
+
+    pub(super) fn append(&mut self, key: &str, value: Option<&[u8]>) {
+        self.keys.append_value(key);
+        match value {
+            Some(v) => self.values.append_value(v),
+            None => self.values.append_null(),
+        }
+    }
+
+    /// Ends a row: the headers appended since the last row are its own.
+    pub(super) fn end_row(&mut self) {
+        self.offsets.push(self.keys.len() as i32);
+    }
+
+    pub(super) fn finish(mut self) -> Result<ListArray> {
+        let pairs = StructArray::try_new(
+            header_fields(),
+            vec![Arc::new(self.keys.finish()), Arc::new(self.values.finish())],
+            None,
+        )?;
+        Ok(ListArray::try_new(
+            Arc::new(Field::new_struct("item", header_fields(), false)),
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(pairs),
+            None,
+        )?)
+    }
+}
+
 fn raw_schema(text: bool) -> SchemaRef {
     let bytes = if text {
         DataType::Utf8
@@ -94,11 +144,7 @@ fn raw_schema(text: bool) -> SchemaRef {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             true,
         ),
-        Field::new(
-            RAW_COLUMNS[6],
-            DataType::List(Arc::new(Field::new_struct("item", header_fields(), false))),
-            false,
-        ),
+        Field::new(RAW_COLUMNS[6], headers_type(), false),
     ]))
 }
 
@@ -110,9 +156,7 @@ pub(super) struct RawRun {
     partition: Int32Builder,
     offset: Int64Builder,
     timestamp: Vec<Option<i64>>,
-    header_offsets: Vec<i32>,
-    header_keys: StringBuilder,
-    header_values: BinaryBuilder,
+    headers: HeadersBuilder,
 }
 
 impl RawRun {
@@ -124,9 +168,7 @@ impl RawRun {
             partition: Int32Builder::new(),
             offset: Int64Builder::new(),
             timestamp: Vec::new(),
-            header_offsets: vec![0],
-            header_keys: StringBuilder::new(),
-            header_values: BinaryBuilder::new(),
+            headers: HeadersBuilder::new(),
         }
     }
 
@@ -138,20 +180,7 @@ impl RawRun {
         } else {
             (Arc::new(key), Arc::new(value))
         };
-        let pairs = StructArray::try_new(
-            header_fields(),
-            vec![
-                Arc::new(self.header_keys.finish()),
-                Arc::new(self.header_values.finish()),
-            ],
-            None,
-        )?;
-        let headers = ListArray::try_new(
-            Arc::new(Field::new_struct("item", header_fields(), false)),
-            OffsetBuffer::new(self.header_offsets.into()),
-            Arc::new(pairs),
-            None,
-        )?;
+        let headers = self.headers.finish()?;
         Ok(RecordBatch::try_new(
             raw_schema(text),
             vec![
@@ -222,15 +251,9 @@ impl FrameBuilder {
         run.offset.append_value(m.offset);
         run.timestamp.push(m.timestamp_ms);
         if let Some(h) = headers {
-            h.each(&mut |k, v| {
-                run.header_keys.append_value(k);
-                match v {
-                    Some(v) => run.header_values.append_value(v),
-                    None => run.header_values.append_null(),
-                }
-            });
+            h.each(&mut |k, v| run.headers.append(k, v));
         }
-        run.header_offsets.push(run.header_keys.len() as i32);
+        run.headers.end_row();
         self.rows += 1;
     }
 

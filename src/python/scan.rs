@@ -23,12 +23,13 @@ impl TopicScan {
     /// Plans a snapshot read of `topic`: its partitions' offsets now, the
     /// time range (`start_ms` inclusive, `end_ms` exclusive) looked up as
     /// offsets. `row_times`: the timestamps are the latest of each message's
-    /// rows, so the message reaching `end_ms` is read too.
+    /// rows, so the message reaching `end_ms` is read too. `headers`: a
+    /// `kafka_headers` column.
     #[new]
     #[pyo3(signature = (topic, bootstrap_servers=None, config=None, *, format="auto",
                         partitions=None, start_offset=None, end_offset=None, start_ms=None,
                         end_ms=None, row_times=false, json_schema=None, on_error="raise",
-                        timeout=10.0))]
+                        headers=false, timeout=10.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -44,6 +45,7 @@ impl TopicScan {
         row_times: bool,
         json_schema: Option<&Bound<'_, PyAny>>,
         on_error: &str,
+        headers: bool,
         timeout: f64,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
@@ -78,6 +80,7 @@ impl TopicScan {
                 .map(|s| Schema::from_pyarrow_bound(s).map(Arc::new))
                 .transpose()?,
             skip_bad,
+            headers,
             timeout,
         };
         let scan = interruptible(py, |check| scan::Scan::plan(settings, options, check))?;
@@ -102,7 +105,8 @@ impl TopicScan {
         self.scan.options().topic.clone()
     }
 
-    /// Starts reading (partitions in parallel on native threads).
+    /// Starts reading (partitions in parallel on native threads); with
+    /// `columns`, only those are decoded where the format allows.
     #[pyo3(signature = (*, limit=None, columns=None, batch_rows=100_000, string_views=false,
                         partitions=None))]
     fn run(

@@ -18,7 +18,7 @@
 
 pub mod range;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,7 +35,9 @@ pub use range::Filter;
 
 use crate::client::consumer::read::{headers_of, message_ref};
 use crate::client::{self, Context, Settings};
-use crate::codec::{FormatHint, Frame, FrameBuilder};
+use crate::codec::{
+    FormatHint, Frame, FrameBuilder, SchemaSource, HEADERS_COLUMN, METADATA_COLUMNS,
+};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check, SLICE};
 
@@ -51,6 +53,8 @@ pub struct ScanOptions {
     pub json_schema: Option<SchemaRef>,
     /// Skip messages that cannot be decoded (counted in the stats) rather than fail.
     pub skip_bad: bool,
+    /// A `kafka_headers` column: each message's headers.
+    pub headers: bool,
     /// Seconds to reach the cluster, and the longest a partition may go
     /// without a message before its range is read.
     pub timeout: f64,
@@ -65,6 +69,7 @@ impl ScanOptions {
             format: FormatHint::Auto,
             json_schema: None,
             skip_bad: false,
+            headers: false,
             timeout: 10.0,
         }
     }
@@ -85,7 +90,8 @@ pub struct PartitionRange {
 pub struct RunOptions {
     /// Stop fetching once this many rows were read.
     pub limit: Option<usize>,
-    /// The columns handed out (None: all); decoded whole, then selected.
+    /// The columns handed out (None: all); only these are decoded, where
+    /// the format allows (see `FrameBuilder::projection`).
     pub columns: Option<Vec<String>>,
     /// Rows per frame handed out (about: a message is never split).
     pub batch_rows: usize,
@@ -110,6 +116,8 @@ impl Default for RunOptions {
 /// The offsets a scan reads, fixed when it is planned.
 pub struct Scan {
     settings: Settings,
+    /// Where framed messages' schemas come from (`schema.registry.url`).
+    registry: Option<Arc<dyn SchemaSource>>,
     options: ScanOptions,
     ranges: Vec<PartitionRange>,
 }
@@ -220,7 +228,9 @@ fn offsets_for_time(
 impl Scan {
     /// Fixes the offsets to read: the topic's partitions (or those asked),
     /// their watermarks now, and the time range's offsets.
-    pub fn plan(settings: Settings, options: ScanOptions, check: Check<'_>) -> Result<Self> {
+    pub fn plan(mut settings: Settings, options: ScanOptions, check: Check<'_>) -> Result<Self> {
+        let registry =
+            crate::client::registry::take_from(&mut settings)?.map(|r| r as Arc<dyn SchemaSource>);
         let settings = scan_settings(settings);
         let timeout = Duration::from_secs_f64(options.timeout.max(0.1));
         let consumer: Arc<BaseConsumer<Context>> =
@@ -299,6 +309,7 @@ impl Scan {
             .spawn(move || drop(planner));
         Ok(Self {
             settings,
+            registry,
             options,
             ranges,
         })
@@ -341,6 +352,8 @@ impl Scan {
         let (tx, rx) = mpsc::sync_channel(threads.max(1) * 2);
         let job = Arc::new(Job {
             settings: self.settings.clone(),
+            registry: self.registry.clone(),
+            headers: self.options.headers,
             topic: self.options.topic.clone(),
             format: self.options.format,
             json_schema: self.options.json_schema.clone(),
@@ -382,6 +395,8 @@ fn job_stop(job: &Job) {
 /// What the threads of one run share.
 struct Job {
     settings: Settings,
+    registry: Option<Arc<dyn SchemaSource>>,
+    headers: bool,
     topic: String,
     format: FormatHint,
     json_schema: Option<SchemaRef>,
@@ -463,6 +478,17 @@ fn read_partition(
         .map_err(|e| Error::kafka(format!("cannot read {topic}[{}]", r.partition), &e))?;
     let mut builder = FrameBuilder::new(job.format, true, job.json_schema.clone());
     builder.string_views = job.options.string_views;
+    builder.set_schema_source(job.registry.clone());
+    let columns = job.options.columns.as_ref();
+    builder.headers =
+        job.headers && columns.is_none_or(|cs| cs.iter().any(|c| c == HEADERS_COLUMN));
+    builder.projection = columns.map(|cs| {
+        let data = cs.iter().filter(|c| !is_metadata(c));
+        data.cloned().collect::<HashSet<_>>()
+    });
+    // One topic: the same in every row, never handed out.
+    builder.metadata_shown = METADATA_COLUMNS
+        .map(|c| c != "kafka_topic" && columns.is_none_or(|cs| cs.iter().any(|w| w == c)));
     let mut counted = 0;
     let mut heard = Instant::now();
     let mut next = r.start;
@@ -503,6 +529,9 @@ fn read_partition(
                     latest = latest.max(ts);
                 }
                 builder.push_with_headers(message_ref(&m), headers_of(&m));
+                if let Some(e) = builder.take_unavailable() {
+                    break Err(e);
+                }
                 job.rows_read
                     .fetch_add(builder.rows().saturating_sub(counted), Relaxed);
                 counted = builder.rows();
@@ -533,6 +562,10 @@ fn read_partition(
     hand_over(job, &mut builder, i, tx)?;
     stats.done.store(done, Relaxed);
     Ok(())
+}
+
+fn is_metadata(column: &str) -> bool {
+    METADATA_COLUMNS.contains(&column) || column == HEADERS_COLUMN
 }
 
 /// Sends the rows decoded so far, each frame as one message of the channel.
