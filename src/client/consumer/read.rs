@@ -51,20 +51,17 @@ pub(super) struct Inner {
     pub(super) handed_out: Positions,
 }
 
-pub(crate) fn message_ref<'a>(m: &'a BorrowedMessage<'_>) -> MessageRef<'a> {
-    message_ref_with(m, m.headers())
-}
-
 /// Pushes one message into `builder`, its headers looked up once.
 pub(crate) fn push_message(builder: &mut FrameBuilder, m: &BorrowedMessage<'_>) {
     let headers = m.headers();
     builder.push_with_headers(
-        message_ref_with(m, headers),
+        message_ref(m, headers),
         headers.map(|h| h as &dyn HeaderSource),
     );
 }
 
-fn message_ref_with<'a>(
+/// What the decoders need of `m`.
+fn message_ref<'a>(
     m: &'a BorrowedMessage<'_>,
     headers: Option<&'a rdkafka::message::BorrowedHeaders>,
 ) -> MessageRef<'a> {
@@ -90,11 +87,6 @@ impl HeaderSource for rdkafka::message::BorrowedHeaders {
             f(h.key, h.value);
         }
     }
-}
-
-/// A message's headers, if it has any, for `push_with_headers`.
-pub(crate) fn headers_of<'a>(m: &'a BorrowedMessage<'_>) -> Option<&'a dyn HeaderSource> {
-    m.headers().map(|h| h as &dyn HeaderSource)
 }
 
 pub(super) fn tpl_of(positions: &Positions) -> TopicPartitionList {

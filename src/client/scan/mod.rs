@@ -33,7 +33,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 pub use range::Filter;
 
-use crate::client::consumer::read::{headers_of, message_ref};
+use crate::client::consumer::read::push_message;
 use crate::client::{self, Context, Settings};
 use crate::codec::{
     FormatHint, Frame, FrameBuilder, SchemaSource, HEADERS_COLUMN, METADATA_COLUMNS,
@@ -490,7 +490,8 @@ fn read_partition(
     builder.metadata_shown = METADATA_COLUMNS
         .map(|c| c != "kafka_topic" && columns.is_none_or(|cs| cs.iter().any(|w| w == c)));
     let mut counted = 0;
-    let mut heard = Instant::now();
+    // Since when the partition has been quiet (no clock read per message).
+    let mut quiet_since: Option<Instant> = None;
     let mut next = r.start;
     let mut latest = i64::MIN;
     let outcome = loop {
@@ -499,7 +500,7 @@ fn read_partition(
         }
         match consumer.poll(SLICE) {
             None => {
-                if heard.elapsed() > job.timeout {
+                if quiet_since.get_or_insert_with(Instant::now).elapsed() > job.timeout {
                     break Err(Error::Timeout(format!(
                         "no message from {topic}[{}] for {:.1}s while reading offsets {}..{} \
                          (next: {next}): is the broker still up? (timeout= sets the wait)",
@@ -514,7 +515,7 @@ fn read_partition(
                 if m.partition() != r.partition || m.topic() != topic {
                     continue; // fetched for a partition read before
                 }
-                heard = Instant::now();
+                quiet_since = None;
                 if m.offset() >= r.end {
                     break Ok(true);
                 }
@@ -528,7 +529,7 @@ fn read_partition(
                     }
                     latest = latest.max(ts);
                 }
-                builder.push_with_headers(message_ref(&m), headers_of(&m));
+                push_message(&mut builder, &m);
                 if let Some(e) = builder.take_unavailable() {
                     break Err(e);
                 }
@@ -543,7 +544,7 @@ fn read_partition(
                 {
                     hand_over(job, &mut builder, i, tx)?;
                     counted = builder.rows();
-                    heard = Instant::now();
+                    quiet_since = None;
                 }
             }
             // The partition's end now (at or past the planned end): compacted
