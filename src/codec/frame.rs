@@ -4,7 +4,8 @@
 //! columns of consecutive parts into one frame.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{
@@ -89,6 +90,10 @@ struct Part {
     plain: Option<RecordBatch>,
 }
 
+/// What a run decoded on a worker thread adds to the builder (its part,
+/// its bad messages), applied on the builder's own thread.
+pub(super) type Settle = Box<dyn FnOnce(&mut FrameBuilder) + Send>;
+
 /// Collects messages and turns them into one record batch.
 pub struct FrameBuilder {
     pub(super) hint: FormatHint,
@@ -112,6 +117,10 @@ pub struct FrameBuilder {
     /// Avro messages of one schema id, decoded as they come.
     pub(super) avro: Option<AvroRun>,
     pub(super) registry: RegistryState,
+    /// A run being decoded on a worker thread while the next messages
+    /// arrive; settled before any other part is added, so parts keep the
+    /// order of their messages.
+    decoding: Option<JoinHandle<Settle>>,
     pub(super) bad: Vec<BadMessage>,
     pub(super) rows: usize,
     /// Next offset to consume, per (topic, partition), of everything pushed.
@@ -141,6 +150,7 @@ impl FrameBuilder {
             csv: CsvStream::default(),
             avro: None,
             registry: RegistryState::default(),
+            decoding: None,
             bad: Vec::new(),
             rows: 0,
             positions: BTreeMap::new(),
@@ -168,6 +178,7 @@ impl FrameBuilder {
             && self.raw.is_none()
             && self.csv_run.is_none()
             && self.avro.is_none()
+            && self.decoding.is_none()
             && self.bad.is_empty()
     }
 
@@ -212,6 +223,9 @@ impl FrameBuilder {
         self.raw = None;
         self.csv_run = None;
         self.avro = None;
+        if let Some(worker) = self.decoding.take() {
+            let _ = worker.join(); // its rows are read again
+        }
         self.registry.unavailable = None;
         self.bad.clear();
         self.rows = 0;
@@ -350,6 +364,7 @@ impl FrameBuilder {
         viewed: Option<RecordBatch>,
         metas: Vec<Meta>,
     ) {
+        self.settle();
         let part = match viewed {
             Some(viewed) => Part {
                 batch: viewed,
@@ -365,8 +380,41 @@ impl FrameBuilder {
         self.parts.push(part);
     }
 
+    /// Decodes a full run on a worker thread while this one polls the next
+    /// messages. One run at a time: the one before is settled first.
+    pub(super) fn decode_aside(&mut self, decode: impl FnOnce() -> Settle + Send + 'static) {
+        self.settle();
+        // If no thread can be made, the run is decoded here.
+        let work = Arc::new(Mutex::new(Some(decode)));
+        let taken = work.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tskafka-decode".into())
+            .spawn(move || {
+                let decode = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+                decode.expect("taken once")()
+            });
+        match spawned {
+            Ok(worker) => self.decoding = Some(worker),
+            Err(_) => {
+                let decode = work.lock().unwrap_or_else(PoisonError::into_inner).take();
+                decode.expect("not taken by a thread that never ran")()(self);
+            }
+        }
+    }
+
+    /// Adds what the run on the worker thread decoded, once it is done.
+    pub(super) fn settle(&mut self) {
+        if let Some(worker) = self.decoding.take() {
+            match worker.join() {
+                Ok(settle) => settle(self),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
+
     /// Decodes what formats hold back to decode together (a JSON run).
     pub(super) fn flush_pending(&mut self) {
+        self.settle();
         self.flush_json();
         self.flush_raw();
         self.flush_csv();
