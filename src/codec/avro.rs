@@ -647,7 +647,7 @@ impl Col {
             Col::Bin { offsets, data } => {
                 let n = c.len()?;
                 let bytes = c.take(n)?;
-                if *ty == AvroType::String && std::str::from_utf8(bytes).is_err() {
+                if matches!(ty, AvroType::String) && std::str::from_utf8(bytes).is_err() {
                     return Err("a string that is not UTF-8".into());
                 }
                 data.extend_from_slice(bytes);
@@ -1015,20 +1015,21 @@ impl FrameBuilder {
         if self.avro.as_ref().is_some_and(|r| r.id != id) {
             self.flush_avro();
         }
-        let Some(schema) = self.registered_schema(m, id) else {
-            return;
-        };
-        if schema.schema_type != SchemaType::Avro {
-            self.reject(
-                m,
-                format!(
-                    "schema id {id} is a {} schema, not Avro: read with format='json_schema'",
-                    schema.schema_type.registry_name()
-                ),
-            );
-            return;
-        }
+        // A run's schema was looked up when it began (an id's schema never changes).
         if self.avro.is_none() {
+            let Some(schema) = self.registered_schema(m, id) else {
+                return;
+            };
+            if schema.schema_type != SchemaType::Avro {
+                self.reject(
+                    m,
+                    format!(
+                        "schema id {id} is a {} schema, not Avro: read with format='json_schema'",
+                        schema.schema_type.registry_name()
+                    ),
+                );
+                return;
+            }
             let made = guarded(|| {
                 let ty = AvroType::parse(&schema.text, &schema.references)?;
                 Decoder::new(&ty)?;
