@@ -481,7 +481,7 @@ fn decode_csv_run(messages: CsvMessages, context: CsvContext) -> Settle {
             Ok(0) => {}
             Ok(rows) => {
                 meta.rows = rows;
-                row_message.extend(std::iter::repeat(metas.len() as u32).take(rows));
+                row_message.extend(std::iter::repeat_n(metas.len() as u32, rows));
                 metas.push(meta);
                 spans.push(span);
             }

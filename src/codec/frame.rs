@@ -266,17 +266,6 @@ impl FrameBuilder {
         });
     }
 
-    /// A message refused after it was gathered (its rows dropped).
-    pub(super) fn reject_late(&mut self, meta: &Meta, error: String, payload: &[u8]) {
-        self.bad.push(BadMessage {
-            topic: meta.topic.to_string(),
-            partition: meta.partition,
-            offset: meta.offset,
-            error,
-            payload: payload.to_vec(),
-        });
-    }
-
     /// Adds one message; a message that cannot be decoded is kept in `bad`.
     pub fn push(&mut self, m: MessageRef<'_>) {
         self.push_with_headers(m, None)
