@@ -392,7 +392,6 @@ fn refused(meta: &Meta, error: String, payload: &[u8]) -> BadMessage {
 }
 
 /// A text column being built, rolled back when a message turns out bad.
-#[derive(Default)]
 struct TextColumn {
     data: Vec<u8>,
     offsets: Vec<i32>,

@@ -111,10 +111,10 @@ pub struct FrameBuilder {
     pub(super) text: TextOptions,
     /// Messages read raw or as text, not yet a part.
     pub(super) raw: Option<RawRun>,
-    /// CSV rows not yet typed, and the stream's columns and types.
+    /// CSV messages not yet decoded or typed, and the stream's columns and types.
     pub(super) csv_run: Option<CsvRun>,
     pub(super) csv: CsvStream,
-    /// Avro messages of one schema id, decoded as they come.
+    /// Avro messages of one schema id, gathered to be decoded in runs.
     pub(super) avro: Option<AvroRun>,
     pub(super) registry: RegistryState,
     /// A run being decoded on a worker thread while the next messages
