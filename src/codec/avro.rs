@@ -6,7 +6,8 @@
 //!   column builders of its own; a record that fails (truncated, a bad union
 //!   branch, invalid UTF-8, bytes left over) is rolled back, so one poison
 //!   message never spoils the rows around it. Consecutive messages of one id
-//!   become one part of the frame.
+//!   are gathered and decoded in runs, full runs on a worker thread while
+//!   the next messages arrive; each run becomes one part of the frame.
 //! - Writing: an Avro schema derived from the frame's Arrow schema
 //!   ([`avro_schema_for`]), or one given, and a [`RowWriter`] that writes
 //!   one record per row.
@@ -32,8 +33,9 @@ use arrow_cast::cast::{cast_with_options, CastOptions};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde_json::{json, Map, Value};
 
-use super::confluent::{frame_header, unframe, RegisteredSchema, SchemaType};
-use super::frame::{guarded, FrameBuilder, MessageRef, Meta};
+use super::confluent::{frame_header, unframe, RegisteredSchema, SchemaType, HEADER_LEN};
+use super::frame::{guarded, BadMessage, FrameBuilder, MessageRef, Meta, Settle};
+use super::text::batch_with_string_views;
 use crate::error::{Error, Result};
 
 /// The field attribute that keeps a column's name when Avro forbids it.
@@ -645,7 +647,7 @@ impl Col {
             Col::Bin { offsets, data } => {
                 let n = c.len()?;
                 let bytes = c.take(n)?;
-                if *ty == AvroType::String && std::str::from_utf8(bytes).is_err() {
+                if matches!(ty, AvroType::String) && std::str::from_utf8(bytes).is_err() {
                     return Err("a string that is not UTF-8".into());
                 }
                 data.extend_from_slice(bytes);
@@ -1037,17 +1039,88 @@ impl Decoder {
 
 // ---------------------------------------------------------------- the frame builder
 
-/// Consecutive Avro messages of one schema id, decoded as they come.
+/// Consecutive Avro messages of one schema id. Their framed payloads are
+/// gathered; a full run is decoded on a worker thread while the next
+/// messages arrive, the rest when the frame is taken.
 pub(super) struct AvroRun {
     id: u32,
-    decoder: Decoder,
+    ty: Arc<AvroType>,
+    /// The data columns wanted (None: all).
+    projection: Option<Arc<HashSet<String>>>,
+    /// The messages' framed payloads end to end, and where each ends.
+    payloads: Vec<u8>,
+    ends: Vec<usize>,
     metas: Vec<Meta>,
+}
+
+/// Messages, or bytes of them, an Avro run gathers before it is decoded:
+/// tens of milliseconds of work, worth a thread of its own.
+const RUN_MESSAGES: usize = 32_768;
+const RUN_BYTES: usize = 4 << 20;
+
+impl AvroRun {
+    /// The messages gathered so far, as a run of their own; this one goes
+    /// on empty for the next messages of the same id.
+    fn take_full(&mut self) -> AvroRun {
+        fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
+            let capacity = v.len();
+            std::mem::replace(v, Vec::with_capacity(capacity))
+        }
+        AvroRun {
+            id: self.id,
+            ty: self.ty.clone(),
+            projection: self.projection.clone(),
+            payloads: emptied(&mut self.payloads),
+            ends: emptied(&mut self.ends),
+            metas: emptied(&mut self.metas),
+        }
+    }
+
+    /// Decodes the run (on any thread): what it adds to the builder, its
+    /// rows as one part (with string views if wanted) and the messages that
+    /// do not match their schema.
+    fn decode(self, string_views: bool) -> Settle {
+        let projection = self.projection.as_deref();
+        let mut decoder = Decoder::projected(&self.ty, projection)
+            .expect("made for this schema when the run began");
+        let mut metas = Vec::with_capacity(self.metas.len());
+        let mut bad = Vec::new();
+        let mut start = 0;
+        for (meta, end) in self.metas.into_iter().zip(self.ends) {
+            let payload = &self.payloads[start..end];
+            start = end;
+            match guarded(|| decoder.push(&payload[HEADER_LEN..])) {
+                Ok(()) => metas.push(meta),
+                Err(e) => bad.push(BadMessage {
+                    topic: meta.topic.to_string(),
+                    partition: meta.partition,
+                    offset: meta.offset,
+                    error: format!("Avro record of schema id {}: {e}", self.id),
+                    payload: payload.to_vec(),
+                }),
+            }
+        }
+        let batch = (decoder.rows() > 0).then(|| decoder.take());
+        let viewed = batch
+            .as_ref()
+            .filter(|_| string_views)
+            .and_then(batch_with_string_views);
+        Box::new(move |b: &mut FrameBuilder| {
+            b.rows = b.rows.saturating_sub(bad.len());
+            b.bad.extend(bad);
+            if let Some(batch) = batch {
+                b.push_part(batch, viewed, metas);
+            }
+        })
+    }
 }
 
 impl FrameBuilder {
     /// A Confluent-framed Avro message.
     pub(super) fn push_avro(&mut self, m: &MessageRef<'_>, payload: &[u8]) {
-        let Some((id, body)) = unframe(payload) else {
+        let Some((id, _)) = unframe(payload) else {
+            // Bad messages are kept in the order of their messages.
+            self.flush_avro();
             self.reject(
                 m,
                 "not in the Schema Registry framing (a zero byte, then a 4-byte schema id): \
@@ -1056,32 +1129,40 @@ impl FrameBuilder {
             );
             return;
         };
-        let Some(schema) = self.registered_schema(m, id) else {
-            return;
-        };
-        if schema.schema_type != SchemaType::Avro {
-            self.reject(
-                m,
-                format!(
-                    "schema id {id} is a {} schema, not Avro: read with format='json_schema'",
-                    schema.schema_type.registry_name()
-                ),
-            );
-            return;
-        }
+        // Messages of another id make another part (and what refuses this
+        // one comes after the rows before it).
         if self.avro.as_ref().is_some_and(|r| r.id != id) {
             self.flush_avro();
         }
+        // A run's schema was looked up when it began (an id's schema never changes).
         if self.avro.is_none() {
+            let Some(schema) = self.registered_schema(m, id) else {
+                return;
+            };
+            if schema.schema_type != SchemaType::Avro {
+                self.reject(
+                    m,
+                    format!(
+                        "schema id {id} is a {} schema, not Avro: read with format='json_schema'",
+                        schema.schema_type.registry_name()
+                    ),
+                );
+                return;
+            }
             let made = guarded(|| {
                 let ty = AvroType::parse(&schema.text, &schema.references)?;
-                Decoder::projected(&ty, self.projection.as_ref())
+                // Made once here, so a schema it cannot read is this message's error.
+                Decoder::projected(&ty, self.projection.as_ref())?;
+                Ok(ty)
             });
             match made {
-                Ok(decoder) => {
+                Ok(ty) => {
                     self.avro = Some(AvroRun {
                         id,
-                        decoder,
+                        ty: Arc::new(ty),
+                        projection: self.projection.clone().map(Arc::new),
+                        payloads: Vec::new(),
+                        ends: Vec::new(),
                         metas: Vec::new(),
                     })
                 }
@@ -1091,26 +1172,30 @@ impl FrameBuilder {
                 }
             }
         }
+        let meta = self.meta(m, 1);
+        self.rows += 1;
         let run = self.avro.as_mut().expect("made above");
-        match guarded(|| run.decoder.push(body)) {
-            Ok(()) => {
-                let meta = self.meta(m, 1);
-                self.avro.as_mut().expect("made above").metas.push(meta);
-                self.rows += 1;
-            }
-            Err(e) => self.reject(m, format!("Avro record of schema id {id}: {e}")),
+        run.payloads.extend_from_slice(payload);
+        run.ends.push(run.payloads.len());
+        run.metas.push(meta);
+        if run.metas.len() >= RUN_MESSAGES || run.payloads.len() >= RUN_BYTES {
+            let full = run.take_full();
+            let string_views = self.string_views;
+            self.decode_aside(move || full.decode(string_views));
         }
     }
 
+    /// Decodes the Avro messages gathered, after the run on the worker.
     pub(super) fn flush_avro(&mut self) {
-        let Some(mut run) = self.avro.take() else {
+        self.settle();
+        let Some(run) = self.avro.take() else {
             return;
         };
-        if run.decoder.rows() == 0 {
+        if run.metas.is_empty() {
             return;
         }
-        let batch = run.decoder.take();
-        self.add_part(batch, run.metas);
+        let settle = run.decode(self.string_views);
+        settle(self);
     }
 }
 
@@ -2132,6 +2217,63 @@ mod tests {
         assert!(d.push(&not_utf8).unwrap_err().contains("UTF-8"));
         d.push(body).unwrap();
         assert_eq!(d.take().num_rows(), 2);
+    }
+
+    #[test]
+    fn runs_decoded_aside_keep_their_rows_and_bad_messages_in_order() {
+        use crate::codec::confluent::OneSchema;
+        use crate::codec::test_support::msg;
+        use crate::codec::FormatHint;
+        let n = 2 * RUN_MESSAGES + 100;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "n",
+                Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("s{i}")),
+                )),
+            ),
+        ])
+        .unwrap();
+        let (text, _) = avro_schema_for(&batch.schema(), "t-value").unwrap();
+        let w = RowWriter::new(3, &text, &batch).unwrap();
+        let mut b = FrameBuilder::new(FormatHint::Avro, false, None);
+        b.set_schema_source(Some(Arc::new(OneSchema(text))));
+        b.string_views = true;
+        for row in 0..n {
+            let mut out = Vec::new();
+            w.write(row, &mut out).unwrap();
+            match row {
+                40_000 => *out.last_mut().unwrap() = 0xff, // not UTF-8
+                50_000 => out[0] = 1,                      // not framed
+                _ => {}
+            }
+            b.push(msg(&out, row as i64, None));
+        }
+        let frame = b.take_frame().unwrap().unwrap();
+        assert!(frame.batches.len() >= 3, "a part per run");
+        assert_eq!(frame.schema.field(1).data_type(), &DataType::Utf8View);
+        let out = frame.concat().unwrap();
+        assert_eq!(out.num_rows(), n - 2);
+        let numbers = out.column(0).as_primitive::<Int64Type>();
+        assert_eq!(
+            numbers.values().iter().sum::<i64>(),
+            (0..n as i64).sum::<i64>() - 90_000
+        );
+        assert_eq!(
+            out.column(1).as_string_view().value(n - 3),
+            format!("s{}", n - 1)
+        );
+        let bad = b.take_bad();
+        assert_eq!(
+            bad.iter().map(|m| m.offset).collect::<Vec<_>>(),
+            [40_000, 50_000]
+        );
+        assert!(bad[0].error.contains("UTF-8"), "{}", bad[0].error);
+        assert_eq!(b.rows(), 0);
     }
 
     #[test]

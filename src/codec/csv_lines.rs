@@ -9,14 +9,17 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use arrow_array::builder::StringBuilder;
-use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
 use arrow_select::filter::filter_record_batch;
 
 use super::csv::{decode_field, CsvOptions, Encoding, Typing};
-use super::frame::{FrameBuilder, MessageRef, Meta};
+use super::frame::{BadMessage, FrameBuilder, MessageRef, Meta, Settle};
 use crate::error::{Error, Result};
 
 /// How CSV lines are read.
@@ -102,70 +105,451 @@ pub fn csv_line_options(flags: u8) -> CsvLineOptions {
     }
 }
 
-/// CSV rows gathered from messages, typed together when a frame is taken.
+/// CSV messages gathered to be split and typed together: a full run on a
+/// worker thread while the next messages arrive, the rest when the frame
+/// is taken. The stream's first frame infers the types, so its runs wait,
+/// decoded, for the frame's end.
+#[derive(Default)]
 pub(super) struct CsvRun {
-    fields: Vec<StringBuilder>,
-    /// Index into `metas` of each row's message.
-    row_message: Vec<u32>,
-    metas: Vec<Meta>,
-    /// Each message's payload, for the error of a message refused late.
-    payloads: Vec<u8>,
-    spans: Vec<(usize, usize)>,
+    messages: CsvMessages,
+    /// Decoded runs of the stream's first frame, not yet typed for it,
+    /// each with the types its own rows give (or why they give none).
+    decoded: Vec<(DecodedCsv, std::result::Result<Typed, String>)>,
+    /// Messages holding a value that does not fit, refused at the frame's end.
+    late: Vec<BadMessage>,
 }
+
+/// Messages not yet decoded: payloads end to end, where each ends, and
+/// their metadata (with the rows their lines promise).
+#[derive(Default)]
+struct CsvMessages {
+    payloads: Vec<u8>,
+    ends: Vec<usize>,
+    metas: Vec<Meta>,
+}
+
+/// Messages, or bytes of them, a CSV run gathers before it is decoded:
+/// tens of milliseconds of work, worth a thread of its own.
+const RUN_MESSAGES: usize = 32_768;
+const RUN_BYTES: usize = 4 << 20;
 
 /// The stream's columns and, once the first frame is read, their types.
 #[derive(Default)]
 pub(super) struct CsvStream {
     names: Option<Vec<String>>,
-    typing: Option<Typing>,
-    record: csv::ByteRecord,
+    typing: Option<Arc<Typing>>,
+}
+
+/// What decoding a run needs of the stream, as it stands when the run starts.
+struct CsvContext {
+    options: CsvLineOptions,
+    names: Option<Vec<String>>,
+    /// The stream's types; None in its first frame (each run infers its own).
+    typing: Option<Arc<Typing>>,
+}
+
+/// A run's messages that hold rows, split into text columns and typed.
+struct DecodedCsv {
+    metas: Vec<Meta>,
+    /// Each message's payload, for the error of a message refused late.
+    payloads: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    /// Index into `metas` of each row's message.
+    row_message: Vec<u32>,
+    text: Vec<StringArray>,
+}
+
+/// A decoded run's columns typed: with the stream's types, or in its first
+/// frame with the types the run's own rows give (or why they give none).
+enum RunTypes {
+    Pinned(Typed),
+    Own(std::result::Result<Typed, String>),
+}
+
+struct Typed {
+    typing: Arc<Typing>,
+    columns: Vec<ArrayRef>,
+    /// (row, column) of each row's first value that does not fit.
+    failures: Vec<(usize, usize)>,
+}
+
+impl Typed {
+    fn new(typing: Arc<Typing>, text: &[StringArray]) -> Self {
+        let (columns, failures) = typing.columns(text);
+        Self {
+            typing,
+            columns,
+            failures,
+        }
+    }
 }
 
 impl FrameBuilder {
     pub(super) fn push_csv(&mut self, m: &MessageRef<'_>, payload: &[u8]) {
-        if let Some(text) = self.plain_lines(payload) {
-            return self.push_plain_lines(m, payload, text);
+        let lines = payload.iter().filter(|&&b| b == b'\n').count() + 1;
+        if lines == 1 && payload.is_empty() {
+            return; // no lines
         }
-        match self.csv_records(payload) {
-            Ok(records) => {
-                let records = records.unwrap_or_default();
-                if records.is_empty() {
-                    return;
-                }
-                let rows = records.len();
-                let run = self.csv_run_for(m, payload, rows);
-                let index = run.metas.len() as u32 - 1;
-                for record in records {
-                    for (builder, field) in run.fields.iter_mut().zip(record) {
-                        match field {
-                            Some(f) => builder.append_value(f),
-                            None => builder.append_null(),
-                        }
-                    }
-                    run.row_message.push(index);
-                }
-            }
-            Err(error) => self.reject(m, error),
+        // What the loop reading a frame counts; the run's decode corrects it.
+        let rows = lines - usize::from(self.text.csv.header);
+        let meta = self.meta(m, rows);
+        self.rows += rows;
+        let run = self.csv_run.get_or_insert_with(CsvRun::default);
+        let messages = &mut run.messages;
+        messages.payloads.extend_from_slice(payload);
+        messages.ends.push(messages.payloads.len());
+        messages.metas.push(meta);
+        if messages.metas.len() >= RUN_MESSAGES || messages.payloads.len() >= RUN_BYTES {
+            let full = messages.take_full();
+            // The names the run before pins are needed to start this one.
+            self.settle();
+            let context = self.csv_context();
+            self.decode_aside(move || decode_csv_run(full, context));
         }
     }
 
-    /// The run the message's `rows` go to, with the message entered.
-    fn csv_run_for(&mut self, m: &MessageRef<'_>, payload: &[u8], rows: usize) -> &mut CsvRun {
-        let meta = self.meta(m, rows);
-        self.rows += rows;
-        let width = self.csv.names.as_ref().map_or(0, Vec::len);
-        let run = self.csv_run.get_or_insert_with(|| CsvRun {
-            fields: (0..width).map(|_| StringBuilder::new()).collect(),
-            row_message: Vec::new(),
-            metas: Vec::new(),
-            payloads: Vec::new(),
-            spans: Vec::new(),
+    fn csv_context(&self) -> CsvContext {
+        CsvContext {
+            options: self.text.csv.clone(),
+            names: self.csv.names.clone(),
+            typing: self.csv.typing.clone(),
+        }
+    }
+
+    /// Types the CSV rows gathered (inferring the types the first time),
+    /// refusing the messages holding a value that does not fit.
+    pub(super) fn flush_csv(&mut self) {
+        self.settle();
+        let Some(run) = self.csv_run.as_mut() else {
+            return;
+        };
+        if !run.messages.metas.is_empty() {
+            let rest = run.messages.take_full();
+            let settle = decode_csv_run(rest, self.csv_context());
+            settle(self);
+        }
+        let Some(run) = self.csv_run.take() else {
+            return;
+        };
+        let mut late = run.late;
+        if !run.decoded.is_empty() {
+            self.type_first_frame(run.decoded, &mut late);
+        }
+        self.bad.extend(late);
+    }
+
+    /// Adds what a run decoded: its rows, once the stream's types are
+    /// known; until then (the first frame) it waits for the frame's end.
+    fn settle_csv(&mut self, names: Option<Vec<String>>, decoded: Option<(DecodedCsv, RunTypes)>) {
+        self.csv.names = names;
+        let run = self.csv_run.get_or_insert_with(CsvRun::default);
+        match decoded {
+            None => {}
+            Some((decoded, RunTypes::Own(typed))) => run.decoded.push((decoded, typed)),
+            Some((decoded, RunTypes::Pinned(typed))) => {
+                let mut late = std::mem::take(&mut run.late);
+                decoded.add_to(self, typed, &mut late);
+                self.csv_run.get_or_insert_with(CsvRun::default).late = late;
+            }
+        }
+    }
+
+    /// The first frame's runs typed as one: with the types every run
+    /// inferred for itself if they agree (what all their rows give), else
+    /// with types inferred from all their rows.
+    fn type_first_frame(
+        &mut self,
+        runs: Vec<(DecodedCsv, std::result::Result<Typed, String>)>,
+        late: &mut Vec<BadMessage>,
+    ) {
+        let rows: usize = runs.iter().map(|(r, _)| r.row_message.len()).sum();
+        let first = runs[0].1.as_ref().ok().map(|t| &t.typing);
+        let agreed = first.filter(|first| {
+            runs.iter()
+                .all(|(_, typed)| typed.as_ref().is_ok_and(|t| t.typing.reads_as(first)))
         });
-        run.metas.push(meta);
-        let start = run.payloads.len();
-        run.payloads.extend_from_slice(payload);
-        run.spans.push((start, run.payloads.len()));
-        run
+        let typing = match agreed {
+            Some(t) => Ok(t.as_ref().clone().inferred_from(rows)),
+            None => {
+                let names = self.csv.names.clone().unwrap_or_default();
+                let text: Vec<StringArray> = (0..names.len())
+                    .map(|c| {
+                        let parts: Vec<&dyn Array> =
+                            runs.iter().map(|(r, _)| &r.text[c] as &dyn Array).collect();
+                        let all =
+                            arrow_select::concat::concat(&parts).expect("text columns concatenate");
+                        all.as_string::<i32>().clone()
+                    })
+                    .collect();
+                let options = CsvOptions {
+                    dtypes: self.text.csv.dtypes.clone(),
+                    ..CsvOptions::default()
+                };
+                Typing::plan("the CSV messages", &names, &options, &text)
+            }
+        };
+        let typing = match typing {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                for (run, _) in &runs {
+                    for (meta, &(s, end)) in run.metas.iter().zip(&run.spans) {
+                        late.push(refused(meta, e.to_string(), &run.payloads[s..end]));
+                    }
+                }
+                return;
+            }
+        };
+        self.csv.typing = Some(typing.clone());
+        for (run, typed) in runs {
+            let typed = match typed {
+                // The same types: the same columns and misfits.
+                Ok(typed) if typed.typing.reads_as(&typing) => Typed {
+                    typing: typing.clone(),
+                    ..typed
+                },
+                _ => Typed::new(typing.clone(), &run.text),
+            };
+            run.add_to(self, typed, late);
+        }
+    }
+}
+
+impl CsvMessages {
+    /// The messages gathered, leaving room for as many again.
+    fn take_full(&mut self) -> CsvMessages {
+        fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
+            let capacity = v.len();
+            std::mem::replace(v, Vec::with_capacity(capacity))
+        }
+        CsvMessages {
+            payloads: emptied(&mut self.payloads),
+            ends: emptied(&mut self.ends),
+            metas: emptied(&mut self.metas),
+        }
+    }
+}
+
+impl DecodedCsv {
+    /// Adds the rows typed as `typed` to the frame; the messages holding a
+    /// value that does not fit go to `late`.
+    fn add_to(self, b: &mut FrameBuilder, typed: Typed, late: &mut Vec<BadMessage>) {
+        let Typed {
+            typing,
+            columns,
+            failures,
+        } = typed;
+        let mut why_refused = vec![None; self.metas.len()];
+        for &(r, c) in &failures {
+            let message = self.row_message[r] as usize;
+            if why_refused[message].is_none() {
+                let first_row = self
+                    .row_message
+                    .partition_point(|&m| (m as usize) < message);
+                why_refused[message] = Some(format!(
+                    "line {} of the message: {}, or skip such messages with on_error='skip'",
+                    r - first_row + 1,
+                    typing.misfit(c, self.text[c].value(r), "schema")
+                ));
+            }
+        }
+        let batch = match RecordBatch::try_new(typing.schema.clone(), columns) {
+            Ok(b) => b,
+            Err(e) => panic!("CSV columns typed by one plan do not make a batch: {e}"),
+        };
+        let (batch, metas) = if failures.is_empty() {
+            (batch, self.metas)
+        } else {
+            let keep: BooleanArray = self
+                .row_message
+                .iter()
+                .map(|&m| Some(why_refused[m as usize].is_none()))
+                .collect();
+            let batch = filter_record_batch(&batch, &keep).expect("one mask per row");
+            let mut metas = Vec::new();
+            for ((meta, why), &(s, end)) in self.metas.into_iter().zip(why_refused).zip(&self.spans)
+            {
+                match why {
+                    None => metas.push(meta),
+                    Some(why) => late.push(refused(&meta, why, &self.payloads[s..end])),
+                }
+            }
+            (batch, metas)
+        };
+        if batch.num_rows() > 0 {
+            b.add_part(batch, metas);
+        }
+    }
+}
+
+fn refused(meta: &Meta, error: String, payload: &[u8]) -> BadMessage {
+    BadMessage {
+        topic: meta.topic.to_string(),
+        partition: meta.partition,
+        offset: meta.offset,
+        error,
+        payload: payload.to_vec(),
+    }
+}
+
+/// A text column being built, rolled back when a message turns out bad.
+struct TextColumn {
+    data: Vec<u8>,
+    offsets: Vec<i32>,
+    valid: Vec<bool>,
+    nulls: usize,
+}
+
+impl TextColumn {
+    fn with_capacity(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        Self {
+            data: Vec::with_capacity(rows * 8),
+            offsets,
+            valid: Vec::with_capacity(rows),
+            nulls: 0,
+        }
+    }
+
+    /// Appends a field (empty: null). It must be UTF-8.
+    fn push(&mut self, field: &[u8]) {
+        if field.is_empty() {
+            self.nulls += 1;
+        }
+        self.data.extend_from_slice(field);
+        self.offsets.push(self.data.len() as i32);
+        self.valid.push(!field.is_empty());
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        self.nulls -= self.valid[rows..].iter().filter(|v| !**v).count();
+        self.valid.truncate(rows);
+        self.offsets.truncate(rows + 1);
+        self.data.truncate(self.offsets[rows] as usize);
+    }
+
+    fn finish(self) -> StringArray {
+        let nulls = (self.nulls > 0).then(|| NullBuffer::from(self.valid));
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        // SAFETY: every field is UTF-8 (checked with its message, split at
+        // ASCII delimiters), and the offsets grow from 0 to the data's end.
+        unsafe { StringArray::new_unchecked(offsets, self.data.into(), nulls) }
+    }
+}
+
+/// A run's messages split into fields, in order: the column names pinned
+/// by the first message with rows (or its header line).
+struct Splitter<'a> {
+    options: &'a CsvLineOptions,
+    names: Option<Vec<String>>,
+    fields: Vec<TextColumn>,
+    rows: usize,
+    /// Rows to make room for: the run's messages.
+    capacity: usize,
+    record: csv::ByteRecord,
+}
+
+/// Splits and types a run's messages (on any thread); returns what to add
+/// to the builder.
+fn decode_csv_run(messages: CsvMessages, context: CsvContext) -> Settle {
+    let CsvMessages {
+        payloads,
+        ends,
+        metas: all,
+    } = messages;
+    let promised: usize = all.iter().map(|m| m.rows).sum();
+    let mut split = Splitter {
+        options: &context.options,
+        names: context.names.clone(),
+        fields: Vec::new(),
+        rows: 0,
+        capacity: all.len(),
+        record: csv::ByteRecord::new(),
+    };
+    let mut early = Vec::new();
+    let mut metas = Vec::new();
+    let mut spans = Vec::new();
+    let mut row_message = Vec::new();
+    let mut start = 0;
+    for (mut meta, end) in all.into_iter().zip(ends) {
+        let payload = &payloads[start..end];
+        let span = (start, end);
+        start = end;
+        let before = split.rows;
+        match split.message(payload) {
+            Ok(0) => {}
+            Ok(rows) => {
+                meta.rows = rows;
+                row_message.extend(std::iter::repeat_n(metas.len() as u32, rows));
+                metas.push(meta);
+                spans.push(span);
+            }
+            Err(error) => {
+                split.roll_back(before);
+                early.push(refused(&meta, error, payload));
+            }
+        }
+    }
+    let rows = split.rows;
+    let names = split.names;
+    let text: Vec<StringArray> = split.fields.into_iter().map(TextColumn::finish).collect();
+    let decoded = (rows > 0).then(|| {
+        let types = match &context.typing {
+            Some(typing) => RunTypes::Pinned(Typed::new(typing.clone(), &text)),
+            None => {
+                let options = CsvOptions {
+                    dtypes: context.options.dtypes.clone(),
+                    ..CsvOptions::default()
+                };
+                let names = names.clone().unwrap_or_default();
+                let typed = Typing::plan("the CSV messages", &names, &options, &text)
+                    .map(|t| Typed::new(Arc::new(t), &text))
+                    .map_err(|e| e.to_string());
+                RunTypes::Own(typed)
+            }
+        };
+        let decoded = DecodedCsv {
+            metas,
+            payloads,
+            spans,
+            row_message,
+            text,
+        };
+        (decoded, types)
+    });
+    Box::new(move |b: &mut FrameBuilder| {
+        b.rows = (b.rows + rows).saturating_sub(promised);
+        b.bad.extend(early);
+        b.settle_csv(names, decoded);
+    })
+}
+
+impl Splitter<'_> {
+    /// Appends a message's rows; how many, or why it cannot be read (then
+    /// the caller rolls the columns back).
+    fn message(&mut self, payload: &[u8]) -> std::result::Result<usize, String> {
+        match self.plain_lines(payload) {
+            Some(text) => self.plain(text),
+            None => self.records(payload),
+        }
+    }
+
+    fn roll_back(&mut self, rows: usize) {
+        for f in &mut self.fields {
+            f.truncate(rows);
+        }
+        self.rows = rows;
+    }
+
+    /// The columns, made once the names are known.
+    fn columns(&mut self) -> &mut [TextColumn] {
+        if self.fields.is_empty() {
+            let width = self.names.as_ref().map_or(0, Vec::len);
+            self.fields = (0..width)
+                .map(|_| TextColumn::with_capacity(self.capacity))
+                .collect();
+        }
+        &mut self.fields
     }
 
     /// The payload as text when it is plain lines: no quotes, no carriage
@@ -173,7 +557,7 @@ impl FrameBuilder {
     /// `f"{a},{b}"` writes) are split in place; the rest go through the
     /// csv reader, whose setup alone costs more than splitting a line.
     fn plain_lines<'p>(&self, payload: &'p [u8]) -> Option<&'p str> {
-        let options = &self.text.csv;
+        let options = self.options;
         if options.header
             || !options.delimiter.is_ascii()
             || options.delimiter == b'"'
@@ -185,76 +569,71 @@ impl FrameBuilder {
         std::str::from_utf8(payload).ok()
     }
 
-    fn push_plain_lines(&mut self, m: &MessageRef<'_>, payload: &[u8], text: &str) {
-        let delimiter = self.text.csv.delimiter as char;
-        let lines = || text.split('\n').filter(|l| !l.is_empty());
-        let Some(first) = lines().next() else {
-            return; // no lines
+    fn plain(&mut self, text: &str) -> std::result::Result<usize, String> {
+        let delimiter = self.options.delimiter;
+        let lines = || text.as_bytes().split(|&b| b == b'\n');
+        let Some(first) = lines().find(|l| !l.is_empty()) else {
+            return Ok(0); // no lines
         };
-        let width = match (&self.csv.names, &self.text.csv.columns) {
+        let fields_of = |line: &[u8]| line.iter().filter(|&&b| b == delimiter).count() + 1;
+        let width = match (&self.names, &self.options.columns) {
             (Some(names), _) => names.len(),
             (None, Some(columns)) => columns.len(),
-            (None, None) => first.split(delimiter).count(),
+            (None, None) => fields_of(first),
         };
-        let mut rows = 0;
-        for (i, line) in text.split('\n').enumerate() {
+        for (i, line) in lines().enumerate() {
             if line.is_empty() {
                 continue;
             }
-            let fields = line.split(delimiter).count();
+            let fields = fields_of(line);
             if fields != width {
                 let names = self
-                    .csv
                     .names
                     .clone()
-                    .unwrap_or_else(|| self.text.csv.columns.clone().unwrap_or_default());
-                self.reject(m, wrong_width(i + 1, fields, &names, width));
-                return;
+                    .unwrap_or_else(|| self.options.columns.clone().unwrap_or_default());
+                return Err(wrong_width(i + 1, fields, &names, width));
             }
-            rows += 1;
         }
-        if self.csv.names.is_none() {
-            self.csv.names = Some(match &self.text.csv.columns {
+        if self.names.is_none() {
+            self.names = Some(match &self.options.columns {
                 Some(c) => c.clone(),
                 None => (1..=width).map(|i| format!("column_{i}")).collect(),
             });
         }
-        let run = self.csv_run_for(m, payload, rows);
-        let index = run.metas.len() as u32 - 1;
+        let columns = self.columns();
+        let mut rows = 0;
         for line in lines() {
-            for (builder, field) in run.fields.iter_mut().zip(line.split(delimiter)) {
-                if field.is_empty() {
-                    builder.append_null();
-                } else {
-                    builder.append_value(field);
-                }
+            if line.is_empty() {
+                continue;
             }
-            run.row_message.push(index);
+            for (column, field) in columns.iter_mut().zip(line.split(|&b| b == delimiter)) {
+                column.push(field);
+            }
+            rows += 1;
         }
+        self.rows += rows;
+        Ok(rows)
     }
 
-    /// The fields of each data line of a message (None: empty), or why it
-    /// cannot be read. Pins the column names from the first message.
-    fn csv_records(
-        &mut self,
-        payload: &[u8],
-    ) -> std::result::Result<Option<Vec<Vec<Option<String>>>>, String> {
-        let options = &self.text.csv;
+    /// The data lines of a message that is not plain lines, through the
+    /// csv reader. Pins the column names from the first message.
+    fn records(&mut self, payload: &[u8]) -> std::result::Result<usize, String> {
+        let options = self.options;
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(options.delimiter)
             .has_headers(false)
             .flexible(true)
             .from_reader(payload);
-        let mut record = std::mem::take(&mut self.csv.record);
-        let mut out = Vec::new();
+        let mut record = std::mem::take(&mut self.record);
+        let mut rows = 0;
         let mut line = 0;
         let mut header_seen = !options.header;
-        loop {
+        let result = loop {
             match reader.read_byte_record(&mut record) {
                 Ok(true) => {}
-                Ok(false) => break,
+                Ok(false) => break Ok(rows),
                 Err(e) => {
-                    return Err(format!(
+                    break Err(format!(
                         "line {} of the message is not CSV ({e}): fix the producer, or skip \
                          such messages with on_error='skip'",
                         line + 1
@@ -266,24 +645,31 @@ impl FrameBuilder {
                 continue; // a blank line
             }
             let mut fields = Vec::with_capacity(record.len());
+            let mut not_text = None;
             for (i, f) in record.iter().enumerate() {
-                let Some(text) = decode_field(f, options.encoding) else {
-                    return Err(format!(
-                        "field {} on line {line} of the message is not UTF-8: pass \
-                         encoding='latin-1' (or 'auto': UTF-8, else Latin-1)",
-                        i + 1
-                    ));
-                };
-                fields.push(text.into_owned());
+                match decode_field(f, options.encoding) {
+                    Some(text) => fields.push(text),
+                    None => {
+                        not_text = Some(i);
+                        break;
+                    }
+                }
+            }
+            if let Some(i) = not_text {
+                break Err(format!(
+                    "field {} on line {line} of the message is not UTF-8: pass \
+                     encoding='latin-1' (or 'auto': UTF-8, else Latin-1)",
+                    i + 1
+                ));
             }
             if !header_seen {
                 header_seen = true;
                 let found: Vec<String> = fields.iter().map(|f| f.trim().to_owned()).collect();
-                match (&options.columns, &self.csv.names) {
+                match (&options.columns, &self.names) {
                     // columns= names them: the header line is only skipped.
                     (Some(_), _) => {}
                     (None, Some(names)) if *names != found => {
-                        return Err(format!(
+                        break Err(format!(
                             "the header line names the columns {found:?}, the stream's first \
                              message named {names:?}: one stream has one header"
                         ))
@@ -291,104 +677,31 @@ impl FrameBuilder {
                     (None, Some(_)) => {}
                     (None, None) => {
                         if let Some(missing) = options.dtypes.keys().find(|d| !found.contains(d)) {
-                            return Err(format!(
+                            break Err(format!(
                                 "schema names column {missing:?}, which the header line \
                                  {found:?} does not"
                             ));
                         }
-                        self.csv.names = Some(found);
+                        self.names = Some(found);
                     }
                 }
                 continue;
             }
-            let names = self
-                .csv
-                .names
-                .get_or_insert_with(|| match &options.columns {
-                    Some(c) => c.clone(),
-                    None => (1..=fields.len()).map(|i| format!("column_{i}")).collect(),
-                });
+            let names = self.names.get_or_insert_with(|| match &options.columns {
+                Some(c) => c.clone(),
+                None => (1..=fields.len()).map(|i| format!("column_{i}")).collect(),
+            });
             if fields.len() != names.len() {
-                return Err(wrong_width(line, fields.len(), names, names.len()));
+                break Err(wrong_width(line, fields.len(), names, names.len()));
             }
-            out.push(
-                fields
-                    .into_iter()
-                    .map(|f| (!f.is_empty()).then_some(f))
-                    .collect(),
-            );
-        }
-        self.csv.record = record;
-        Ok(Some(out))
-    }
-
-    /// Types the CSV rows gathered (inferring the types the first time),
-    /// refusing the messages holding a value that does not fit.
-    pub(super) fn flush_csv(&mut self) {
-        let Some(mut run) = self.csv_run.take() else {
-            return;
+            for (column, field) in self.columns().iter_mut().zip(&fields) {
+                column.push(field.as_bytes());
+            }
+            self.rows += 1;
+            rows += 1;
         };
-        let columns: Vec<StringArray> = run.fields.iter_mut().map(|b| b.finish()).collect();
-        let names = self.csv.names.clone().unwrap_or_default();
-        if self.csv.typing.is_none() {
-            let options = CsvOptions {
-                dtypes: self.text.csv.dtypes.clone(),
-                ..CsvOptions::default()
-            };
-            match Typing::plan("the CSV messages", &names, &options, &columns) {
-                Ok(t) => self.csv.typing = Some(t),
-                Err(e) => {
-                    for (i, meta) in run.metas.iter().enumerate() {
-                        let (s, end) = run.spans[i];
-                        self.reject_late(meta, e.to_string(), &run.payloads[s..end]);
-                    }
-                    return;
-                }
-            }
-        }
-        let typing = self.csv.typing.as_ref().expect("typed above");
-        let (typed, failures) = typing.columns(&columns);
-        let mut refused = vec![None; run.metas.len()];
-        for &(r, c) in &failures {
-            let message = run.row_message[r] as usize;
-            if refused[message].is_none() {
-                let first_row = run.row_message.partition_point(|&m| (m as usize) < message);
-                refused[message] = Some(format!(
-                    "line {} of the message: {}, or skip such messages with on_error='skip'",
-                    r - first_row + 1,
-                    typing.misfit(c, columns[c].value(r), "schema")
-                ));
-            }
-        }
-        let schema = typing.schema.clone();
-        let batch = match RecordBatch::try_new(schema, typed) {
-            Ok(b) => b,
-            Err(e) => panic!("CSV columns typed by one plan do not make a batch: {e}"),
-        };
-        let (batch, metas) = if failures.is_empty() {
-            (batch, run.metas)
-        } else {
-            let keep: BooleanArray = run
-                .row_message
-                .iter()
-                .map(|&m| Some(refused[m as usize].is_none()))
-                .collect();
-            let batch = filter_record_batch(&batch, &keep).expect("one mask per row");
-            let mut metas = Vec::new();
-            for (i, (meta, why)) in run.metas.into_iter().zip(refused).enumerate() {
-                match why {
-                    None => metas.push(meta),
-                    Some(why) => {
-                        let (s, end) = run.spans[i];
-                        self.reject_late(&meta, why, &run.payloads[s..end]);
-                    }
-                }
-            }
-            (batch, metas)
-        };
-        if batch.num_rows() > 0 {
-            self.add_part(batch, metas);
-        }
+        self.record = record;
+        result
     }
 }
 
@@ -558,6 +871,73 @@ mod tests {
         let out = b.take_frame().unwrap().unwrap().concat().unwrap();
         assert_eq!(out.schema().field(1).name(), "column_2");
         assert_eq!(out.column(1).as_string::<i32>().value(0), "a,b");
+    }
+
+    #[test]
+    fn runs_decoded_aside_read_as_one_run() {
+        // The first run's temperatures are whole numbers, the later ones not:
+        // the frame's types are those of all its rows.
+        let n = 2 * RUN_MESSAGES + 100;
+        let line = |i: usize| match i {
+            i if i < RUN_MESSAGES + 10 => format!("2023-03-20 12:00:{:02},{},{i}", i % 60, i % 30),
+            i => format!("2023-03-20 12:00:{:02}.5,{}.25,{i}", i % 60, i % 30),
+        };
+        let mut b = builder(named(&["t", "temp", "n"]));
+        for i in 0..n {
+            let value = if i == 40_000 {
+                "1,2".to_owned()
+            } else {
+                line(i)
+            };
+            b.push(msg(value.as_bytes(), i as i64, None));
+        }
+        let frame = b.take_frame().unwrap().unwrap();
+        assert!(frame.batches.len() >= 3, "a part per run");
+        let out = frame.concat().unwrap();
+        assert_eq!(out.num_rows(), n - 1);
+        let types: Vec<_> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                DataType::Float64,
+                DataType::Int64
+            ]
+        );
+        let numbers = out.column(2).as_primitive::<Int64Type>();
+        assert_eq!(
+            numbers.values().iter().sum::<i64>(),
+            (0..n as i64).sum::<i64>() - 40_000
+        );
+        let last = out.column(1).as_primitive::<Float64Type>().value(n - 2);
+        assert_eq!(last, ((n - 1) % 30) as f64 + 0.25);
+        let bad = b.take_bad();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].offset, 40_000);
+        assert!(
+            bad[0].error.contains("2 fields where 3 columns"),
+            "{}",
+            bad[0].error
+        );
+        // Types pinned: a misfit is refused when the frame is taken, after
+        // the lines of the wrong width, as when the rows were split then.
+        for i in n..2 * n {
+            let value = match i - n {
+                40_000 => "2023-03-20 12:00:00,x,1".to_owned(),
+                50_000 => "1,2".to_owned(),
+                _ => line(i),
+            };
+            b.push(msg(value.as_bytes(), i as i64, None));
+        }
+        assert_eq!(b.take_frame().unwrap().unwrap().num_rows(), n - 2);
+        let bad: Vec<_> = b.take_bad().into_iter().map(|m| m.offset).collect();
+        assert_eq!(bad, [n as i64 + 50_000, n as i64 + 40_000]);
+        assert_eq!(b.rows(), 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! columns of consecutive parts into one frame.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use arrow_array::builder::{BooleanBufferBuilder, StringBuilder};
@@ -113,6 +113,10 @@ pub(super) enum Decoded {
     Bad { bad: BadMessage, rows: usize },
 }
 
+/// What a run decoded on a worker thread adds to the builder (its part,
+/// its bad messages), applied on the builder's own thread.
+pub(super) type Settle = Box<dyn FnOnce(&mut FrameBuilder) + Send>;
+
 /// Collects messages and turns them into one record batch.
 pub struct FrameBuilder {
     pub(super) hint: FormatHint,
@@ -140,12 +144,16 @@ pub struct FrameBuilder {
     pub(super) text: TextOptions,
     /// Messages read raw or as text, not yet a part.
     pub(super) raw: Option<RawRun>,
-    /// CSV rows not yet typed, and the stream's columns and types.
+    /// CSV messages not yet decoded or typed, and the stream's columns and types.
     pub(super) csv_run: Option<CsvRun>,
     pub(super) csv: CsvStream,
-    /// Avro messages of one schema id, decoded as they come.
+    /// Avro messages of one schema id, gathered to be decoded in runs.
     pub(super) avro: Option<AvroRun>,
     pub(super) registry: RegistryState,
+    /// A run being decoded on a worker thread while the next messages
+    /// arrive; settled before any other part is added, so parts keep the
+    /// order of their messages.
+    decoding: Option<JoinHandle<Settle>>,
     pub(super) bad: Vec<BadMessage>,
     pub(super) rows: usize,
     /// Next offset to consume, per (topic, partition), of everything pushed.
@@ -156,8 +164,6 @@ pub struct FrameBuilder {
     deferred: BTreeMap<(String, i32), i64>,
     deferred_from: BTreeMap<(String, i32), i64>,
     topic_names: BTreeMap<String, Arc<str>>,
-    /// A full run decoding on a worker thread while the next messages are read.
-    behind: Option<JoinHandle<Vec<Decoded>>>,
 }
 
 impl FrameBuilder {
@@ -181,6 +187,7 @@ impl FrameBuilder {
             csv: CsvStream::default(),
             avro: None,
             registry: RegistryState::default(),
+            decoding: None,
             bad: Vec::new(),
             rows: 0,
             positions: BTreeMap::new(),
@@ -188,7 +195,6 @@ impl FrameBuilder {
             deferred: BTreeMap::new(),
             deferred_from: BTreeMap::new(),
             topic_names: BTreeMap::new(),
-            behind: None,
         }
     }
 
@@ -204,44 +210,21 @@ impl FrameBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.behind.is_none()
-            && self.parts.is_empty()
+        self.parts.is_empty()
             && self.json.is_none()
             && self.raw.is_none()
             && self.csv_run.is_none()
             && self.avro.is_none()
+            && self.decoding.is_none()
             && self.bad.is_empty()
     }
 
-    /// Decodes a full run on a worker thread (one run at a time), while the
-    /// polling thread goes on reading: decoding costs as much as polling, and
-    /// the two then share the cores. `work` runs its decoders in [`guarded`].
-    pub(super) fn decode_behind(&mut self, work: impl FnOnce() -> Vec<Decoded> + Send + 'static) {
-        self.settle();
-        self.behind = Some(
-            std::thread::Builder::new()
-                .name("tskafka-decode".into())
-                .spawn(work)
-                .expect("spawn a decoding thread"),
-        );
-    }
-
     #[cfg(test)]
-    pub(super) fn is_decoding_behind(&self) -> bool {
-        self.behind.is_some()
+    pub(super) fn is_decoding_aside(&self) -> bool {
+        self.decoding.is_some()
     }
 
-    /// Waits for the run decoding behind, if any, and adds what it gave.
-    fn settle(&mut self) {
-        if let Some(worker) = self.behind.take() {
-            let decoded = worker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            self.add_decoded(decoded);
-        }
-    }
-
-    /// Adds what a run's decoding gave, after anything decoding behind.
+    /// Adds what a run's decoding gave, after the run decoding aside.
     pub(super) fn add_decoded(&mut self, decoded: Vec<Decoded>) {
         self.settle();
         for d in decoded {
@@ -295,12 +278,14 @@ impl FrameBuilder {
     /// Drops everything collected; returns the first offset pushed per
     /// partition, where reading must resume for nothing to be lost.
     pub fn reset(&mut self) -> BTreeMap<(String, i32), i64> {
-        self.settle();
         self.parts.clear();
         self.json = None;
         self.raw = None;
         self.csv_run = None;
         self.avro = None;
+        if let Some(worker) = self.decoding.take() {
+            let _ = worker.join(); // its rows are read again
+        }
         self.registry.unavailable = None;
         self.bad.clear();
         self.rows = 0;
@@ -340,17 +325,6 @@ impl FrameBuilder {
             offset: m.offset,
             error,
             payload: m.payload.unwrap_or_default().to_vec(),
-        });
-    }
-
-    /// A message refused after it was gathered (its rows dropped).
-    pub(super) fn reject_late(&mut self, meta: &Meta, error: String, payload: &[u8]) {
-        self.bad.push(BadMessage {
-            topic: meta.topic.to_string(),
-            partition: meta.partition,
-            offset: meta.offset,
-            error,
-            payload: payload.to_vec(),
         });
     }
 
@@ -463,6 +437,38 @@ impl FrameBuilder {
             },
         };
         self.parts.push(part);
+    }
+
+    /// Decodes a full run on a worker thread while this one polls the next
+    /// messages. One run at a time: the one before is settled first.
+    pub(super) fn decode_aside(&mut self, decode: impl FnOnce() -> Settle + Send + 'static) {
+        self.settle();
+        // If no thread can be made, the run is decoded here.
+        let work = Arc::new(Mutex::new(Some(decode)));
+        let taken = work.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tskafka-decode".into())
+            .spawn(move || {
+                let decode = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+                decode.expect("taken once")()
+            });
+        match spawned {
+            Ok(worker) => self.decoding = Some(worker),
+            Err(_) => {
+                let decode = work.lock().unwrap_or_else(PoisonError::into_inner).take();
+                decode.expect("not taken by a thread that never ran")()(self);
+            }
+        }
+    }
+
+    /// Adds what the run on the worker thread decoded, once it is done.
+    pub(super) fn settle(&mut self) {
+        if let Some(worker) = self.decoding.take() {
+            match worker.join() {
+                Ok(settle) => settle(self),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
     }
 
     /// Decodes what formats hold back to decode together (a JSON run).

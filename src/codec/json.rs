@@ -110,7 +110,10 @@ impl FrameBuilder {
             // Decoded in pieces, on a worker thread while the next messages arrive.
             let run = self.json.take().expect("held above");
             let cx = self.json_context();
-            self.decode_behind(move || decode_run(run, &cx));
+            self.decode_aside(move || {
+                let decoded = decode_run(run, &cx);
+                Box::new(move |b: &mut FrameBuilder| b.add_decoded(decoded))
+            });
         }
     }
 
@@ -802,7 +805,7 @@ mod tests {
         let mut decoded_behind = 0;
         for (i, p) in payloads.iter().enumerate() {
             b.push(msg(p, i as i64, None));
-            decoded_behind += usize::from(b.is_decoding_behind());
+            decoded_behind += usize::from(b.is_decoding_aside());
         }
         assert!(decoded_behind > 0);
         let frame = b.take_frame().unwrap().unwrap().concat().unwrap();
