@@ -34,7 +34,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde_json::{json, Map, Value};
 
 use super::confluent::{frame_header, unframe, RegisteredSchema, SchemaType, HEADER_LEN};
-use super::frame::{guarded, BadMessage, FrameBuilder, MessageRef, Meta, Settle};
+use super::frame::{emptied, guarded, BadMessage, FrameBuilder, MessageRef, Meta, Settle};
 use super::text::batch_with_string_views;
 use crate::error::{Error, Result};
 
@@ -1062,10 +1062,6 @@ impl AvroRun {
     /// The messages gathered so far, as a run of their own; this one goes
     /// on empty for the next messages of the same id.
     fn take_full(&mut self) -> AvroRun {
-        fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
-            let capacity = v.len();
-            std::mem::replace(v, Vec::with_capacity(capacity))
-        }
         AvroRun {
             id: self.id,
             ty: self.ty.clone(),

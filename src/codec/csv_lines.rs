@@ -19,7 +19,7 @@ use arrow_schema::DataType;
 use arrow_select::filter::filter_record_batch;
 
 use super::csv::{decode_field, CsvOptions, Encoding, Typing};
-use super::frame::{BadMessage, FrameBuilder, MessageRef, Meta, Settle};
+use super::frame::{emptied, BadMessage, FrameBuilder, MessageRef, Meta, Settle};
 use crate::error::{Error, Result};
 
 /// How CSV lines are read.
@@ -317,10 +317,6 @@ impl FrameBuilder {
 impl CsvMessages {
     /// The messages gathered, leaving room for as many again.
     fn take_full(&mut self) -> CsvMessages {
-        fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
-            let capacity = v.len();
-            std::mem::replace(v, Vec::with_capacity(capacity))
-        }
         CsvMessages {
             payloads: emptied(&mut self.payloads),
             ends: emptied(&mut self.ends),

@@ -742,6 +742,13 @@ fn repeated_text(
     builder.finish()
 }
 
+/// What `v` held, leaving it empty with room for as many again (a run of
+/// messages handed to a worker while the next run gathers).
+pub(super) fn emptied<T>(v: &mut Vec<T>) -> Vec<T> {
+    let capacity = v.len();
+    std::mem::replace(v, Vec::with_capacity(capacity))
+}
+
 /// What a message refused by [`guarded`] says.
 pub const DECODER_PANICKED: &str = "the decoder failed on this message";
 
