@@ -39,8 +39,13 @@ pub(super) struct JsonRun {
 
 impl FrameBuilder {
     pub(super) fn push_json(&mut self, m: &MessageRef<'_>, payload: &[u8], first: Option<u8>) {
-        let header = m.schema_header.map(<[u8]>::to_vec);
-        if self.json.as_ref().is_some_and(|r| r.header != header) {
+        // Compared in place: a run copies its header once, not per message.
+        let header = m.schema_header;
+        if self
+            .json
+            .as_ref()
+            .is_some_and(|r| r.header.as_deref() != header)
+        {
             self.flush_json();
         }
         // Python's NaN and Infinity tokens are read as null: in the run, on
@@ -71,7 +76,7 @@ impl FrameBuilder {
             },
         };
         let run = self.json.get_or_insert_with(|| JsonRun {
-            header,
+            header: header.map(<[u8]>::to_vec),
             lines: Vec::with_capacity(RUN_BYTES),
             spans: Vec::new(),
         });
