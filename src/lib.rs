@@ -9,6 +9,7 @@ pub mod broker;
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod records;
 pub mod in_process;
 pub mod registry;
 pub mod replay;

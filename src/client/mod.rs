@@ -13,6 +13,8 @@
 //!   native thread into a buffer and/or a callback.
 //! - [`scan`]: a snapshot of a topic read as a table: offset ranges from
 //!   watermarks and time lookups, partitions read in parallel, fetch statistics.
+//!   [`fetch`]: the Kafka requests a scan sends itself when it can (plaintext),
+//!   reading fetched batches in place rather than message by message.
 //! - [`admin`]: topics created, deleted, listed and described.
 //! - [`mock_cluster`]: librdkafka's in-process mock cluster, for fault tests.
 //!
@@ -24,6 +26,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod context;
+pub mod fetch;
 pub mod mock_cluster;
 pub mod producer;
 pub mod registry;

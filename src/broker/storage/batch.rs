@@ -1,60 +1,12 @@
 //! Kafka record batches (magic 2) as the broker stores them: the 61-byte
 //! header read and patched in place, the CRC checked, and the records
-//! decoded only to find a timestamp inside a batch.
+//! read (in [`crate::records`]) only to find a timestamp inside a batch.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 
-/// Base offset through record count.
-pub const HEADER: usize = 61;
-
-const MAGIC: usize = 16;
-const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
-const TRANSACTIONAL: i16 = 1 << 4;
-const CONTROL: i16 = 1 << 5;
-
-/// A batch's header fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub base_offset: i64,
-    pub attributes: i16,
-    pub last_offset_delta: i32,
-    pub base_timestamp: i64,
-    pub max_timestamp: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
-    pub record_count: i32,
-}
-
-fn i16_at(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn i32_at(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn i64_at(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// The header of a whole batch (at least [`HEADER`] bytes).
-pub fn header(b: &[u8]) -> Header {
-    Header {
-        base_offset: i64_at(b, 0),
-        attributes: i16_at(b, ATTRIBUTES),
-        last_offset_delta: i32_at(b, 23),
-        base_timestamp: i64_at(b, 27),
-        max_timestamp: i64_at(b, 35),
-        producer_id: i64_at(b, 43),
-        producer_epoch: i16_at(b, 51),
-        base_sequence: i32_at(b, 53),
-        record_count: i32_at(b, 57),
-    }
-}
+pub use crate::records::{header, Header, HEADER};
+use crate::records::{i32_at, offsets_and_timestamps, ATTRIBUTES, CONTROL, CRC, MAGIC, TRANSACTIONAL};
 
 /// Why a produced batch is refused, and the message the client sees.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,30 +95,17 @@ pub fn place(batch: &mut BytesMut, base_offset: i64) {
 /// The offset and timestamp of the first record of `batch` whose
 /// timestamp is at least `at_ms`.
 pub fn first_at_or_after(batch: &Bytes, at_ms: i64) -> Option<(i64, i64)> {
-    records(batch).into_iter().find(|(_, ts)| *ts >= at_ms)
+    offsets_and_timestamps(batch).into_iter().find(|(_, ts)| *ts >= at_ms)
 }
 
 /// The offset and timestamp of the first record holding `batch`'s largest timestamp.
 pub fn latest_timestamp(batch: &Bytes) -> Option<(i64, i64)> {
-    records(batch)
+    offsets_and_timestamps(batch)
         .into_iter()
         .fold(None, |best: Option<(i64, i64)>, r| match best {
             Some(b) if b.1 >= r.1 => Some(b),
             _ => Some(r),
         })
-}
-
-/// Each record's offset and timestamp (empty if the batch cannot be read).
-fn records(batch: &Bytes) -> Vec<(i64, i64)> {
-    let mut buf = batch.clone();
-    match RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set
-            .records
-            .iter()
-            .map(|r| (r.offset, r.timestamp))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 #[cfg(test)]

@@ -34,10 +34,13 @@ use rdkafka::{Offset, TopicPartitionList};
 pub use range::Filter;
 
 use crate::client::consumer::read::push_message;
+use crate::client::fetch::{self, Direct, Link};
 use crate::client::{self, Context, Settings};
 use crate::codec::{
-    FormatHint, Frame, FrameBuilder, SchemaSource, HEADERS_COLUMN, METADATA_COLUMNS,
+    FormatHint, Frame, FrameBuilder, HeaderSource, MessageRef, SchemaSource, HEADERS_COLUMN,
+    METADATA_COLUMNS, SCHEMA_HEADER,
 };
+use crate::records::{self, Aborted};
 use crate::error::{Error, Result};
 use crate::wait::{self, Check, SLICE};
 
@@ -116,6 +119,8 @@ impl Default for RunOptions {
 /// The offsets a scan reads, fixed when it is planned.
 pub struct Scan {
     settings: Settings,
+    /// Set when the cluster is read with Kafka's requests sent directly.
+    direct: Option<Direct>,
     /// Where framed messages' schemas come from (`schema.registry.url`).
     registry: Option<Arc<dyn SchemaSource>>,
     options: ScanOptions,
@@ -225,6 +230,144 @@ fn offsets_for_time(
         .collect()
 }
 
+/// The partitions of a topic of `count` that a scan reads: all, or those
+/// asked (which must exist).
+fn chosen_partitions(topic: &str, count: usize, asked: Option<&[i32]>) -> Result<Vec<i32>> {
+    match asked {
+        None => Ok((0..count as i32).collect()),
+        Some(asked) => {
+            let asked: BTreeSet<i32> = asked.iter().copied().collect();
+            if let Some(p) = asked.iter().find(|p| **p < 0 || **p as usize >= count) {
+                return Err(Error::Config(format!(
+                    "partition {p} does not exist: topic {topic:?} has partitions 0..{}",
+                    count - 1
+                )));
+            }
+            Ok(asked.into_iter().collect())
+        }
+    }
+}
+
+/// Each partition's range from its watermarks and the filter's time lookups.
+fn ranges_of(
+    partitions: &[i32],
+    watermarks: &[(i64, i64)],
+    starts: &[Option<range::Lookup>],
+    ends: &[Option<range::Lookup>],
+    filter: &Filter,
+) -> Vec<PartitionRange> {
+    partitions
+        .iter()
+        .enumerate()
+        .map(|(i, &partition)| {
+            let (low, high) = watermarks[i];
+            let (start, end) = range::resolve(low, high, filter, starts[i], ends[i]);
+            PartitionRange {
+                partition,
+                low,
+                high,
+                start,
+                end,
+            }
+        })
+        .collect()
+}
+
+/// The plan, asked with Kafka's requests sent directly.
+fn plan_direct(
+    direct: Direct,
+    options: &ScanOptions,
+    check: Check<'_>,
+) -> Result<Vec<PartitionRange>> {
+    let topic = options.topic.clone();
+    let asked = options.partitions.clone();
+    let filter = options.filter;
+    let timeout = direct.timeout();
+    off_thread(
+        "reading the topic's offsets",
+        move || {
+            let mut link = Link::new(direct);
+            let count = link.partitions(&topic)?;
+            let partitions = chosen_partitions(&topic, count, asked.as_deref())?;
+            let lows = link.list_offsets(&topic, &partitions, fetch::EARLIEST)?;
+            let highs = link.list_offsets(&topic, &partitions, fetch::LATEST)?;
+            let watermarks: Vec<(i64, i64)> = lows.into_iter().zip(highs).collect();
+            let mut lookup = |at: Option<i64>| -> Result<Vec<Option<range::Lookup>>> {
+                match at {
+                    None => Ok(vec![None; partitions.len()]),
+                    // -1: no record is that late.
+                    Some(t) => Ok(link
+                        .list_offsets(&topic, &partitions, t)?
+                        .into_iter()
+                        .map(|o| Some((o >= 0).then_some(o)))
+                        .collect()),
+                }
+            };
+            let starts = lookup(filter.start_ms)?;
+            let ends = lookup(filter.end_ms)?;
+            Ok(ranges_of(&partitions, &watermarks, &starts, &ends, &filter))
+        },
+        timeout,
+        check,
+    )
+}
+
+/// The plan, asked through a librdkafka client (TLS, SASL).
+fn plan_with_librdkafka(
+    settings: &Settings,
+    options: &ScanOptions,
+    timeout: Duration,
+    check: Check<'_>,
+) -> Result<Vec<PartitionRange>> {
+    let consumer: Arc<BaseConsumer<Context>> =
+        Arc::new(client::create(settings, Context::default())?);
+    let topic = options.topic.clone();
+    let count = {
+        let consumer = consumer.clone();
+        let mut serve = || {
+            // Serves the client's events so that a failure to connect is recorded.
+            let _ = consumer.poll(Duration::ZERO);
+            check()
+        };
+        client::partition_counts(consumer.client(), settings, &[&topic], timeout, &mut serve)?[0]
+    };
+    let partitions = chosen_partitions(&topic, count, options.partitions.as_deref())?;
+    let filter = options.filter;
+    let planner = consumer.clone();
+    let ranges = off_thread(
+        "reading the topic's offsets",
+        move || {
+            let watermarks = partitions
+                .iter()
+                .map(|&p| {
+                    consumer.fetch_watermarks(&topic, p, timeout).map_err(|e| {
+                        Error::kafka(format!("cannot read the offsets of {topic}[{p}]"), &e)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let lookup = |at: Option<i64>| -> Result<Vec<Option<range::Lookup>>> {
+                match at {
+                    None => Ok(vec![None; partitions.len()]),
+                    Some(t) => Ok(offsets_for_time(&consumer, &topic, &partitions, t, timeout)?
+                        .into_iter()
+                        .map(Some)
+                        .collect()),
+                }
+            };
+            let starts = lookup(filter.start_ms)?;
+            let ends = lookup(filter.end_ms)?;
+            Ok(ranges_of(&partitions, &watermarks, &starts, &ends, &filter))
+        },
+        timeout,
+        check,
+    );
+    // Its close waits for the group coordinator: not the caller's wait.
+    let _ = std::thread::Builder::new()
+        .name("tskafka-scan-close".into())
+        .spawn(move || drop(planner));
+    ranges
+}
+
 impl Scan {
     /// Fixes the offsets to read: the topic's partitions (or those asked),
     /// their watermarks now, and the time range's offsets.
@@ -233,82 +376,14 @@ impl Scan {
             crate::client::registry::take_from(&mut settings)?.map(|r| r as Arc<dyn SchemaSource>);
         let settings = scan_settings(settings);
         let timeout = Duration::from_secs_f64(options.timeout.max(0.1));
-        let consumer: Arc<BaseConsumer<Context>> =
-            Arc::new(client::create(&settings, Context::default())?);
-        let topic = options.topic.clone();
-        let count = {
-            let consumer = consumer.clone();
-            let mut serve = || {
-                // Serves the client's events so that a failure to connect is recorded.
-                let _ = consumer.poll(Duration::ZERO);
-                check()
-            };
-            client::partition_counts(consumer.client(), &settings, &[&topic], timeout, &mut serve)?
-                [0]
+        let direct = Direct::for_settings(&settings, timeout)?;
+        let ranges = match &direct {
+            Some(direct) => plan_direct(direct.clone(), &options, check)?,
+            None => plan_with_librdkafka(&settings, &options, timeout, check)?,
         };
-        let partitions: Vec<i32> = match &options.partitions {
-            None => (0..count as i32).collect(),
-            Some(asked) => {
-                let asked: BTreeSet<i32> = asked.iter().copied().collect();
-                if let Some(p) = asked.iter().find(|p| **p < 0 || **p as usize >= count) {
-                    return Err(Error::Config(format!(
-                        "partition {p} does not exist: topic {topic:?} has partitions 0..{}",
-                        count - 1
-                    )));
-                }
-                asked.into_iter().collect()
-            }
-        };
-        let filter = options.filter;
-        let asked = partitions.clone();
-        let planner = consumer.clone();
-        let ranges = off_thread(
-            "reading the topic's offsets",
-            move || {
-                let watermarks = asked
-                    .iter()
-                    .map(|&p| {
-                        consumer.fetch_watermarks(&topic, p, timeout).map_err(|e| {
-                            Error::kafka(format!("cannot read the offsets of {topic}[{p}]"), &e)
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let lookup = |at: Option<i64>| -> Result<Vec<Option<range::Lookup>>> {
-                    match at {
-                        None => Ok(vec![None; asked.len()]),
-                        Some(t) => Ok(offsets_for_time(&consumer, &topic, &asked, t, timeout)?
-                            .into_iter()
-                            .map(Some)
-                            .collect()),
-                    }
-                };
-                let starts = lookup(filter.start_ms)?;
-                let ends = lookup(filter.end_ms)?;
-                Ok(asked
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &partition)| {
-                        let (low, high) = watermarks[i];
-                        let (start, end) = range::resolve(low, high, &filter, starts[i], ends[i]);
-                        PartitionRange {
-                            partition,
-                            low,
-                            high,
-                            start,
-                            end,
-                        }
-                    })
-                    .collect())
-            },
-            timeout,
-            check,
-        )?;
-        // Its close waits for the group coordinator: not the caller's wait.
-        let _ = std::thread::Builder::new()
-            .name("tskafka-scan-close".into())
-            .spawn(move || drop(planner));
         Ok(Self {
             settings,
+            direct,
             registry,
             options,
             ranges,
@@ -352,6 +427,7 @@ impl Scan {
         let (tx, rx) = mpsc::sync_channel(threads.max(1) * 2);
         let job = Arc::new(Job {
             settings: self.settings.clone(),
+            direct: self.direct.clone(),
             registry: self.registry.clone(),
             headers: self.options.headers,
             topic: self.options.topic.clone(),
@@ -395,6 +471,7 @@ fn job_stop(job: &Job) {
 /// What the threads of one run share.
 struct Job {
     settings: Settings,
+    direct: Option<Direct>,
     registry: Option<Arc<dyn SchemaSource>>,
     headers: bool,
     topic: String,
@@ -420,25 +497,37 @@ impl Job {
 
 type Sent = Result<(i32, Frame)>;
 
-/// One thread: takes partitions until none is left, each read with the
-/// thread's own consumer assigned to it. The channel closes before the
-/// consumer does: librdkafka's close waits for its group coordinator, which
-/// the reader need not wait for.
-fn read_partitions(job: &Job, tx: SyncSender<Sent>) {
-    let consumer: BaseConsumer<Context> = match client::create(&job.settings, Context::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            job_stop(job);
-            let _ = tx.send(Err(e));
-            return;
-        }
-    };
-    read_each(job, &consumer, &tx);
-    drop(tx);
-    drop(consumer);
+/// What one thread reads with: Kafka's requests sent directly when the
+/// cluster allows, else (or for a legacy batch) a librdkafka consumer,
+/// made when first needed.
+struct Fetchers {
+    link: Option<Link>,
+    consumer: Option<BaseConsumer<Context>>,
 }
 
-fn read_each(job: &Job, consumer: &BaseConsumer<Context>, tx: &SyncSender<Sent>) {
+impl Fetchers {
+    fn consumer(&mut self, job: &Job) -> Result<&BaseConsumer<Context>> {
+        if self.consumer.is_none() {
+            self.consumer = Some(client::create(&job.settings, Context::default())?);
+        }
+        Ok(self.consumer.as_ref().expect("just made"))
+    }
+}
+
+/// One thread: takes partitions until none is left. The channel closes
+/// before a librdkafka consumer does: its close waits for its group
+/// coordinator, which the reader need not wait for.
+fn read_partitions(job: &Job, tx: SyncSender<Sent>) {
+    let mut fetchers = Fetchers {
+        link: job.direct.clone().map(Link::new),
+        consumer: None,
+    };
+    read_each(job, &mut fetchers, &tx);
+    drop(tx);
+    drop(fetchers);
+}
+
+fn read_each(job: &Job, fetchers: &mut Fetchers, tx: &SyncSender<Sent>) {
     loop {
         if job.stopped() {
             return;
@@ -449,7 +538,7 @@ fn read_each(job: &Job, consumer: &BaseConsumer<Context>, tx: &SyncSender<Sent>)
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
         let Some(i) = next else { return };
-        match read_partition(job, consumer, i, tx) {
+        match read_partition(job, fetchers, i, tx) {
             Ok(()) => {}
             Err(Error::Stopped) => return,
             Err(e) => {
@@ -463,45 +552,331 @@ fn read_each(job: &Job, consumer: &BaseConsumer<Context>, tx: &SyncSender<Sent>)
 
 fn read_partition(
     job: &Job,
-    consumer: &BaseConsumer<Context>,
+    fetchers: &mut Fetchers,
     i: usize,
     tx: &SyncSender<Sent>,
 ) -> Result<()> {
     let r = job.ranges[i];
+    let mut reader = PartitionReader::new(job, i, tx);
+    let from = match &mut fetchers.link {
+        None => r.start,
+        Some(link) => match read_directly(job, link, &mut reader, r)? {
+            Ended::Read(done) => return reader.finish(done),
+            Ended::Legacy(from) => from,
+        },
+    };
+    let consumer = fetchers.consumer(job)?;
+    let done = read_with_librdkafka(job, consumer, &mut reader, r, from)?;
+    reader.finish(done)
+}
+
+/// The rows of one partition as its messages come: the stats, the frame
+/// being built, handed over whenever it holds a frame's worth.
+struct PartitionReader<'a> {
+    job: &'a Job,
+    i: usize,
+    tx: &'a SyncSender<Sent>,
+    builder: FrameBuilder,
+    /// Rows already counted in the job's `rows_read`.
+    counted: usize,
+    latest: i64,
+}
+
+impl<'a> PartitionReader<'a> {
+    fn new(job: &'a Job, i: usize, tx: &'a SyncSender<Sent>) -> Self {
+        let mut builder = FrameBuilder::new(job.format, true, job.json_schema.clone());
+        builder.string_views = job.options.string_views;
+        builder.set_schema_source(job.registry.clone());
+        let columns = job.options.columns.as_ref();
+        builder.headers =
+            job.headers && columns.is_none_or(|cs| cs.iter().any(|c| c == HEADERS_COLUMN));
+        builder.projection = columns.map(|cs| {
+            let data = cs.iter().filter(|c| !is_metadata(c));
+            data.cloned().collect::<HashSet<_>>()
+        });
+        // One topic: the same in every row, never handed out.
+        builder.metadata_shown = METADATA_COLUMNS
+            .map(|c| c != "kafka_topic" && columns.is_none_or(|cs| cs.iter().any(|w| w == c)));
+        Self {
+            job,
+            i,
+            tx,
+            builder,
+            counted: 0,
+            latest: i64::MIN,
+        }
+    }
+
+    /// Adds one message (`push` hands it to the builder): its timestamp,
+    /// its payload and key size.
+    fn take(
+        &mut self,
+        timestamp_ms: Option<i64>,
+        size: usize,
+        push: impl FnOnce(&mut FrameBuilder),
+    ) -> Result<()> {
+        let job = self.job;
+        let stats = &job.stats.partitions[self.i];
+        stats.messages.fetch_add(1, Relaxed);
+        stats.bytes.fetch_add(size as u64, Relaxed);
+        if let Some(ts) = timestamp_ms {
+            if ts < self.latest {
+                stats.out_of_order.fetch_add(1, Relaxed);
+            }
+            self.latest = self.latest.max(ts);
+        }
+        push(&mut self.builder);
+        if let Some(e) = self.builder.take_unavailable() {
+            return Err(e);
+        }
+        let rows = self.builder.rows();
+        job.rows_read
+            .fetch_add(rows.saturating_sub(self.counted), Relaxed);
+        self.counted = rows;
+        if rows >= job.options.batch_rows.max(1) || (!job.skip_bad && self.builder.has_bad()) {
+            hand_over(job, &mut self.builder, self.i, self.tx)?;
+            self.counted = self.builder.rows();
+        }
+        Ok(())
+    }
+
+    /// Hands over the rest; `done`: the range was read to its end.
+    fn finish(mut self, done: bool) -> Result<()> {
+        hand_over(self.job, &mut self.builder, self.i, self.tx)?;
+        self.job.stats.partitions[self.i].done.store(done, Relaxed);
+        Ok(())
+    }
+}
+
+/// How a direct read of a partition ended.
+enum Ended {
+    /// Read to the range's end (true) or stopped (false).
+    Read(bool),
+    /// A batch in a legacy format (magic 0 or 1) at this offset: the rest
+    /// is read through librdkafka.
+    Legacy(i64),
+}
+
+/// A record's headers, as the raw and text formats read them.
+impl HeaderSource for records::Headers<'_> {
+    fn each(&self, f: &mut dyn FnMut(&str, Option<&[u8]>)) {
+        for (key, value) in self.iter() {
+            if let Ok(key) = std::str::from_utf8(key) {
+                f(key, value);
+            }
+        }
+    }
+}
+
+/// Reads the range of one partition with fetches sent directly: the next
+/// fetch is sent as soon as an answer is in, before its batches are read.
+fn read_directly(
+    job: &Job,
+    link: &mut Link,
+    reader: &mut PartitionReader<'_>,
+    r: PartitionRange,
+) -> Result<Ended> {
     let topic = job.topic.as_str();
-    let stats = &job.stats.partitions[i];
+    let partition = r.partition;
+    let mut next = r.start;
+    let mut aborted = Aborted::default();
+    let mut pending: Option<fetch::Pending> = None;
+    let mut progress = Instant::now();
+    let gave_up = |e: Error| match e {
+        Error::Kafka {
+            message,
+            code,
+            retriable,
+            fatal,
+        } => Error::Kafka {
+            message: format!("cannot read {topic}[{partition}]: {message}"),
+            code,
+            retriable,
+            fatal,
+        },
+        other => other,
+    };
+    let ended = |link: &mut Link, pending: Option<fetch::Pending>, how: Ended| {
+        // An answer still on its way would be read as the next request's.
+        if let Some(p) = pending {
+            link.forget(p.node());
+        }
+        Ok(how)
+    };
+    loop {
+        if job.stopped() {
+            return ended(link, pending, Ended::Read(false));
+        }
+        let sent = match pending.take() {
+            Some(p) => Ok(p),
+            None => link.send_fetch(topic, partition, next),
+        };
+        let fetched = match sent.and_then(|p| link.receive_fetch(p, partition)) {
+            Ok(f) => f,
+            Err((node, e)) if fetch::is_retriable(&e) && progress.elapsed() < job.timeout => {
+                link.forget(node);
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            Err((_, e)) => return Err(gave_up(e)),
+        };
+        match fetched.error {
+            0 => {}
+            code if code == kafka_protocol::ResponseError::OffsetOutOfRange.code() => {
+                // Deleted since the plan (retention): what is left of the range.
+                let earliest = link
+                    .list_offsets(topic, &[partition], fetch::EARLIEST)
+                    .map_err(gave_up)?[0];
+                if earliest > next && earliest < r.end {
+                    next = earliest;
+                    continue;
+                }
+                return Ok(Ended::Read(true));
+            }
+            code if fetch::leader_moved(code) && progress.elapsed() < job.timeout => {
+                link.forget(-1);
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            code => {
+                return Err(fetch::answered(
+                    format_args!("cannot read {topic}[{partition}] at offset {next}"),
+                    code,
+                ))
+            }
+        }
+        aborted.add(fetched.aborted);
+        let batches = records::whole_batches(&fetched.records);
+        let Some(last) = batches.last() else {
+            if !fetched.records.is_empty() {
+                return Err(Error::Kafka {
+                    message: format!(
+                        "cannot read {topic}[{partition}] at offset {next}: the broker sent \
+                         {} bytes holding no whole record batch (a batch larger than \
+                         max.partition.fetch.bytes? raise it in the config)",
+                        fetched.records.len()
+                    ),
+                    code: "MsgSizeTooLarge".into(),
+                    retriable: false,
+                    fatal: false,
+                });
+            }
+            // The partition ends before the planned end: compacted or
+            // transaction-marker offsets carry no record.
+            let stable = if fetched.last_stable_offset >= 0 {
+                fetched.last_stable_offset
+            } else {
+                fetched.high_watermark
+            };
+            if fetched.high_watermark <= next || stable <= next {
+                return Ok(Ended::Read(true));
+            }
+            if progress.elapsed() > job.timeout {
+                return Err(Error::Timeout(format!(
+                    "no record from {topic}[{partition}] for {:.1}s while reading offsets \
+                     {}..{} (next: {next}): is the broker still up? (timeout= sets the wait)",
+                    job.timeout.as_secs_f64(),
+                    r.start,
+                    r.end
+                )));
+            }
+            continue;
+        };
+        progress = Instant::now();
+        let after = records::next_offset(last).max(next);
+        if after < r.end {
+            match link.send_fetch(topic, partition, after) {
+                Ok(p) => pending = Some(p),
+                // Sent again, and its failure handled, on the next turn.
+                Err((node, _)) => link.forget(node),
+            }
+        }
+        for batch in &batches {
+            if batch[records::MAGIC] < 2 {
+                return ended(link, pending, Ended::Legacy(next));
+            }
+            let h = records::header(batch);
+            if aborted.skips(&h) || h.last_offset() < next {
+                next = next.max(h.last_offset() + 1);
+                continue;
+            }
+            let corrupt = |reason: records::Unreadable| Error::Kafka {
+                message: format!(
+                    "cannot read {topic}[{partition}]: the record batch at offset {}: {}",
+                    h.base_offset, reason.0
+                ),
+                code: "CorruptMessage".into(),
+                retriable: false,
+                fatal: false,
+            };
+            let section = records::body(batch).map_err(corrupt)?;
+            for record in records::records(&h, &section) {
+                let record = record.map_err(corrupt)?;
+                if record.offset < next {
+                    continue;
+                }
+                if record.offset >= r.end {
+                    return ended(link, pending, Ended::Read(true));
+                }
+                if job.stopped() {
+                    return ended(link, pending, Ended::Read(false));
+                }
+                let headers = record.headers;
+                let m = MessageRef {
+                    topic,
+                    partition,
+                    offset: record.offset,
+                    timestamp_ms: (record.timestamp >= 0).then_some(record.timestamp),
+                    key: record.key,
+                    payload: record.value,
+                    schema_header: headers
+                        .iter()
+                        .find(|(k, _)| *k == SCHEMA_HEADER.as_bytes())
+                        .and_then(|(_, v)| v),
+                };
+                let size = record.value.map_or(0, <[u8]>::len) + record.key.map_or(0, <[u8]>::len);
+                reader.take(m.timestamp_ms, size, |b| {
+                    let shown = (!headers.is_empty()).then_some(&headers as &dyn HeaderSource);
+                    b.push_with_headers(m, shown)
+                })?;
+                next = record.offset + 1;
+            }
+            next = next.max(h.last_offset() + 1);
+            if next >= r.end {
+                return ended(link, pending, Ended::Read(true));
+            }
+        }
+        next = next.max(after);
+    }
+}
+
+/// Reads partition `r` from `from` through the thread's librdkafka
+/// consumer; true when read to the range's end.
+fn read_with_librdkafka(
+    job: &Job,
+    consumer: &BaseConsumer<Context>,
+    reader: &mut PartitionReader<'_>,
+    r: PartitionRange,
+    from: i64,
+) -> Result<bool> {
+    let topic = job.topic.as_str();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.start))
+    tpl.add_partition_offset(topic, r.partition, Offset::Offset(from))
         .map_err(|e| Error::kafka("bad assignment", &e))?;
     consumer
         .assign(&tpl)
         .map_err(|e| Error::kafka(format!("cannot read {topic}[{}]", r.partition), &e))?;
-    let mut builder = FrameBuilder::new(job.format, true, job.json_schema.clone());
-    builder.string_views = job.options.string_views;
-    builder.set_schema_source(job.registry.clone());
-    let columns = job.options.columns.as_ref();
-    builder.headers =
-        job.headers && columns.is_none_or(|cs| cs.iter().any(|c| c == HEADERS_COLUMN));
-    builder.projection = columns.map(|cs| {
-        let data = cs.iter().filter(|c| !is_metadata(c));
-        data.cloned().collect::<HashSet<_>>()
-    });
-    // One topic: the same in every row, never handed out.
-    builder.metadata_shown = METADATA_COLUMNS
-        .map(|c| c != "kafka_topic" && columns.is_none_or(|cs| cs.iter().any(|w| w == c)));
-    let mut counted = 0;
     // Since when the partition has been quiet (no clock read per message).
     let mut quiet_since: Option<Instant> = None;
-    let mut next = r.start;
-    let mut latest = i64::MIN;
-    let outcome = loop {
+    let mut next = from;
+    loop {
         if job.stopped() {
-            break Ok(false);
+            return Ok(false);
         }
         match consumer.poll(SLICE) {
             None => {
                 if quiet_since.get_or_insert_with(Instant::now).elapsed() > job.timeout {
-                    break Err(Error::Timeout(format!(
+                    return Err(Error::Timeout(format!(
                         "no message from {topic}[{}] for {:.1}s while reading offsets {}..{} \
                          (next: {next}): is the broker still up? (timeout= sets the wait)",
                         r.partition,
@@ -517,52 +892,27 @@ fn read_partition(
                 }
                 quiet_since = None;
                 if m.offset() >= r.end {
-                    break Ok(true);
+                    return Ok(true);
                 }
                 next = m.offset() + 1;
-                stats.messages.fetch_add(1, Relaxed);
                 let size = m.payload_len() + m.key().map_or(0, <[u8]>::len);
-                stats.bytes.fetch_add(size as u64, Relaxed);
-                if let Some(ts) = m.timestamp().to_millis() {
-                    if ts < latest {
-                        stats.out_of_order.fetch_add(1, Relaxed);
-                    }
-                    latest = latest.max(ts);
-                }
-                push_message(&mut builder, &m);
-                if let Some(e) = builder.take_unavailable() {
-                    break Err(e);
-                }
-                job.rows_read
-                    .fetch_add(builder.rows().saturating_sub(counted), Relaxed);
-                counted = builder.rows();
+                reader.take(m.timestamp().to_millis(), size, |b| push_message(b, &m))?;
                 if next >= r.end {
-                    break Ok(true);
-                }
-                if builder.rows() >= job.options.batch_rows.max(1)
-                    || (!job.skip_bad && builder.has_bad())
-                {
-                    hand_over(job, &mut builder, i, tx)?;
-                    counted = builder.rows();
-                    quiet_since = None;
+                    return Ok(true);
                 }
             }
             // The partition's end now (at or past the planned end): compacted
             // or transaction-marker offsets carry no message.
-            Some(Err(KafkaError::PartitionEOF(p))) if p == r.partition => break Ok(true),
+            Some(Err(KafkaError::PartitionEOF(p))) if p == r.partition => return Ok(true),
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => {
-                break Err(Error::kafka(
+                return Err(Error::kafka(
                     format!("cannot read {topic}[{}]", r.partition),
                     &e,
                 ))
             }
         }
-    };
-    let done = outcome?;
-    hand_over(job, &mut builder, i, tx)?;
-    stats.done.store(done, Relaxed);
-    Ok(())
+    }
 }
 
 fn is_metadata(column: &str) -> bool {
