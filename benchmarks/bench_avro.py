@@ -87,6 +87,10 @@ def main() -> None:
                 assert f is not None, f"stalled at {got}"
                 got += f.height
 
+    def tk_read_topic() -> None:
+        frame = tk.read_topic(first, bootstrap, config, format="avro")
+        assert frame.height == n
+
     deserializer = AvroDeserializer(registry)
 
     def ck_read() -> None:
@@ -115,6 +119,7 @@ def main() -> None:
         "tskafka send avro": tk_send,
         "AvroSerializer + produce": ck_send,
         "tskafka avro -> polars": tk_read,
+        "tskafka read_topic avro -> polars": tk_read_topic,
         "consume + AvroDeserializer + pl.DataFrame": ck_read,
     }
     wall: dict[str, list[float]] = {label: [] for label in paths}
@@ -133,6 +138,9 @@ def main() -> None:
     print(
         f"  read: tskafka vs confluent "
         f"{rate['tskafka avro -> polars'] / rate['consume + AvroDeserializer + pl.DataFrame']:.1f}x"
+        f" (Consumer), "
+        f"{rate['tskafka read_topic avro -> polars'] / rate['consume + AvroDeserializer + pl.DataFrame']:.1f}x"
+        f" (read_topic)"
     )
     broker.close()
 

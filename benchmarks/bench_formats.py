@@ -1,12 +1,13 @@
 """Reads of topics other producers write, from one LocalBroker, in one run:
 
 - raw: N small messages (key + ~60-byte value) read as key/value/metadata
-  columns: tskafka format='raw' into Polars, kafkarrow's ConsumerManager
+  columns: tskafka format='raw' into Polars (a Consumer, and read_topic,
+  which sends its own fetches), kafkarrow's ConsumerManager
   (a Rust client returning raw messages as Arrow) and confluent-kafka's
   consume() (messages in a list), in messages/s;
 - CSV lines: one sensor reading per message (`f"{datetime},{t1},{t2}"`),
-  tskafka format='csv' into a typed Polars frame against Polars' own
-  pl.read_csv of the same lines already gathered in memory.
+  tskafka format='csv' into a typed Polars frame (Consumer, read_topic)
+  against Polars' own pl.read_csv of the same lines already gathered in memory.
 
     python benchmarks/bench_formats.py [--messages 300000] [--reads 5]
 
@@ -128,6 +129,7 @@ def main() -> None:
 
     paths = [
         ("tskafka raw -> polars", lambda: read_tskafka(bootstrap, "lines", n, format="raw")),
+        ("tskafka read_topic raw", lambda: tk.read_topic("lines", bootstrap, format="raw")),
         ("kafkarrow (arrow)", lambda: read_kafkarrow(bootstrap, "lines", n)),
         ("confluent consume()", lambda: read_confluent(bootstrap, "lines", n)),
     ]
@@ -153,11 +155,19 @@ def main() -> None:
 
     columns = ["timestamp", "temp1", "temp2"]
     text = b"\n".join(lines)
-    csv: dict[str, list[float]] = {"tskafka csv -> polars": [], "pl.read_csv (in memory)": []}
+    csv: dict[str, list[float]] = {
+        "tskafka csv -> polars": [],
+        "tskafka read_topic csv": [],
+        "pl.read_csv (in memory)": [],
+    }
     for _ in range(args.reads):
         started = time.perf_counter()
         read_tskafka(bootstrap, "lines", n, format="csv", columns=columns)
         csv["tskafka csv -> polars"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        got = tk.read_topic("lines", bootstrap, format="csv", new_columns=columns)
+        csv["tskafka read_topic csv"].append(time.perf_counter() - started)
+        assert got.height == n and got.columns[:3] == columns
         started = time.perf_counter()
         frame = pl.read_csv(
             io.BytesIO(text), has_header=False, new_columns=columns, try_parse_dates=True
@@ -168,9 +178,8 @@ def main() -> None:
     rates = {label: n / statistics.median(t) for label, t in csv.items()}
     for label, rate in rates.items():
         print(f"  {label:<24} {rate:>12,.0f} rows/s")
-    print(
-        f"  tskafka csv / pl.read_csv: {rates['tskafka csv -> polars'] / rates['pl.read_csv (in memory)']:.2f}x"
-    )
+    for label in ("tskafka csv -> polars", "tskafka read_topic csv"):
+        print(f"  {label} / pl.read_csv: {rates[label] / rates['pl.read_csv (in memory)']:.2f}x")
     broker.close()
 
 

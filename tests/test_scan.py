@@ -402,3 +402,57 @@ def test_a_start_time_is_exact_when_timestamps_go_back(bootstrap, new_topic):
     assert stats.messages == 5  # from offset 1, the first at or after 2,000 ms
     with pytest.warns(UserWarning, match="end time looked up as an offset"):
         lazy.filter(at < epoch + dt.timedelta(milliseconds=4_500)).collect()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_as_librdkafka_writes_them(bootstrap, new_topic, compression):
+    ck = pytest.importorskip("confluent_kafka")
+    topic = new_topic(2)
+    p = ck.Producer(
+        {"bootstrap.servers": bootstrap, "compression.type": compression, "linger.ms": 50}
+    )
+    for i in range(2_000):
+        key = None if i % 7 == 0 else f"k{i % 5}".encode()
+        headers = [("h", f"{i}".encode())] if i % 2 else None
+        p.produce(topic, value=f'{{"i": {i}, "s": "{"x" * (i % 30)}"}}'.encode(),
+                  key=key, partition=i % 2, timestamp=1_000 + i, headers=headers)
+    p.flush(10)
+    got = tk.read_topic(topic, bootstrap, format="json", headers=True).sort("i")
+    assert got["i"].to_list() == list(range(2_000))
+    assert got["s"].to_list() == ["x" * (i % 30) for i in range(2_000)]
+    assert got["kafka_partition"].to_list() == [i % 2 for i in range(2_000)]
+    assert got["kafka_key"].to_list() == [None if i % 7 == 0 else f"k{i % 5}" for i in range(2_000)]
+    ms = got["kafka_timestamp"].dt.epoch("ms").to_list()
+    assert ms == [1_000 + i for i in range(2_000)]
+    headers = got["kafka_headers"].to_list()
+    assert headers[3] == [{"key": "h", "value": b"3"}] and headers[4] == []
+    # A window inside the batches: only its records come back.
+    window = tk.read_topic(topic, bootstrap, format="json", start=1_500, end=1_600)
+    assert sorted(window["i"].to_list()) == list(range(500, 600))
+
+
+def test_csv_lines_with_the_consumers_options(bootstrap, new_topic):
+    """The tutorial's CSV lines (key "key"), read with names, as the Consumer
+    reads them; columns= selects, as in Polars."""
+    ck = pytest.importorskip("confluent_kafka")
+    topic = new_topic(1)
+    p = ck.Producer({"bootstrap.servers": bootstrap})
+    lines = [f"2023-03-20 12:00:{i % 60:02d}.123456;{20 + i / 10};{i}" for i in range(300)]
+    for line in lines:
+        p.produce(topic, key="key", value=line)
+    p.flush(10)
+    names = ["timestamp", "temp1", "n"]
+    got = tk.read_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";")
+    with tk.Consumer(bootstrap, partitions=[(topic, 0)], offset="earliest", format="csv",
+                     columns=names, delimiter=";") as c:
+        expected = c.poll_frame(max_rows=300, timeout=10)
+    assert got.select(names).equals(expected)
+    assert got.schema["timestamp"] == pl.Datetime("us") and got["n"].to_list() == list(range(300))
+    one = tk.read_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";",
+                        columns=["temp1"])
+    assert one.columns == ["temp1"] and one["temp1"].equals(expected["temp1"])
+    pinned = tk.read_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";",
+                           schema={"n": "str"})
+    assert pinned["n"].to_list() == [str(i) for i in range(300)]
+    lazy = tk.scan_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";")
+    assert lazy.filter(pl.col("n") < 3).select("n").collect()["n"].to_list() == [0, 1, 2]

@@ -202,6 +202,30 @@ def test_right_credentials_round_trip_through_a_group(broker, pki):
     assert got.equals(df)
 
 
+def test_a_topic_scan_over_sasl_ssl(broker, pki):
+    """A scan of a secured cluster (read through librdkafka): all of it,
+    and a time window looked up as offsets."""
+    topic = _topic(broker, pki)
+    df = retail_frame(3_000)
+    tk.Producer(config=config(broker, pki)).send(
+        topic, df, timestamp="InvoiceDate", rows_per_message=100
+    )
+    got = tk.read_topic(topic, config=config(broker, pki)).drop(
+        "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key"
+    )
+    assert got.sort("row").equals(df)
+    start, end = df["InvoiceDate"][1_000], df["InvoiceDate"][2_000]
+    stats = tk.ScanStats()
+    window = (
+        tk.scan_topic(topic, config=config(broker, pki), time_column="InvoiceDate", stats=stats)
+        .filter(pl.col("InvoiceDate").is_between(start, end, closed="left"))
+        .collect()
+    )
+    expected = df.filter(pl.col("InvoiceDate").is_between(start, end, closed="left"))
+    assert window.select(df.columns).sort("row").equals(expected)
+    assert stats.messages < 20  # of 30
+
+
 def test_confluent_kafka_produces_and_consumes_over_sasl_ssl(broker, pki):
     confluent = pytest.importorskip("confluent_kafka")
     topic = _topic(broker, pki, partitions=1)

@@ -19,7 +19,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from . import _tskafka
 from ._config import ConfigLike, native
+from .consumer import _column_names, _csv_dtypes
 from .exceptions import ConfigError
 
 METADATA_COLUMNS = ("kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key")
@@ -334,6 +335,7 @@ class _Source:
     time_column: str | None
     base: Pushdown
     headers: bool = False
+    decoding: dict[str, Any] = field(default_factory=dict)
 
     def plan(self, pushed: Pushdown = Pushdown()) -> Any:
         """The native scan of the offsets that ``pushed`` leaves (None: none)."""
@@ -357,8 +359,37 @@ class _Source:
             on_error=self.on_error,
             headers=self.headers,
             timeout=self.timeout,
+            **self.decoding,
             **wanted.native(),
         )
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How messages are decoded, as the Consumer takes it: CSV lines'
+    ``new_columns`` (the Consumer's ``columns=``: here ``columns=`` selects),
+    ``header``, ``delimiter``, ``encoding``; text's ``errors``; pandas'
+    ``json_orient``; ``key_format``."""
+
+    new_columns: Sequence[str] | None = None
+    header: bool = False
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    json_orient: str | None = None
+    key_format: str | None = None
+
+    def native(self, csv_schema: Any) -> dict[str, Any]:
+        return {
+            "csv_columns": None if self.new_columns is None else _column_names(self.new_columns),
+            "header": bool(self.header),
+            "csv_schema": _csv_dtypes(csv_schema),
+            "delimiter": self.delimiter,
+            "encoding": self.encoding,
+            "errors": self.errors,
+            "json_orient": self.json_orient,
+            "key_format": self.key_format,
+        }
 
 
 def _source(
@@ -376,6 +407,7 @@ def _source(
     on_error: str,
     timeout: float,
     headers: bool = False,
+    decoding: Decoding | None = None,
 ) -> _Source:
     if not isinstance(topic, str) or not topic:
         raise ConfigError(f"topic must be a topic name, got {topic!r}")
@@ -391,12 +423,14 @@ def _source(
         config=native(config, "consumer"),
         format=format,
         partitions=_partition_list(partitions),
-        json_schema=_json_schema(schema),
+        # CSV's schema= pins its columns' dtypes (as the Consumer's), below.
+        json_schema=None if format == "csv" else _json_schema(schema),
         on_error=on_error,
         timeout=timeout,
         time_column=time_column,
         base=base,
         headers=bool(headers),
+        decoding=(decoding or Decoding()).native(schema if format == "csv" else None),
     )
 
 
@@ -451,6 +485,13 @@ class TopicSnapshot:
         on_error: str = "raise",
         timeout: float = 10.0,
         headers: bool = False,
+        new_columns: Sequence[str] | None = None,
+        header: bool = False,
+        delimiter: str = ",",
+        encoding: str = "utf-8",
+        errors: str = "strict",
+        json_orient: str | None = None,
+        key_format: str | None = None,
     ) -> None:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ConfigError(f"limit must be a number of rows >= 0 or None, got {limit!r}")
@@ -468,6 +509,9 @@ class TopicSnapshot:
             on_error=on_error,
             timeout=timeout,
             headers=headers,
+            decoding=Decoding(
+                new_columns, header, delimiter, encoding, errors, json_orient, key_format
+            ),
         )
         self.columns = None if columns is None else list(columns)
         self.limit = limit
@@ -536,6 +580,13 @@ def read_topic(
     on_error: str = "raise",
     timeout: float = 10.0,
     headers: bool = False,
+    new_columns: Sequence[str] | None = None,
+    header: bool = False,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    json_orient: str | None = None,
+    key_format: str | None = None,
 ) -> Any:
     """Everything in ``topic`` now, as one frame: the data columns and
     ``kafka_partition``, ``kafka_offset``, ``kafka_timestamp`` (UTC) and
@@ -550,6 +601,10 @@ def read_topic(
     - ``headers=True``: a ``kafka_headers`` column, each message's headers as
       a list of ``{key: str, value: bytes}`` (a raw frame's ``headers``).
     - ``format``: as the Consumer's ('auto' detects each message's).
+    - ``new_columns``, ``header``, ``delimiter``, ``encoding`` (CSV lines),
+      ``errors`` (text), ``json_orient``, ``key_format``: as the Consumer's
+      ``columns``, ``header``, ... (``columns=`` selects here, as in Polars);
+      with ``format="csv"``, ``schema`` pins the CSV columns' dtypes.
     - ``timeout``: seconds to reach the cluster, and the longest a partition
       may go without a message before its range is read.
     """
@@ -570,6 +625,13 @@ def read_topic(
         on_error=on_error,
         timeout=timeout,
         headers=headers,
+        new_columns=new_columns,
+        header=header,
+        delimiter=delimiter,
+        encoding=encoding,
+        errors=errors,
+        json_orient=json_orient,
+        key_format=key_format,
     )
     return snap.to_polars() if output == "polars" else snap.to_arrow()
 
@@ -637,6 +699,13 @@ def scan_topic(
     on_error: str = "raise",
     timeout: float = 10.0,
     headers: bool = False,
+    new_columns: Sequence[str] | None = None,
+    header: bool = False,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    json_orient: str | None = None,
+    key_format: str | None = None,
 ) -> Any:
     """``topic`` as a ``polars.LazyFrame``, read when collected: a snapshot of
     every partition as it is then. Columns: the data columns and
@@ -661,7 +730,8 @@ def scan_topic(
     The data columns come from the first message of the first partition
     holding any (or ``schema=``, ``{name: dtype}``, when given); an empty
     topic has the metadata columns only. ``start``/``end``/``offsets``/
-    ``partitions`` restrict every query as in ``read_topic``. Pass
+    ``partitions`` restrict every query, and ``new_columns``, ``header``,
+    ``json_orient``... decode messages, as in ``read_topic``. Pass
     ``stats=ScanStats()`` to see what each query fetched.
     """
     import polars as pl
@@ -681,9 +751,12 @@ def scan_topic(
         on_error=on_error,
         timeout=timeout,
         headers=headers,
+        decoding=Decoding(
+            new_columns, header, delimiter, encoding, errors, json_orient, key_format
+        ),
     )
     # Found now: an unknown topic or an unreachable cluster fails here, plainly.
-    full_schema, known = _schema(source, schema)
+    full_schema, known = _schema(source, None if format == "csv" else schema)
 
     def read(
         with_columns: list[str] | None,

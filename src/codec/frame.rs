@@ -7,14 +7,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use arrow_array::builder::{BooleanBufferBuilder, StringBuilder};
+use arrow_array::builder::{make_view, BooleanBufferBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::{
     new_null_array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
-    TimestampMillisecondArray,
+    StringViewArray, TimestampMillisecondArray,
 };
 use arrow_array::{Array, StructArray};
-use arrow_buffer::NullBuffer;
+use arrow_buffer::{Buffer, NullBuffer, ScalarBuffer};
 use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::concat::concat_batches;
@@ -529,7 +529,7 @@ impl FrameBuilder {
         let headers = self.metadata && self.headers;
         let shown = self.metadata_shown;
         if self.metadata {
-            let all = metadata_fields().into_iter().zip(shown);
+            let all = metadata_fields(views).into_iter().zip(shown);
             fields.extend(all.filter(|(_, s)| *s).map(|(f, _)| Arc::new(f)));
         }
         if headers {
@@ -553,7 +553,7 @@ impl FrameBuilder {
                     ))
                 })?;
                 if self.metadata {
-                    columns.extend(metadata_columns(&p.metas, shown));
+                    columns.extend(metadata_columns(&p.metas, shown, views));
                 }
                 if headers {
                     columns.push(headers_column(&p.metas)?);
@@ -644,9 +644,15 @@ fn align_column(c: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     }
 }
 
-fn metadata_fields() -> [Field; 5] {
+/// The metadata columns' fields; `views`: text as string views.
+fn metadata_fields(views: bool) -> [Field; 5] {
+    let text = if views {
+        DataType::Utf8View
+    } else {
+        DataType::Utf8
+    };
     [
-        Field::new(METADATA_COLUMNS[0], DataType::Utf8, false),
+        Field::new(METADATA_COLUMNS[0], text.clone(), false),
         Field::new(METADATA_COLUMNS[1], DataType::Int32, false),
         Field::new(METADATA_COLUMNS[2], DataType::Int64, false),
         Field::new(
@@ -654,20 +660,25 @@ fn metadata_fields() -> [Field; 5] {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             true,
         ),
-        Field::new(METADATA_COLUMNS[4], DataType::Utf8, true),
+        Field::new(METADATA_COLUMNS[4], text, true),
     ]
 }
 
 /// topic, partition, offset, timestamp and key of each row's message:
 /// those `shown`. A message's rows share its values, so each is repeated
 /// rather than pushed row by row (a message of Arrow rows holds thousands).
-fn metadata_columns(metas: &[Meta], shown: [bool; 5]) -> Vec<ArrayRef> {
+fn metadata_columns(metas: &[Meta], shown: [bool; 5], views: bool) -> Vec<ArrayRef> {
     let rows: usize = metas.iter().map(|m| m.rows).sum();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(5);
+    let text = |value: fn(&Meta) -> Option<&str>| -> ArrayRef {
+        if views {
+            Arc::new(repeated_views(metas, rows, value))
+        } else {
+            Arc::new(repeated_text(metas, rows, value))
+        }
+    };
     if shown[0] {
-        columns.push(Arc::new(repeated_text(metas, rows, |m| {
-            Some(m.topic.as_ref())
-        })));
+        columns.push(text(|m| Some(m.topic.as_ref())));
     }
     if shown[1] {
         let partition = each_row(metas, rows, |m| m.partition);
@@ -691,9 +702,43 @@ fn metadata_columns(metas: &[Meta], shown: [bool; 5]) -> Vec<ArrayRef> {
         columns.push(Arc::new(ts));
     }
     if shown[4] {
-        columns.push(Arc::new(repeated_text(metas, rows, |m| m.key.as_deref())));
+        columns.push(text(|m| m.key.as_deref()));
     }
     columns
+}
+
+/// As [`repeated_text`], as string views: each message's value is stored
+/// once, and its view repeated over its rows.
+fn repeated_views(
+    metas: &[Meta],
+    rows: usize,
+    value: impl Fn(&Meta) -> Option<&str>,
+) -> StringViewArray {
+    if metas.iter().all(|m| value(m).is_none()) {
+        return StringViewArray::new_null(rows);
+    }
+    let mut data = Vec::new();
+    let mut views: Vec<u128> = Vec::with_capacity(rows);
+    let mut valid = BooleanBufferBuilder::new(rows);
+    for m in metas {
+        let view = match value(m) {
+            Some(v) if v.len() <= 12 => make_view(v.as_bytes(), 0, 0),
+            Some(v) => {
+                let at = u32::try_from(data.len()).expect("keys under 4 GiB");
+                data.extend_from_slice(v.as_bytes());
+                make_view(v.as_bytes(), 0, at)
+            }
+            None => 0,
+        };
+        views.extend(std::iter::repeat_n(view, m.rows));
+        valid.append_n(m.rows, value(m).is_some());
+    }
+    let nulls = Some(NullBuffer::new(valid.finish())).filter(|n| n.null_count() > 0);
+    StringViewArray::new(
+        ScalarBuffer::from(views),
+        vec![Buffer::from_vec(data)],
+        nulls,
+    )
 }
 
 /// A value of each message, once per row it holds.
@@ -791,7 +836,7 @@ mod tests {
             meta(1, 9, None, None, 1),
             meta(0, 10, Some(6), Some("é"), 3),
         ];
-        let columns = metadata_columns(&metas, [true; 5]);
+        let columns = metadata_columns(&metas, [true; 5], false);
         let topic: Vec<_> = columns[0].as_string::<i32>().iter().collect();
         assert_eq!(
             topic,
@@ -816,9 +861,22 @@ mod tests {
             key,
             [Some("k"), Some("k"), None, Some("é"), Some("é"), Some("é")]
         );
-        let no_keys = metadata_columns(&metas[1..3], [true; 5]);
+        let no_keys = metadata_columns(&metas[1..3], [true; 5], false);
         assert_eq!(no_keys[4].null_count(), 1);
         assert_eq!(no_keys[3].null_count(), 1);
+        // As string views: the same values, a long key stored once per message.
+        let mut long = metas.to_vec();
+        long[3].key = Some("a key longer than twelve bytes".into());
+        let views = metadata_columns(&long, [true; 5], true);
+        let plain = metadata_columns(&long, [true; 5], false);
+        for i in [0, 4] {
+            let v: Vec<_> = views[i].as_string_view().iter().collect();
+            let p: Vec<_> = plain[i].as_string::<i32>().iter().collect();
+            assert_eq!(v, p);
+        }
+        assert_eq!(views[4].as_string_view().data_buffers()[0].len(), 30);
+        let no_keys = metadata_columns(&metas[1..3], [true; 5], true);
+        assert_eq!(no_keys[4].null_count(), 1);
     }
 
     #[test]

@@ -73,16 +73,7 @@ impl Consumer {
                 .transpose()?,
             text,
             timeout,
-            avro_keys: match key_format {
-                None | Some("text") => false,
-                Some("avro") => true,
-                Some(other) => {
-                    return Err(crate::error::Error::Config(format!(
-                        "key_format must be 'avro' or 'text', got {other:?}"
-                    ))
-                    .into())
-                }
-            },
+            avro_keys: avro_keys(key_format)?,
             json_orient: json_orient.unwrap_or("auto").parse()?,
         };
         let core = detached(py, || consumer::Consumer::new(settings, options))?;
@@ -196,5 +187,16 @@ impl Consumer {
             self.core.settings().redacted(),
             if self.closed(py)? { ", closed" } else { "" }
         ))
+    }
+}
+
+/// Whether keys are read in the Schema Registry's Avro framing (`key_format`).
+pub(super) fn avro_keys(key_format: Option<&str>) -> crate::error::Result<bool> {
+    match key_format {
+        None | Some("text") => Ok(false),
+        Some("avro") => Ok(true),
+        Some(other) => Err(crate::error::Error::Config(format!(
+            "key_format must be 'avro' or 'text', got {other:?}"
+        ))),
     }
 }

@@ -1,5 +1,6 @@
 //! `TopicScan` (a planned snapshot of a topic) and `ScanRun` (one read of it).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow_pyarrow::FromPyArrow;
@@ -7,10 +8,11 @@ use arrow_schema::Schema;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use super::consumer::avro_keys;
 use super::convert::{client_settings, frame_to_py};
 use super::wait::interruptible;
 use crate::client::scan::{self, Filter, RunOptions, ScanOptions};
-use crate::codec::Frame;
+use crate::codec::{CsvLineOptions, Frame, TextOptions};
 use crate::error::Error;
 
 #[pyclass(frozen, module = "tskafka._tskafka")]
@@ -29,7 +31,9 @@ impl TopicScan {
     #[pyo3(signature = (topic, bootstrap_servers=None, config=None, *, format="auto",
                         partitions=None, start_offset=None, end_offset=None, start_ms=None,
                         end_ms=None, row_times=false, json_schema=None, on_error="raise",
-                        headers=false, timeout=10.0))]
+                        headers=false, timeout=10.0, csv_columns=None, header=false,
+                        csv_schema=None, delimiter=",", encoding="utf-8", errors="strict",
+                        json_orient=None, key_format=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -47,6 +51,14 @@ impl TopicScan {
         on_error: &str,
         headers: bool,
         timeout: f64,
+        csv_columns: Option<Vec<String>>,
+        header: bool,
+        csv_schema: Option<HashMap<String, String>>,
+        delimiter: &str,
+        encoding: &str,
+        errors: &str,
+        json_orient: Option<&str>,
+        key_format: Option<&str>,
     ) -> PyResult<Self> {
         let settings = client_settings(bootstrap_servers, config)?;
         let skip_bad = match on_error {
@@ -82,6 +94,12 @@ impl TopicScan {
             skip_bad,
             headers,
             timeout,
+            text: TextOptions {
+                errors: errors.parse()?,
+                csv: CsvLineOptions::from_args(csv_columns, header, csv_schema, delimiter, encoding)?,
+            },
+            json_orient: json_orient.unwrap_or("auto").parse()?,
+            avro_keys: avro_keys(key_format)?,
         };
         let scan = interruptible(py, |check| scan::Scan::plan(settings, options, check))?;
         Ok(Self {

@@ -37,8 +37,8 @@ use crate::client::consumer::read::push_message;
 use crate::client::fetch::{self, Direct, Link};
 use crate::client::{self, Context, Settings};
 use crate::codec::{
-    FormatHint, Frame, FrameBuilder, HeaderSource, MessageRef, SchemaSource, HEADERS_COLUMN,
-    METADATA_COLUMNS, SCHEMA_HEADER,
+    FormatHint, Frame, FrameBuilder, HeaderSource, JsonOrient, MessageRef, SchemaSource,
+    TextOptions, HEADERS_COLUMN, METADATA_COLUMNS, SCHEMA_HEADER,
 };
 use crate::records::{self, Aborted};
 use crate::error::{Error, Result};
@@ -61,6 +61,12 @@ pub struct ScanOptions {
     /// Seconds to reach the cluster, and the longest a partition may go
     /// without a message before its range is read.
     pub timeout: f64,
+    /// How the text and csv formats read their messages.
+    pub text: TextOptions,
+    /// How JSON messages are laid out (pandas' orients; Auto: detected).
+    pub json_orient: JsonOrient,
+    /// Keys in the Schema Registry's Avro framing, shown as text.
+    pub avro_keys: bool,
 }
 
 impl ScanOptions {
@@ -74,6 +80,9 @@ impl ScanOptions {
             skip_bad: false,
             headers: false,
             timeout: 10.0,
+            text: TextOptions::default(),
+            json_orient: JsonOrient::Auto,
+            avro_keys: false,
         }
     }
 }
@@ -433,6 +442,9 @@ impl Scan {
             topic: self.options.topic.clone(),
             format: self.options.format,
             json_schema: self.options.json_schema.clone(),
+            text: self.options.text.clone(),
+            json_orient: self.options.json_orient,
+            avro_keys: self.options.avro_keys,
             skip_bad: self.options.skip_bad,
             timeout: Duration::from_secs_f64(self.options.timeout.max(0.1)),
             ranges: chosen,
@@ -477,6 +489,9 @@ struct Job {
     topic: String,
     format: FormatHint,
     json_schema: Option<SchemaRef>,
+    text: TextOptions,
+    json_orient: JsonOrient,
+    avro_keys: bool,
     skip_bad: bool,
     timeout: Duration,
     ranges: Vec<PartitionRange>,
@@ -584,7 +599,10 @@ struct PartitionReader<'a> {
 
 impl<'a> PartitionReader<'a> {
     fn new(job: &'a Job, i: usize, tx: &'a SyncSender<Sent>) -> Self {
-        let mut builder = FrameBuilder::new(job.format, true, job.json_schema.clone());
+        let mut builder = FrameBuilder::new(job.format, true, job.json_schema.clone())
+            .with_text_options(job.text.clone());
+        builder.json_orient = job.json_orient;
+        builder.set_avro_keys(job.avro_keys);
         builder.string_views = job.options.string_views;
         builder.set_schema_source(job.registry.clone());
         let columns = job.options.columns.as_ref();
