@@ -148,10 +148,11 @@ def main() -> None:
         print(f"  {label:<24} could not run: {why}")
     for label, rate in rates.items():
         print(f"  {label:<24} {rate:>12,.0f} messages/s")
-    base = rates.get("tskafka raw -> polars")
-    for label, rate in rates.items():
-        if base and label != "tskafka raw -> polars":
-            print(f"  tskafka raw / {label}: {base / rate:.2f}x")
+    ours = [label for label in rates if label.startswith("tskafka")]
+    for mine in ours:
+        for label, rate in rates.items():
+            if label not in ours:
+                print(f"  {mine} / {label}: {rates[mine] / rate:.2f}x")
 
     columns = ["timestamp", "temp1", "temp2"]
     text = b"\n".join(lines)

@@ -89,4 +89,25 @@ csv_seeds = {
 for i, (name, text) in enumerate(csv_seeds.items()):
     write("csv", name, bytes([i * 5 + 4]) + text.encode())
 write("csv", "latin1", bytes([0]) + "a,b\nÖsterreich,1\n".encode("latin-1"))
+# Record batches as producers write them (kafka-python's builder), each
+# compression, with keys, headers and a batch cut short at the end.
+from kafka.record.default_records import DefaultRecordBatchBuilder  # noqa: E402
+
+
+def record_batch(compression: int, base: int) -> bytes:
+    b = DefaultRecordBatchBuilder(2, compression, False, -1, -1, -1, 1 << 20)
+    for i in range(3):
+        headers = [("tskafka.schema", b"[]")] if i == 1 else []
+        key = None if i == 2 else f"k{i}".encode()
+        b.append(i, 1_700_000_000_000 + i, key, f'{{"i": {base + i}}}'.encode(), headers)
+    out = bytearray(b.build())
+    out[0:8] = base.to_bytes(8, "big")
+    return bytes(out)
+
+
+for codec, name in enumerate(["none", "gzip", "snappy", "lz4", "zstd"]):
+    try:
+        write("records", name, record_batch(codec, 0) + record_batch(codec, 3)[:-5])
+    except Exception as e:  # a codec's Python module missing
+        print(f"records/{name}: {e}")
 print(sorted(str(p.relative_to(root)) for p in root.rglob("seed-*")))

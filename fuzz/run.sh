@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")"
 seconds=${1:-300}
 shift || true
-targets=${*:-arrow_ipc json auto csv text csv_lines avro pandas_json}
+targets=${*:-arrow_ipc json auto csv text csv_lines avro pandas_json records}
 for t in $targets; do
     mkdir -p "${FUZZ_WORK:-/tmp/tskafka-fuzz}/$t" "artifacts/$t"
     cargo +nightly fuzz run -O "$t" "${FUZZ_WORK:-/tmp/tskafka-fuzz}/$t" "../tests/fuzz_corpus/$t" -- \

@@ -4,6 +4,10 @@
 #[path = "../../src/codec/mod.rs"]
 pub mod codec;
 
+/// Kafka record batches as a scan reads fetched ones.
+#[path = "../../src/records.rs"]
+pub mod records;
+
 /// The registry's Avro parser, which the Avro codec checks schemas with
 /// (an outer module: a path inside an inline module would be resolved
 /// through a `src/registry/` directory this crate does not have).

@@ -162,7 +162,13 @@ pub fn leader_moved(code: i16) -> bool {
 }
 
 pub fn is_retriable(e: &Error) -> bool {
-    matches!(e, Error::Kafka { retriable: true, .. })
+    matches!(
+        e,
+        Error::Kafka {
+            retriable: true,
+            ..
+        }
+    )
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -436,8 +442,9 @@ impl Link {
         let c = self.any_connection()?;
         let version = c.versions.metadata;
         let request = MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(topic.to_owned()))))]))
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                TopicName(StrBytes::from_string(topic.to_owned())),
+            ))]))
             .with_allow_auto_topic_creation(false);
         let answer = match c.call(&request, version) {
             Ok(a) => a,
@@ -504,7 +511,12 @@ impl Link {
 
     /// Each partition's offset for `timestamp` (or [`EARLIEST`] /
     /// [`LATEST`]); -1 when no record is that late. Retries while leaders move.
-    pub fn list_offsets(&mut self, topic: &str, partitions: &[i32], timestamp: i64) -> Result<Vec<i64>> {
+    pub fn list_offsets(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<Vec<i64>> {
         let deadline = Instant::now() + self.direct.timeout;
         partitions
             .iter()
@@ -549,7 +561,10 @@ impl Link {
             .ok_or_else(|| {
                 (
                     node,
-                    transport(&c.address, format_args!("no offset for {topic}[{partition}]")),
+                    transport(
+                        &c.address,
+                        format_args!("no offset for {topic}[{partition}]"),
+                    ),
                 )
             })?;
         if found.error_code != 0 {
@@ -566,7 +581,12 @@ impl Link {
     }
 
     /// Sends a fetch of `topic[partition]` from `offset`.
-    pub fn send_fetch(&mut self, topic: &str, partition: i32, offset: i64) -> std::result::Result<Pending, (i32, Error)> {
+    pub fn send_fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> std::result::Result<Pending, (i32, Error)> {
         let (max_bytes, partition_max_bytes, max_wait_ms) = (
             self.direct.max_bytes,
             self.direct.partition_max_bytes,
@@ -594,10 +614,17 @@ impl Link {
     }
 
     /// The answer to `pending`, for `partition`.
-    pub fn receive_fetch(&mut self, pending: Pending, partition: i32) -> std::result::Result<Fetched, (i32, Error)> {
+    pub fn receive_fetch(
+        &mut self,
+        pending: Pending,
+        partition: i32,
+    ) -> std::result::Result<Fetched, (i32, Error)> {
         let node = pending.node;
         let c = self.connections.get_mut(&node).ok_or_else(|| {
-            (node, transport("the cluster", "the connection of a fetch was closed"))
+            (
+                node,
+                transport("the cluster", "the connection of a fetch was closed"),
+            )
         })?;
         let answer = c
             .receive::<FetchRequest>(pending.correlation, pending.version)
@@ -610,7 +637,12 @@ impl Link {
             .into_iter()
             .flat_map(|t| t.partitions)
             .find(|p| p.partition_index == partition)
-            .ok_or_else(|| (node, transport(&c.address, "a fetch answer without the partition")))?;
+            .ok_or_else(|| {
+                (
+                    node,
+                    transport(&c.address, "a fetch answer without the partition"),
+                )
+            })?;
         Ok(Fetched {
             error: p.error_code,
             high_watermark: p.high_watermark,
@@ -662,12 +694,18 @@ mod tests {
     fn only_plaintext_is_read_directly() {
         let mut s = Settings::new();
         s.set("bootstrap.servers", "a:1,b:2");
-        let d = Direct::for_settings(&s, Duration::from_secs(1)).unwrap().unwrap();
+        let d = Direct::for_settings(&s, Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
         assert_eq!(d.servers, ["a:1", "b:2"]);
         s.set("security.protocol", "SASL_SSL");
-        assert!(Direct::for_settings(&s, Duration::from_secs(1)).unwrap().is_none());
+        assert!(Direct::for_settings(&s, Duration::from_secs(1))
+            .unwrap()
+            .is_none());
         s.set("security.protocol", "PLAINTEXT");
-        assert!(Direct::for_settings(&s, Duration::from_secs(1)).unwrap().is_some());
+        assert!(Direct::for_settings(&s, Duration::from_secs(1))
+            .unwrap()
+            .is_some());
     }
 
     #[test]
@@ -678,8 +716,13 @@ mod tests {
         drop(listener);
         let mut s = Settings::new();
         s.set("bootstrap.servers", &address);
-        let d = Direct::for_settings(&s, Duration::from_millis(200)).unwrap().unwrap();
+        let d = Direct::for_settings(&s, Duration::from_millis(200))
+            .unwrap()
+            .unwrap();
         let e = Link::new(d).partitions("t").unwrap_err().to_string();
-        assert!(e.contains("could not reach the Kafka cluster at") && e.contains(&address), "{e}");
+        assert!(
+            e.contains("could not reach the Kafka cluster at") && e.contains(&address),
+            "{e}"
+        );
     }
 }

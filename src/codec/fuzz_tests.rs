@@ -183,6 +183,9 @@ fn run_target(target: &str, data: &[u8]) {
             let messages: Vec<_> = split(rest).into_iter().map(|m| (m, None)).collect();
             decode_with_orient(FormatHint::Json, pick & 0x80 != 0, orient, &messages);
         }
+        "records" => {
+            crate::records::read_every_record(&bytes::Bytes::copy_from_slice(data));
+        }
         other => panic!("no fuzz target {other}"),
     }
 }

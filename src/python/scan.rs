@@ -96,7 +96,13 @@ impl TopicScan {
             timeout,
             text: TextOptions {
                 errors: errors.parse()?,
-                csv: CsvLineOptions::from_args(csv_columns, header, csv_schema, delimiter, encoding)?,
+                csv: CsvLineOptions::from_args(
+                    csv_columns,
+                    header,
+                    csv_schema,
+                    delimiter,
+                    encoding,
+                )?,
             },
             json_orient: json_orient.unwrap_or("auto").parse()?,
             avro_keys: avro_keys(key_format)?,

@@ -6,7 +6,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 
 pub use crate::records::{header, Header, HEADER};
-use crate::records::{i32_at, offsets_and_timestamps, ATTRIBUTES, CONTROL, CRC, MAGIC, TRANSACTIONAL};
+use crate::records::{
+    i32_at, offsets_and_timestamps, ATTRIBUTES, CONTROL, CRC, MAGIC, TRANSACTIONAL,
+};
 
 /// Why a produced batch is refused, and the message the client sees.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,7 +97,9 @@ pub fn place(batch: &mut BytesMut, base_offset: i64) {
 /// The offset and timestamp of the first record of `batch` whose
 /// timestamp is at least `at_ms`.
 pub fn first_at_or_after(batch: &Bytes, at_ms: i64) -> Option<(i64, i64)> {
-    offsets_and_timestamps(batch).into_iter().find(|(_, ts)| *ts >= at_ms)
+    offsets_and_timestamps(batch)
+        .into_iter()
+        .find(|(_, ts)| *ts >= at_ms)
 }
 
 /// The offset and timestamp of the first record holding `batch`'s largest timestamp.

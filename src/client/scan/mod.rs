@@ -40,8 +40,8 @@ use crate::codec::{
     FormatHint, Frame, FrameBuilder, HeaderSource, JsonOrient, MessageRef, SchemaSource,
     TextOptions, HEADERS_COLUMN, METADATA_COLUMNS, SCHEMA_HEADER,
 };
-use crate::records::{self, Aborted};
 use crate::error::{Error, Result};
+use crate::records::{self, Aborted};
 use crate::wait::{self, Check, SLICE};
 
 /// What to scan and how to read it.
@@ -357,10 +357,12 @@ fn plan_with_librdkafka(
             let lookup = |at: Option<i64>| -> Result<Vec<Option<range::Lookup>>> {
                 match at {
                     None => Ok(vec![None; partitions.len()]),
-                    Some(t) => Ok(offsets_for_time(&consumer, &topic, &partitions, t, timeout)?
-                        .into_iter()
-                        .map(Some)
-                        .collect()),
+                    Some(t) => Ok(
+                        offsets_for_time(&consumer, &topic, &partitions, t, timeout)?
+                            .into_iter()
+                            .map(Some)
+                            .collect(),
+                    ),
                 }
             };
             let starts = lookup(filter.start_ms)?;
