@@ -138,7 +138,8 @@ impl Avro<'_> {
     }
 
     fn schema(&mut self, reader: &Schema, writer: &Schema, path: &str) {
-        match (reader, writer) {
+        // Logical types do not change what can be read.
+        match (reader.plain(), writer.plain()) {
             // Every branch the writer may have used must be readable.
             (_, Schema::Union(branches)) => {
                 for b in branches {
@@ -213,7 +214,7 @@ impl Avro<'_> {
                     );
                 }
             }
-            (Kind::Fixed(rs), Kind::Fixed(ws)) => {
+            (Kind::Fixed { size: rs, .. }, Kind::Fixed { size: ws, .. }) => {
                 if rs != ws {
                     self.fail(
                         &format!("{path}/size"),
