@@ -681,6 +681,52 @@ mod tests {
     }
 
     #[test]
+    fn the_tree_keeps_logical_types_and_field_attributes() {
+        let parsed = parse(
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"},
+                 "doc":"when","arrow.name":"at time"},
+                {"name":"m","type":{"type":"fixed","name":"M","size":8,
+                 "logicalType":"decimal","precision":12,"scale":2}}]}"#,
+            &[],
+        )
+        .unwrap();
+        let Kind::Record(fields) = &parsed.names["R"].kind else {
+            panic!("a record")
+        };
+        let logical = |name: &str, precision, scale| Logical {
+            name: name.into(),
+            precision,
+            scale,
+        };
+        assert_eq!(
+            fields[0].schema,
+            Schema::Logical(
+                Box::new(Schema::Long),
+                logical("timestamp-millis", None, None)
+            )
+        );
+        assert_eq!(fields[0].schema.plain(), &Schema::Long);
+        assert_eq!(
+            Value::Object(fields[0].attributes.clone()),
+            serde_json::json!({"arrow.name": "at time"})
+        );
+        assert_eq!(
+            parsed.names["M"].kind,
+            Kind::Fixed {
+                size: 8,
+                logical: Some(logical("decimal", Some(12), Some(2)))
+            }
+        );
+        // A logical type does not make another branch of a union.
+        let twice = parse(
+            r#"["long",{"type":"long","logicalType":"timestamp-millis"}]"#,
+            &[],
+        );
+        assert!(twice.unwrap_err().contains("holds Long twice"));
+    }
+
+    #[test]
     fn references_define_names_the_schema_uses() {
         let address =
             r#"{"type":"record","name":"shop.Address","fields":[{"name":"city","type":"string"}]}"#;

@@ -462,6 +462,15 @@ mod tests {
     }
 
     #[test]
+    fn logical_types_do_not_change_what_reads_what() {
+        let millis = r#"{"type":"long","logicalType":"timestamp-millis"}"#;
+        assert!(can_read(millis, r#""long""#).is_empty());
+        assert!(can_read(r#""long""#, millis).is_empty());
+        assert!(can_read(r#"["null","double"]"#, millis).is_empty());
+        assert!(can_read(r#""int""#, millis)[0].starts_with("TYPE_MISMATCH"));
+    }
+
+    #[test]
     fn recursive_records_are_checked_once() {
         let list = |t: &str| {
             format!(
