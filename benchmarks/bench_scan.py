@@ -8,9 +8,9 @@ Compares, by median wall time:
 - a one-week window (scan_topic filtered on InvoiceDate) with the full scan,
   checking once that it equals Polars filtering the sent frame;
 - one of the 8 columns (read_topic(columns=[...])) with all 8, on the Arrow
-  topic and on JSON and Avro topics of the first --format-rows rows (one row
-  a message, as other producers write them): only the selected column is
-  decoded, where a full read decodes all 8.
+  topic and on JSON, Avro and CSV-lines topics of the first --format-rows
+  rows (one row a message, as other producers write them): only the
+  selected column is decoded, where a full read decodes all 8.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import tskafka as tk
 from tskafka import datasets
 
 WEEK = (dt.datetime(2011, 3, 1), dt.datetime(2011, 3, 8))
+FORMATS = ("json", "avro", "csv")
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     tk.Admin(bootstrap).create_topic("retail", partitions=3)
     tk.Producer(bootstrap).send("retail", retail, timestamp="InvoiceDate")
     some = retail.head(args.format_rows)
-    for fmt in ("json", "avro"):
+    for fmt in FORMATS:
         tk.Admin(bootstrap).create_topic(f"retail-{fmt}", partitions=3)
         tk.Producer(bootstrap, registry).send(f"retail-{fmt}", some, format=fmt, rows_per_message=1)
 
@@ -71,15 +72,21 @@ def main() -> None:
         ),
         "read_topic 1 column": lambda: tk.read_topic("retail", bootstrap, columns=["Quantity"]),
     }
-    for fmt in ("json", "avro"):
+    for fmt in FORMATS:
 
         def read(fmt: str = fmt, columns: list[str] | None = None) -> pl.DataFrame:
             return tk.read_topic(f"retail-{fmt}", bootstrap, registry, format=fmt, columns=columns)
 
-        reads[f"{fmt} 8 columns"] = lambda read=read: read(columns=list(retail.columns))
-        reads[f"{fmt} 1 column"] = lambda read=read: read(columns=["Quantity"])
-        one = read(columns=["Quantity"])
-        assert one.equals(read().select("Quantity")), f"{fmt}: 1 column differs"
+        # CSV lines carry no names: the columns are column_1, column_2, ...
+        if fmt == "csv":
+            names = [f"column_{i}" for i in range(1, len(retail.columns) + 1)]
+        else:
+            names = list(retail.columns)
+        quantity = names[retail.columns.index("Quantity")]
+        reads[f"{fmt} 8 columns"] = lambda read=read, names=names: read(columns=names)
+        reads[f"{fmt} 1 column"] = lambda read=read, q=quantity: read(columns=[q])
+        one = read(columns=[quantity])
+        assert one.equals(read().select(quantity)), f"{fmt}: 1 column differs"
     wall: dict[str, list[float]] = {label: [] for label in reads}
     for i in range(args.reads):
         for label in list(reads)[:: 1 if i % 2 == 0 else -1]:
@@ -89,7 +96,7 @@ def main() -> None:
     med = {label: statistics.median(times) for label, times in wall.items()}
     print(f"retail frame: {n:,} rows in 3 partitions, {args.reads} reads of each, median:")
     for label in reads:
-        rows = min(args.format_rows, n) if label.startswith(("json", "avro")) else n
+        rows = min(args.format_rows, n) if label.startswith(FORMATS) else n
         print(f"  {label:<24} {med[label] * 1000:8.1f} ms  {rows / med[label] / 1e6:6.1f}M rows/s")
     print(
         f"  full scan vs poll_frame: {med['Consumer.poll_frame'] / med['read_topic (full scan)']:.2f}x"
@@ -104,7 +111,7 @@ def main() -> None:
         f"{med['read_topic 8 columns'] / med['read_topic 1 column']:.2f}x faster (Arrow)"
     )
     m = min(args.format_rows, n)
-    for fmt in ("json", "avro"):
+    for fmt in FORMATS:
         all8, one = med[f"{fmt} 8 columns"], med[f"{fmt} 1 column"]
         print(
             f"  {fmt}: {m:,} rows, 8 columns {all8 * 1000:.1f} ms ({m / all8 / 1e6:.2f}M rows/s), "

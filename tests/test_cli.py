@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
 from helpers import free_port
 
-from tskafka import datasets
+from tskafka import Admin, datasets
 
 
 def tskafka(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -128,6 +129,73 @@ def test_replay_json_with_and_without_the_schema_header(bootstrap, new_topic, tm
     assert m is not None and m.error() is None
     assert set(json.loads(m.value())) == {"timestamp", "temp1", "temp2"}
     assert [k for k, _ in m.headers() or []] == (["tskafka.schema"] if flag else [])
+
+
+def test_broker_schema_registry_client_cafile_asks_for_client_certificates(tmp_path):
+    """--schema-registry-client-cafile: the registry takes a client certificate
+    signed by that CA and refuses a connection without one or with another CA's."""
+    pytest.importorskip("cryptography")
+    httpx = pytest.importorskip("httpx")
+    import ssl
+
+    from test_security import Pki
+
+    pki = Pki(tmp_path)
+    tls = ["--certfile", str(pki.cert), "--keyfile", str(pki.key)]
+    lone = tskafka("broker", "--port", "0", "--schema-registry-client-cafile", str(pki.ca))
+    assert lone.returncode == 2, lone
+    assert "--schema-registry, --certfile and --keyfile" in lone.stderr, lone.stderr
+    no_tls = tskafka("broker", "--schema-registry", "--schema-registry-client-cafile", str(pki.ca))
+    assert no_tls.returncode == 2 and "--certfile" in no_tls.stderr, no_tls.stderr
+
+    broker_port, registry_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tskafka",
+            "broker",
+            "--port",
+            str(broker_port),
+            *tls,
+            "--schema-registry",
+            "--schema-registry-port",
+            str(registry_port),
+            "--schema-registry-client-cafile",
+            str(pki.ca),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        url = f"https://127.0.0.1:{registry_port}"
+        assert url in lines[2] and str(pki.ca) in lines[2], lines
+
+        def subjects(cert: Path | None, key: Path | None) -> int:
+            context = ssl.create_default_context(cafile=str(pki.ca))
+            if cert is not None:
+                context.load_cert_chain(str(cert), str(key))
+            return httpx.get(f"{url}/subjects", verify=context, timeout=5).status_code
+
+        assert subjects(pki.client_cert, pki.client_key) == 200
+        for cert, key in [(None, None), (pki.other_client_cert, pki.other_client_key)]:
+            with pytest.raises(httpx.HTTPError):
+                subjects(cert, key)
+        # The Kafka listener does not ask for a client certificate.
+        kafka = {
+            "bootstrap.servers": f"127.0.0.1:{broker_port}",
+            "security.protocol": "SSL",
+            "ssl.ca.location": str(pki.ca),
+        }
+        Admin(config=kafka).create_topic("cli-mtls")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(timeout=10) == 0
+        finally:
+            proc.kill()
 
 
 def test_clear_messages_and_exit_codes(tmp_path):

@@ -341,6 +341,38 @@ def test_a_selection_reads_what_decoding_everything_then_selecting_reads(
     assert picked.sort("kafka_offset", text).equals(expected.sort("kafka_offset", text))
 
 
+def test_a_csv_selection_types_only_its_columns(bootstrap, new_topic):
+    """CSV lines: a selection splits out and types only its columns, with the
+    values a full read gives them; a value a column left out cannot hold is
+    not read, and a line of the wrong width is an error all the same."""
+    topic = new_topic(1)
+    rows = 150_000  # over one frame (100,000 rows): the first frame pins the types
+    lines = [f"{i},{i / 2},code {i % 7}" for i in range(rows)]
+    lines[-1] = f"not a number,{(rows - 1) / 2},code x"
+    # 1,000 lines a message: the last one (offset 149) holds the line column_1 cannot.
+    tk.Producer(bootstrap).send(
+        topic, pl.DataFrame({"value": lines}), format="text", rows_per_message=1_000
+    )
+    with pytest.raises(
+        tk.DecodeError, match=rf'{topic}\[0\]@149: .*"not a number" in column "column_1"'
+    ):
+        tk.read_topic(topic, bootstrap, format="csv")
+    full = tk.read_topic(topic, bootstrap, format="csv", on_error="skip")
+    assert full.height == rows - 1_000
+    wanted = ["column_3", "column_2"]
+    got = tk.read_topic(topic, bootstrap, format="csv", columns=wanted)
+    assert got.columns == ["column_2", "column_3"] and got.height == rows
+    assert got.head(full.height).equals(full.select(got.columns))
+    assert got.row(-1) == ((rows - 1) / 2, "code x")
+    lazy = tk.scan_topic(topic, bootstrap, format="csv", on_error="skip")
+    assert lazy.select("column_3").collect().equals(got.select("column_3"))
+
+    narrow = new_topic(1)
+    tk.Producer(bootstrap).send(narrow, pl.DataFrame({"value": ["1,2,a", "3,4"]}), format="text")
+    with pytest.raises(tk.DecodeError, match=rf"{narrow}\[0\]@1: .*2 fields where 3 columns"):
+        tk.read_topic(narrow, bootstrap, format="csv", columns=["column_1"])
+
+
 def test_headers_as_a_column(bootstrap, new_topic):
     ck = pytest.importorskip("confluent_kafka")
     topic = new_topic(1)

@@ -334,6 +334,13 @@ def _broker(args: argparse.Namespace) -> int:
     users = _read_users(args.users) if args.users else None
     if args.schema_registry_port is not None and not args.schema_registry:
         raise UsageError("--schema-registry-port needs --schema-registry")
+    if args.schema_registry_client_cafile is not None and not (
+        args.schema_registry and args.certfile
+    ):
+        raise UsageError(
+            "--schema-registry-client-cafile makes the Schema Registry ask for client "
+            "certificates over TLS: also pass --schema-registry, --certfile and --keyfile"
+        )
     with LocalBroker(
         port=args.port,
         storage=args.storage,
@@ -343,6 +350,7 @@ def _broker(args: argparse.Namespace) -> int:
         auto_create_topics=not args.no_auto_create,
         schema_registry=args.schema_registry,
         schema_registry_port=args.schema_registry_port,
+        schema_registry_client_cafile=args.schema_registry_client_cafile,
     ) as broker:
         print(
             f"tskafka broker listening on {broker.bootstrap_servers} "
@@ -356,6 +364,11 @@ def _broker(args: argparse.Namespace) -> int:
             print(f"clients set: {shown} (and sasl.password for SASL)", flush=True)
         if args.schema_registry:
             auth = " (HTTP Basic: basic.auth.user.info=name:password)" if users else ""
+            if args.schema_registry_client_cafile is not None:
+                auth += (
+                    " (client certificates signed by "
+                    f"{args.schema_registry_client_cafile} required)"
+                )
             print(f"schema registry at {broker.schema_registry_url}{auth}", flush=True)
         try:
             while True:
@@ -451,6 +464,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="the Schema Registry's port (default: a free one)",
+    )
+    broker.add_argument(
+        "--schema-registry-client-cafile",
+        metavar="PATH",
+        help="mTLS: the Schema Registry asks for a client certificate signed by this PEM CA "
+        "and refuses a connection without one (needs --schema-registry and TLS; the Kafka "
+        "listener does not ask)",
     )
     broker.set_defaults(run=_broker)
 

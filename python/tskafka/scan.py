@@ -596,8 +596,8 @@ def read_topic(
       meaning UTC, dates or epoch ms; ``end`` exclusive), looked up as offsets
       (ListOffsets by time), so only that range is fetched.
     - ``offsets=(first, end)`` (end exclusive), ``partitions``: only those.
-    - ``columns``: only these columns (Arrow IPC, JSON and Avro messages
-      decode only those); ``limit``: stop after that many rows.
+    - ``columns``: only these columns (Arrow IPC, JSON, Avro and CSV-lines
+      messages decode only those); ``limit``: stop after that many rows.
     - ``headers=True``: a ``kafka_headers`` column, each message's headers as
       a list of ``{key: str, value: bytes}`` (a raw frame's ``headers``).
     - ``format``: as the Consumer's ('auto' detects each message's).
@@ -718,7 +718,8 @@ def scan_topic(
     range is fetched; on ``kafka_partition`` (``==``, ``is_in``) only those
     partitions; on ``kafka_offset`` only that range; ``head(n)`` stops
     fetching; a selection of columns decodes only those (and those the
-    filter names) from Arrow IPC, JSON and Avro messages. ``time_column``: the data column the messages' timestamps were
+    filter names) from Arrow IPC, JSON, Avro and CSV-lines messages.
+    ``time_column``: the data column the messages' timestamps were
     taken from (``Producer.send(..., timestamp=...)``), rows in time order;
     its filters are pushed down too (the message reaching the end is read
     whole). The filter is applied to every row afterwards all the same.

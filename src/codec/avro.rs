@@ -1,7 +1,8 @@
 //! Avro in Confluent's framing, read into Arrow and written from it.
 //!
-//! - Types: a schema (checked by the registry's parser, walked in its
-//!   normalized form: full names, logical types kept) becomes an [`AvroType`].
+//! - Types: a schema parsed (and checked) by the one Avro schema parser,
+//!   `registry::avro`, becomes an [`AvroType`]: its tree with named types
+//!   inlined and logical types applied.
 //! - Reading: a [`Decoder`] per schema id appends each record straight into
 //!   column builders of its own; a record that fails (truncated, a bad union
 //!   branch, invalid UTF-8, bytes left over) is rolled back, so one poison
@@ -37,6 +38,7 @@ use super::confluent::{frame_header, unframe, RegisteredSchema, SchemaType, HEAD
 use super::frame::{emptied, guarded, BadMessage, FrameBuilder, MessageRef, Meta, Settle};
 use super::text::batch_with_string_views;
 use crate::error::{Error, Result};
+use crate::registry::avro::{self as avro_schema, Kind, Logical, Named, Schema as Node};
 
 /// The field attribute that keeps a column's name when Avro forbids it.
 pub const ARROW_NAME: &str = "arrow.name";
@@ -93,15 +95,8 @@ pub struct AvroField {
 impl AvroType {
     /// Parses a schema (and the schemas it references).
     pub fn parse(text: &str, references: &[String]) -> std::result::Result<Self, String> {
-        let mut names = HashMap::new();
-        for (i, r) in references.iter().enumerate() {
-            let parsed = crate::registry::parse_avro(r, &references[..i])?;
-            let v: Value = serde_json::from_str(&parsed.normalized()).map_err(|e| e.to_string())?;
-            walk(&v, &mut names, &mut HashSet::new())?;
-        }
-        let parsed = crate::registry::parse_avro(text, references)?;
-        let v: Value = serde_json::from_str(&parsed.normalized()).map_err(|e| e.to_string())?;
-        walk(&v, &mut names, &mut HashSet::new())
+        let parsed = avro_schema::parse(text, references)?;
+        from_schema(&parsed.root, &parsed.names, &mut HashSet::new())
     }
 
     /// `["null", T]` (either order): T and where null is.
@@ -212,115 +207,91 @@ fn describe(t: &AvroType) -> String {
     }
 }
 
-/// A normalized schema (full names, defined before use) as an [`AvroType`].
-fn walk(
-    v: &Value,
-    names: &mut HashMap<String, AvroType>,
+/// A parsed schema as an [`AvroType`]: named types inlined (a record that
+/// holds itself has no columns), logical types applied.
+fn from_schema(
+    schema: &Node,
+    names: &HashMap<String, Named>,
     open: &mut HashSet<String>,
 ) -> std::result::Result<AvroType, String> {
-    match v {
-        Value::String(s) => primitive(s).map_or_else(
-            || {
-                if open.contains(s) {
-                    return Err(format!(
-                        "the recursive type {s:?} cannot be read into columns"
-                    ));
-                }
-                names
-                    .get(s)
-                    .cloned()
-                    .ok_or_else(|| format!("unknown type {s:?}"))
-            },
-            Ok,
-        ),
-        Value::Array(branches) => Ok(AvroType::Union(
+    Ok(match schema {
+        Node::Null => AvroType::Null,
+        Node::Boolean => AvroType::Boolean,
+        Node::Int => AvroType::Int,
+        Node::Long => AvroType::Long,
+        Node::Float => AvroType::Float,
+        Node::Double => AvroType::Double,
+        Node::Bytes => AvroType::Bytes,
+        Node::String => AvroType::String,
+        Node::Array(items) => AvroType::Array(Box::new(from_schema(items, names, open)?)),
+        Node::Map(values) => AvroType::Map(Box::new(from_schema(values, names, open)?)),
+        Node::Union(branches) => AvroType::Union(
             branches
                 .iter()
-                .map(|b| walk(b, names, open))
+                .map(|b| from_schema(b, names, open))
                 .collect::<std::result::Result<_, _>>()?,
-        )),
-        Value::Object(o) => {
-            let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
-            let base = match ty {
-                "record" | "error" => {
-                    let name = o["name"].as_str().unwrap_or_default().to_owned();
+        ),
+        Node::Logical(base, logical) => with_logical(from_schema(base, names, open)?, logical),
+        Node::Named(name) => {
+            if open.contains(name) {
+                return Err(format!(
+                    "the recursive type {name:?} cannot be read into columns"
+                ));
+            }
+            let named = names
+                .get(name)
+                .ok_or_else(|| format!("unknown type {name:?}"))?;
+            match &named.kind {
+                Kind::Record(fields) => {
                     open.insert(name.clone());
-                    let mut fields = Vec::new();
-                    for f in o["fields"].as_array().into_iter().flatten() {
-                        let fname = f["name"].as_str().unwrap_or_default().to_owned();
-                        let column = f
-                            .get(ARROW_NAME)
-                            .and_then(Value::as_str)
-                            .map_or_else(|| fname.clone(), str::to_owned);
-                        fields.push(AvroField {
-                            name: fname,
-                            column,
-                            ty: walk(&f["type"], names, open)?,
-                            default: f.get("default").cloned(),
+                    let mut columns = Vec::with_capacity(fields.len());
+                    for f in fields {
+                        let column = f.attributes.get(ARROW_NAME).and_then(Value::as_str);
+                        columns.push(AvroField {
+                            name: f.name.clone(),
+                            column: column.unwrap_or(&f.name).to_owned(),
+                            ty: from_schema(&f.schema, names, open)?,
+                            default: f.default.clone(),
                         });
                     }
-                    open.remove(&name);
-                    let t = AvroType::Record(fields);
-                    names.insert(name, t.clone());
-                    t
+                    open.remove(name);
+                    AvroType::Record(columns)
                 }
-                "enum" => {
-                    let symbols: Vec<String> = o["symbols"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect();
-                    let t = AvroType::Enum(symbols.into());
-                    names.insert(o["name"].as_str().unwrap_or_default().to_owned(), t.clone());
-                    t
+                Kind::Enum { symbols, .. } => AvroType::Enum(symbols.as_slice().into()),
+                Kind::Fixed { size, logical } => {
+                    let size = *size as usize;
+                    let decimal = logical
+                        .as_ref()
+                        .filter(|l| l.name == "decimal")
+                        .and_then(|l| decimal(l, Some(size)));
+                    decimal.unwrap_or(AvroType::Fixed(size))
                 }
-                "fixed" => {
-                    let size = o["size"].as_u64().unwrap_or(0) as usize;
-                    let t = match o.get("logicalType").and_then(Value::as_str) {
-                        Some("decimal") => decimal(o, Some(size)).unwrap_or(AvroType::Fixed(size)),
-                        _ => AvroType::Fixed(size),
-                    };
-                    names.insert(o["name"].as_str().unwrap_or_default().to_owned(), t.clone());
-                    t
-                }
-                "array" => AvroType::Array(Box::new(walk(&o["items"], names, open)?)),
-                "map" => AvroType::Map(Box::new(walk(&o["values"], names, open)?)),
-                other => walk(&Value::String(other.to_owned()), names, open)?,
-            };
-            let logical = o.get("logicalType").and_then(Value::as_str);
-            Ok(match (logical, &base) {
-                (Some("date"), AvroType::Int) => AvroType::Date,
-                (Some("time-millis"), AvroType::Int) => AvroType::TimeMillis,
-                (Some("time-micros"), AvroType::Long) => AvroType::TimeMicros,
-                (Some("timestamp-millis"), AvroType::Long) => {
-                    AvroType::TimestampMillis { utc: true }
-                }
-                (Some("timestamp-micros"), AvroType::Long) => {
-                    AvroType::TimestampMicros { utc: true }
-                }
-                (Some("timestamp-nanos"), AvroType::Long) => AvroType::TimestampNanos { utc: true },
-                (Some("local-timestamp-millis"), AvroType::Long) => {
-                    AvroType::TimestampMillis { utc: false }
-                }
-                (Some("local-timestamp-micros"), AvroType::Long) => {
-                    AvroType::TimestampMicros { utc: false }
-                }
-                (Some("local-timestamp-nanos"), AvroType::Long) => {
-                    AvroType::TimestampNanos { utc: false }
-                }
-                (Some("decimal"), AvroType::Bytes) => decimal(o, None).unwrap_or(base),
-                // Unknown or misplaced logical types are ignored, as the spec says.
-                _ => base,
-            })
+            }
         }
-        other => Err(format!("not a schema: {other}")),
+    })
+}
+
+/// `base` read as its logical type says; one unknown or misplaced is
+/// ignored, as the spec says.
+fn with_logical(base: AvroType, logical: &Logical) -> AvroType {
+    match (logical.name.as_str(), &base) {
+        ("date", AvroType::Int) => AvroType::Date,
+        ("time-millis", AvroType::Int) => AvroType::TimeMillis,
+        ("time-micros", AvroType::Long) => AvroType::TimeMicros,
+        ("timestamp-millis", AvroType::Long) => AvroType::TimestampMillis { utc: true },
+        ("timestamp-micros", AvroType::Long) => AvroType::TimestampMicros { utc: true },
+        ("timestamp-nanos", AvroType::Long) => AvroType::TimestampNanos { utc: true },
+        ("local-timestamp-millis", AvroType::Long) => AvroType::TimestampMillis { utc: false },
+        ("local-timestamp-micros", AvroType::Long) => AvroType::TimestampMicros { utc: false },
+        ("local-timestamp-nanos", AvroType::Long) => AvroType::TimestampNanos { utc: false },
+        ("decimal", AvroType::Bytes) => decimal(logical, None).unwrap_or(base),
+        _ => base,
     }
 }
 
-fn decimal(o: &Map<String, Value>, fixed: Option<usize>) -> Option<AvroType> {
-    let precision = o.get("precision")?.as_u64()?;
-    let scale = o.get("scale").and_then(Value::as_u64).unwrap_or(0);
+fn decimal(logical: &Logical, fixed: Option<usize>) -> Option<AvroType> {
+    let precision = logical.precision?;
+    let scale = logical.scale.unwrap_or(0);
     // Decimal128 holds up to 38 digits; wider ones are read as bytes.
     (1..=38)
         .contains(&precision)
@@ -331,20 +302,6 @@ fn decimal(o: &Map<String, Value>, fixed: Option<usize>) -> Option<AvroType> {
             scale: scale as i8,
             fixed,
         })
-}
-
-fn primitive(name: &str) -> Option<AvroType> {
-    Some(match name {
-        "null" => AvroType::Null,
-        "boolean" => AvroType::Boolean,
-        "int" => AvroType::Int,
-        "long" => AvroType::Long,
-        "float" => AvroType::Float,
-        "double" => AvroType::Double,
-        "bytes" => AvroType::Bytes,
-        "string" => AvroType::String,
-        _ => return None,
-    })
 }
 
 // ---------------------------------------------------------------- binary reading

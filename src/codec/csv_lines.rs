@@ -4,15 +4,17 @@
 //! of the stream and pinned: later frames are read with the same types, so
 //! a stream keeps one schema (a value that does not fit is that message's
 //! DecodeError, naming the field and `schema=`). On the send side each row
-//! is one line, fields written as the reader reads them back.
+//! is one line, fields written as the reader reads them back. With a
+//! projection only the columns it names are split out and typed; every
+//! line's fields are still counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
@@ -144,11 +146,13 @@ pub(super) struct CsvStream {
 struct CsvContext {
     options: CsvLineOptions,
     names: Option<Vec<String>>,
+    projection: Option<HashSet<String>>,
     /// The stream's types; None in its first frame (each run infers its own).
     typing: Option<Arc<Typing>>,
 }
 
-/// A run's messages that hold rows, split into text columns and typed.
+/// A run's messages that hold rows, split into text columns (those the
+/// projection keeps) and typed.
 struct DecodedCsv {
     metas: Vec<Meta>,
     /// Each message's payload, for the error of a message refused late.
@@ -212,6 +216,7 @@ impl FrameBuilder {
         CsvContext {
             options: self.text.csv.clone(),
             names: self.csv.names.clone(),
+            projection: self.projection.clone(),
             typing: self.csv.typing.clone(),
         }
     }
@@ -271,7 +276,8 @@ impl FrameBuilder {
         let typing = match agreed {
             Some(t) => Ok(t.as_ref().clone().inferred_from(rows)),
             None => {
-                let names = self.csv.names.clone().unwrap_or_default();
+                let names = self.csv.names.as_deref().unwrap_or_default();
+                let names = kept(names, self.projection.as_ref());
                 let text: Vec<StringArray> = (0..names.len())
                     .map(|c| {
                         let parts: Vec<&dyn Array> =
@@ -348,10 +354,13 @@ impl DecodedCsv {
                 ));
             }
         }
-        let batch = match RecordBatch::try_new(typing.schema.clone(), columns) {
-            Ok(b) => b,
-            Err(e) => panic!("CSV columns typed by one plan do not make a batch: {e}"),
-        };
+        // Rows without columns when the projection leaves none.
+        let options = RecordBatchOptions::new().with_row_count(Some(self.row_message.len()));
+        let batch =
+            match RecordBatch::try_new_with_options(typing.schema.clone(), columns, &options) {
+                Ok(b) => b,
+                Err(e) => panic!("CSV columns typed by one plan do not make a batch: {e}"),
+            };
         let (batch, metas) = if failures.is_empty() {
             (batch, self.metas)
         } else {
@@ -438,6 +447,10 @@ impl TextColumn {
 struct Splitter<'a> {
     options: &'a CsvLineOptions,
     names: Option<Vec<String>>,
+    projection: Option<&'a HashSet<String>>,
+    /// Per field of a line, its column in `fields` (None: left out), up to
+    /// the last field kept; made with the columns, once the names are known.
+    slots: Option<Vec<Option<usize>>>,
     fields: Vec<TextColumn>,
     rows: usize,
     /// Rows to make room for: the run's messages.
@@ -457,6 +470,8 @@ fn decode_csv_run(messages: CsvMessages, context: CsvContext) -> Settle {
     let mut split = Splitter {
         options: &context.options,
         names: context.names.clone(),
+        projection: context.projection.as_ref(),
+        slots: None,
         fields: Vec::new(),
         rows: 0,
         capacity: all.len(),
@@ -497,7 +512,7 @@ fn decode_csv_run(messages: CsvMessages, context: CsvContext) -> Settle {
                     dtypes: context.options.dtypes.clone(),
                     ..CsvOptions::default()
                 };
-                let names = names.clone().unwrap_or_default();
+                let names = kept(names.as_deref().unwrap_or_default(), split.projection);
                 let typed = Typing::plan("the CSV messages", &names, &options, &text)
                     .map(|t| Typed::new(Arc::new(t), &text))
                     .map_err(|e| e.to_string());
@@ -537,15 +552,31 @@ impl Splitter<'_> {
         self.rows = rows;
     }
 
-    /// The columns, made once the names are known.
-    fn columns(&mut self) -> &mut [TextColumn] {
-        if self.fields.is_empty() {
-            let width = self.names.as_ref().map_or(0, Vec::len);
-            self.fields = (0..width)
+    /// Where each field of a line goes, and the columns: made once the
+    /// names are known.
+    fn columns(&mut self) -> (&[Option<usize>], &mut [TextColumn]) {
+        let slots = self.slots.get_or_insert_with(|| {
+            let names = self.names.as_deref().unwrap_or_default();
+            let mut kept = 0;
+            let mut slots: Vec<Option<usize>> = names
+                .iter()
+                .map(|n| {
+                    self.projection.is_none_or(|p| p.contains(n)).then(|| {
+                        kept += 1;
+                        kept - 1
+                    })
+                })
+                .collect();
+            // Fields after the last one kept need not be split out.
+            while slots.last() == Some(&None) {
+                slots.pop();
+            }
+            self.fields = (0..kept)
                 .map(|_| TextColumn::with_capacity(self.capacity))
                 .collect();
-        }
-        &mut self.fields
+            slots
+        });
+        (slots, &mut self.fields)
     }
 
     /// The payload as text when it is plain lines: no quotes, no carriage
@@ -596,14 +627,16 @@ impl Splitter<'_> {
                 None => (1..=width).map(|i| format!("column_{i}")).collect(),
             });
         }
-        let columns = self.columns();
+        let (slots, columns) = self.columns();
         let mut rows = 0;
         for line in lines() {
             if line.is_empty() {
                 continue;
             }
-            for (column, field) in columns.iter_mut().zip(line.split(|&b| b == delimiter)) {
-                column.push(field);
+            for (slot, field) in slots.iter().zip(line.split(|&b| b == delimiter)) {
+                if let Some(c) = *slot {
+                    columns[c].push(field);
+                }
             }
             rows += 1;
         }
@@ -640,27 +673,22 @@ impl Splitter<'_> {
             if record.len() == 1 && record[0].is_empty() {
                 continue; // a blank line
             }
-            let mut fields = Vec::with_capacity(record.len());
-            let mut not_text = None;
-            for (i, f) in record.iter().enumerate() {
-                match decode_field(f, options.encoding) {
-                    Some(text) => fields.push(text),
-                    None => {
-                        not_text = Some(i);
-                        break;
-                    }
-                }
-            }
-            if let Some(i) = not_text {
-                break Err(format!(
-                    "field {} on line {line} of the message is not UTF-8: pass \
-                     encoding='latin-1' (or 'auto': UTF-8, else Latin-1)",
-                    i + 1
-                ));
-            }
             if !header_seen {
                 header_seen = true;
-                let found: Vec<String> = fields.iter().map(|f| f.trim().to_owned()).collect();
+                let mut found = Vec::with_capacity(record.len());
+                let mut not_text = None;
+                for (i, f) in record.iter().enumerate() {
+                    match decode_field(f, options.encoding) {
+                        Some(text) => found.push(text.trim().to_owned()),
+                        None => {
+                            not_text = Some(i);
+                            break;
+                        }
+                    }
+                }
+                if let Some(i) = not_text {
+                    break Err(not_utf8(i, line));
+                }
                 match (&options.columns, &self.names) {
                     // columns= names them: the header line is only skipped.
                     (Some(_), _) => {}
@@ -685,13 +713,26 @@ impl Splitter<'_> {
             }
             let names = self.names.get_or_insert_with(|| match &options.columns {
                 Some(c) => c.clone(),
-                None => (1..=fields.len()).map(|i| format!("column_{i}")).collect(),
+                None => (1..=record.len()).map(|i| format!("column_{i}")).collect(),
             });
-            if fields.len() != names.len() {
-                break Err(wrong_width(line, fields.len(), names, names.len()));
+            if record.len() != names.len() {
+                break Err(wrong_width(line, record.len(), names, names.len()));
             }
-            for (column, field) in self.columns().iter_mut().zip(&fields) {
-                column.push(field.as_bytes());
+            // Only the fields kept are decoded; a row cut short is rolled back.
+            let (slots, columns) = self.columns();
+            let mut not_text = None;
+            for (i, (slot, field)) in slots.iter().zip(record.iter()).enumerate() {
+                let Some(c) = *slot else { continue };
+                match decode_field(field, options.encoding) {
+                    Some(text) => columns[c].push(text.as_bytes()),
+                    None => {
+                        not_text = Some(i);
+                        break;
+                    }
+                }
+            }
+            if let Some(i) = not_text {
+                break Err(not_utf8(i, line));
             }
             self.rows += 1;
             rows += 1;
@@ -699,6 +740,20 @@ impl Splitter<'_> {
         self.record = record;
         result
     }
+}
+
+fn not_utf8(field: usize, line: usize) -> String {
+    format!(
+        "field {} on line {line} of the message is not UTF-8: pass encoding='latin-1' (or \
+         'auto': UTF-8, else Latin-1)",
+        field + 1
+    )
+}
+
+/// The names a projection keeps, in the stream's order (all without one).
+fn kept(names: &[String], projection: Option<&HashSet<String>>) -> Vec<String> {
+    let wanted = |n: &&String| projection.is_none_or(|p| p.contains(*n));
+    names.iter().filter(wanted).cloned().collect()
 }
 
 fn wrong_width(line: usize, fields: usize, names: &[String], width: usize) -> String {
@@ -934,6 +989,111 @@ mod tests {
         let bad: Vec<_> = b.take_bad().into_iter().map(|m| m.offset).collect();
         assert_eq!(bad, [n as i64 + 50_000, n as i64 + 40_000]);
         assert_eq!(b.rows(), 0);
+    }
+
+    #[test]
+    fn a_projection_types_only_the_columns_asked_with_the_same_values() {
+        let read = |options: &CsvLineOptions, payloads: &[Vec<u8>], projection: Option<&[&str]>| {
+            let mut b = builder(options.clone());
+            b.projection = projection.map(|p| p.iter().map(|c| c.to_string()).collect());
+            for (i, p) in payloads.iter().enumerate() {
+                b.push(msg(p, i as i64, None));
+            }
+            let out = b.take_frame().unwrap().unwrap().concat().unwrap();
+            let bad: Vec<_> = b
+                .take_bad()
+                .into_iter()
+                .map(|m| (m.offset, m.error))
+                .collect();
+            (out, bad)
+        };
+        let line = |i: usize| match i % 3 {
+            // Plain lines, split in place; temperatures whole numbers in the
+            // first run only, so the runs' own types disagree.
+            0 if i < RUN_MESSAGES => format!("2023-03-20 12:00:{:02},{},{i},c {i}", i % 60, i % 30),
+            0 => format!("2023-03-20 12:00:{:02},{}.5,{i},code {i}", i % 60, i % 30),
+            // Quoted: through the csv reader.
+            1 => format!("2023-03-20 12:00:{:02},\"{}\",{i},\"a,{i}\"", i % 60, i % 7),
+            _ => format!("2023-03-20 12:00:{:02},{},{i},", i % 60, i % 30),
+        };
+        let lines = |n: usize| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|i| match i {
+                    // Wrong widths stay errors, whatever the projection.
+                    7 => b"1,2".to_vec(),
+                    // Past the last column asked, still counted.
+                    9 => format!("{},extra", line(i)).into_bytes(),
+                    i => line(i).into_bytes(),
+                })
+                .collect()
+        };
+        let named = named(&["t", "temp", "n", "s"]);
+        let header = CsvLineOptions {
+            header: true,
+            ..Default::default()
+        };
+        let with_header = |n: usize| -> Vec<Vec<u8>> {
+            let lines = lines(n);
+            let head = |p: &[u8]| [b"t,temp,n,s\n".as_slice(), p].concat();
+            lines.iter().map(|p| head(p)).collect()
+        };
+        // Enough messages for runs decoded aside, typed as one at the frame's end.
+        let many = 2 * RUN_MESSAGES + 100;
+        for (options, payloads) in [
+            (&named, lines(40)),
+            (&header, with_header(40)),
+            (&named, lines(many)),
+        ] {
+            let (all, all_bad) = read(options, &payloads, None);
+            assert_eq!(all.num_columns(), 4);
+            assert_eq!(all.num_rows(), payloads.len() - 2);
+            let float = payloads.len() > RUN_MESSAGES;
+            assert_eq!(all.column(1).data_type() == &DataType::Float64, float);
+            for wanted in [
+                &["n"][..],
+                &["s", "t"],
+                &["temp", "nope"],
+                &[],
+                &["n", "s", "t", "temp"],
+            ] {
+                let (got, bad) = read(options, &payloads, Some(wanted));
+                let keep: Vec<usize> = (0..4)
+                    .filter(|&i| wanted.contains(&all.schema().field(i).name().as_str()))
+                    .collect();
+                assert_eq!(got, all.project(&keep).unwrap(), "{wanted:?}");
+                assert_eq!(bad, all_bad, "{wanted:?}");
+            }
+        }
+        let (_, bad) = read(&named, &lines(40), Some(&["n"]));
+        let offsets: Vec<i64> = bad.iter().map(|(offset, _)| *offset).collect();
+        assert_eq!(offsets, [7, 9]);
+        assert!(
+            bad[1].1.contains("5 fields where 4 columns"),
+            "{}",
+            bad[1].1
+        );
+        // Types pinned by the first frame: a value that does not fit a column
+        // asked is refused; in a column left out it is not read.
+        for (wanted, refused) in [("temp", true), ("n", false)] {
+            let mut b = builder(named.clone());
+            b.projection = Some(HashSet::from([wanted.to_owned()]));
+            for (i, p) in lines(40).iter().enumerate() {
+                b.push(msg(p, i as i64, None));
+            }
+            assert_eq!(b.take_frame().unwrap().unwrap().num_rows(), 38);
+            b.take_bad();
+            b.push(msg(b"2023-03-20 12:00:03,x,3,y", 40, None));
+            let got = b.take_frame().unwrap();
+            let bad = b.take_bad();
+            assert_eq!((got.is_none(), bad.len()), (refused, usize::from(refused)));
+            if refused {
+                assert!(
+                    bad[0].error.contains("\"x\" in column \"temp\""),
+                    "{}",
+                    bad[0].error
+                );
+            }
+        }
     }
 
     #[test]

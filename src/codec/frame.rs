@@ -128,8 +128,9 @@ pub struct FrameBuilder {
     /// made message by message as they come, while the next ones arrive.
     pub string_views: bool,
     /// The data columns wanted (None: all). Decoders that can leave a
-    /// column out do (Arrow IPC skips its buffers, JSON and Avro decode
-    /// past its values), so a frame may hold fewer columns than its messages.
+    /// column out do (Arrow IPC skips its buffers, JSON, Avro and CSV lines
+    /// decode past its values), so a frame may hold fewer columns than its
+    /// messages.
     pub projection: Option<HashSet<String>>,
     /// Which of [`METADATA_COLUMNS`] metadata frames have (all unless told).
     pub metadata_shown: [bool; 5],

@@ -1,9 +1,11 @@
-//! Avro schemas as the registry needs them: parsed and checked (names,
-//! types, defaults), and written back two ways. The spec's Parsing
-//! Canonical Form drops docs, defaults and logical types; the normalized
-//! form keeps them (they change what a reader does) and only fixes names,
-//! key order and whitespace: it decides whether two registrations are the
-//! same schema.
+//! Avro schemas parsed and checked (names, types, defaults): the one
+//! parser of Avro schema JSON, for the registry (compatibility checks, and
+//! schemas written back two ways) and for the Avro codec (the tree with its
+//! logical types and field attributes becomes the decoder's `AvroType`).
+//! The spec's Parsing Canonical Form drops docs, defaults and logical
+//! types; the normalized form keeps them (they change what a reader does)
+//! and only fixes names, key order and whitespace: it decides whether two
+//! registrations are the same schema.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,6 +27,38 @@ pub enum Schema {
     Union(Vec<Schema>),
     /// A record, enum or fixed, by full name.
     Named(String),
+    /// A primitive with a `logicalType`: what a reader makes of its values.
+    /// Schema resolution and the canonical form look through it.
+    Logical(Box<Schema>, Logical),
+}
+
+/// A `logicalType` and the attributes that qualify it, as written: a
+/// reader ignores one it does not know or that does not fit its type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logical {
+    pub name: String,
+    pub precision: Option<u64>,
+    pub scale: Option<u64>,
+}
+
+impl Logical {
+    fn of(map: &Map<String, Value>) -> Option<Self> {
+        Some(Self {
+            name: map.get("logicalType")?.as_str()?.to_owned(),
+            precision: map.get("precision").and_then(Value::as_u64),
+            scale: map.get("scale").and_then(Value::as_u64),
+        })
+    }
+}
+
+impl Schema {
+    /// The type without its logical type.
+    pub fn plain(&self) -> &Schema {
+        match self {
+            Schema::Logical(base, _) => base,
+            other => other,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +67,8 @@ pub struct Field {
     pub aliases: Vec<String>,
     pub schema: Schema,
     pub default: Option<Value>,
+    /// Its attributes other than the spec's own (as `arrow.name`).
+    pub attributes: Map<String, Value>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +78,10 @@ pub enum Kind {
         symbols: Vec<String>,
         default: Option<String>,
     },
-    Fixed(u64),
+    Fixed {
+        size: u64,
+        logical: Option<Logical>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -216,7 +255,7 @@ impl Parser {
         let mut seen = HashSet::new();
         for branch in branches {
             let (schema, norm) = self.schema(branch, namespace)?;
-            let key = match &schema {
+            let key = match schema.plain() {
                 Schema::Union(_) => return Err("a union cannot hold another union".into()),
                 Schema::Named(name) => name.clone(),
                 Schema::Array(_) => "array".into(),
@@ -270,7 +309,10 @@ impl Parser {
                     if map.len() == 1 {
                         return Ok((p, Value::String(name.to_owned())));
                     }
-                    p
+                    match Logical::of(map) {
+                        Some(logical) => Schema::Logical(Box::new(p), logical),
+                        None => p,
+                    }
                 } else {
                     let full = self.lookup(name, namespace).ok_or_else(|| {
                         format!("unknown type {name:?}: not a primitive, nor a type defined before")
@@ -345,7 +387,10 @@ impl Parser {
                     .get("size")
                     .and_then(Value::as_u64)
                     .ok_or_else(|| format!("fixed {full:?} needs a \"size\" (a whole number)"))?;
-                Kind::Fixed(size)
+                Kind::Fixed {
+                    size,
+                    logical: Logical::of(map),
+                }
             }
             _ => {
                 // Defined before its fields, so that they can refer to it.
@@ -418,6 +463,12 @@ impl Parser {
             }
         }
         let aliases = string_list(map.get("aliases"), "field aliases")?;
+        const SPEC: [&str; 6] = ["name", "type", "doc", "default", "order", "aliases"];
+        let attributes = map
+            .iter()
+            .filter(|(k, _)| !SPEC.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut out = map.clone();
         out.insert("type".into(), norm);
         Ok((
@@ -426,6 +477,7 @@ impl Parser {
                 aliases,
                 schema,
                 default,
+                attributes,
             },
             ordered(out),
         ))
@@ -455,7 +507,7 @@ impl Parser {
                 Some(Kind::Enum { symbols, .. }) => value
                     .as_str()
                     .is_some_and(|s| symbols.iter().any(|x| x == s)),
-                Some(Kind::Fixed(_)) => value.is_string(),
+                Some(Kind::Fixed { .. }) => value.is_string(),
                 Some(Kind::Record(fields)) => value.as_object().is_some_and(|m| {
                     fields.iter().all(|f| match m.get(&f.name) {
                         Some(v) => self.valid_default(&f.schema, v),
@@ -465,6 +517,7 @@ impl Parser {
                 // A record's default naming itself, while its fields are parsed.
                 None => true,
             },
+            Schema::Logical(base, _) => self.valid_default(base, value),
         }
     }
 }
@@ -551,12 +604,13 @@ impl Parsed {
                         out.push_str(",\"type\":\"enum\",\"symbols\":");
                         out.push_str(&Value::from(symbols.clone()).to_string());
                     }
-                    Kind::Fixed(size) => {
+                    Kind::Fixed { size, .. } => {
                         out.push_str(&format!(",\"type\":\"fixed\",\"size\":{size}"));
                     }
                 }
                 out.push('}');
             }
+            Schema::Logical(base, _) => self.write_canonical(base, out, written),
         }
     }
 }
@@ -624,6 +678,52 @@ mod tests {
             err(r#"{"type":"record","name":"1R","fields":[]}"#).contains("not a valid Avro name")
         );
         assert!(err(r#"{"type":"fixed","name":"F"}"#).contains("size"));
+    }
+
+    #[test]
+    fn the_tree_keeps_logical_types_and_field_attributes() {
+        let parsed = parse(
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"},
+                 "doc":"when","arrow.name":"at time"},
+                {"name":"m","type":{"type":"fixed","name":"M","size":8,
+                 "logicalType":"decimal","precision":12,"scale":2}}]}"#,
+            &[],
+        )
+        .unwrap();
+        let Kind::Record(fields) = &parsed.names["R"].kind else {
+            panic!("a record")
+        };
+        let logical = |name: &str, precision, scale| Logical {
+            name: name.into(),
+            precision,
+            scale,
+        };
+        assert_eq!(
+            fields[0].schema,
+            Schema::Logical(
+                Box::new(Schema::Long),
+                logical("timestamp-millis", None, None)
+            )
+        );
+        assert_eq!(fields[0].schema.plain(), &Schema::Long);
+        assert_eq!(
+            Value::Object(fields[0].attributes.clone()),
+            serde_json::json!({"arrow.name": "at time"})
+        );
+        assert_eq!(
+            parsed.names["M"].kind,
+            Kind::Fixed {
+                size: 8,
+                logical: Some(logical("decimal", Some(12), Some(2)))
+            }
+        );
+        // A logical type does not make another branch of a union.
+        let twice = parse(
+            r#"["long",{"type":"long","logicalType":"timestamp-millis"}]"#,
+            &[],
+        );
+        assert!(twice.unwrap_err().contains("holds Long twice"));
     }
 
     #[test]

@@ -138,7 +138,8 @@ impl Avro<'_> {
     }
 
     fn schema(&mut self, reader: &Schema, writer: &Schema, path: &str) {
-        match (reader, writer) {
+        // Logical types do not change what can be read.
+        match (reader.plain(), writer.plain()) {
             // Every branch the writer may have used must be readable.
             (_, Schema::Union(branches)) => {
                 for b in branches {
@@ -213,7 +214,7 @@ impl Avro<'_> {
                     );
                 }
             }
-            (Kind::Fixed(rs), Kind::Fixed(ws)) => {
+            (Kind::Fixed { size: rs, .. }, Kind::Fixed { size: ws, .. }) => {
                 if rs != ws {
                     self.fail(
                         &format!("{path}/size"),
@@ -458,6 +459,15 @@ mod tests {
         let old = record(r#"{"name":"qty","type":"int"}"#);
         let renamed = record(r#"{"name":"quantity","aliases":["qty"],"type":"int"}"#);
         assert!(can_read(&renamed, &old).is_empty());
+    }
+
+    #[test]
+    fn logical_types_do_not_change_what_reads_what() {
+        let millis = r#"{"type":"long","logicalType":"timestamp-millis"}"#;
+        assert!(can_read(millis, r#""long""#).is_empty());
+        assert!(can_read(r#""long""#, millis).is_empty());
+        assert!(can_read(r#"["null","double"]"#, millis).is_empty());
+        assert!(can_read(r#""int""#, millis)[0].starts_with("TYPE_MISMATCH"));
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //! when asked), `routes` (one function per endpoint, JSON in and out),
 //! `store` (subjects, versions, ids and configs, each change a record in a
 //! [`SchemaLog`]: the broker's `_schemas` topic), `avro` (parsing,
-//! canonical and normalized forms) and `compat` (compatibility levels).
+//! canonical and normalized forms; the Avro codec parses schemas with it
+//! too) and `compat` (compatibility levels).
 
-mod avro;
+pub mod avro;
 mod compat;
 mod http;
 mod routes;
@@ -18,7 +19,6 @@ mod store;
 
 use std::sync::{Arc, Mutex};
 
-pub use avro::{parse as parse_avro, Parsed as AvroSchema};
 pub use compat::Level;
 pub use http::serve;
 pub use store::Registry;
