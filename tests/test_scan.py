@@ -446,8 +446,14 @@ def test_compressed_batches_as_librdkafka_writes_them(bootstrap, new_topic, comp
     for i in range(2_000):
         key = None if i % 7 == 0 else f"k{i % 5}".encode()
         headers = [("h", f"{i}".encode())] if i % 2 else None
-        p.produce(topic, value=f'{{"i": {i}, "s": "{"x" * (i % 30)}"}}'.encode(),
-                  key=key, partition=i % 2, timestamp=1_000 + i, headers=headers)
+        p.produce(
+            topic,
+            value=f'{{"i": {i}, "s": "{"x" * (i % 30)}"}}'.encode(),
+            key=key,
+            partition=i % 2,
+            timestamp=1_000 + i,
+            headers=headers,
+        )
     p.flush(10)
     got = tk.read_topic(topic, bootstrap, format="json", headers=True).sort("i")
     assert got["i"].to_list() == list(range(2_000))
@@ -475,16 +481,38 @@ def test_csv_lines_with_the_consumers_options(bootstrap, new_topic):
     p.flush(10)
     names = ["timestamp", "temp1", "n"]
     got = tk.read_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";")
-    with tk.Consumer(bootstrap, partitions=[(topic, 0)], offset="earliest", format="csv",
-                     columns=names, delimiter=";") as c:
+    with tk.Consumer(
+        bootstrap,
+        partitions=[(topic, 0)],
+        offset="earliest",
+        format="csv",
+        columns=names,
+        delimiter=";",
+    ) as c:
         expected = c.poll_frame(max_rows=300, timeout=10)
     assert got.select(names).equals(expected)
     assert got.schema["timestamp"] == pl.Datetime("us") and got["n"].to_list() == list(range(300))
-    one = tk.read_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";",
-                        columns=["temp1"])
+    one = tk.read_topic(
+        topic, bootstrap, format="csv", new_columns=names, delimiter=";", columns=["temp1"]
+    )
     assert one.columns == ["temp1"] and one["temp1"].equals(expected["temp1"])
-    pinned = tk.read_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";",
-                           schema={"n": "str"})
+    pinned = tk.read_topic(
+        topic, bootstrap, format="csv", new_columns=names, delimiter=";", schema={"n": "str"}
+    )
     assert pinned["n"].to_list() == [str(i) for i in range(300)]
     lazy = tk.scan_topic(topic, bootstrap, format="csv", new_columns=names, delimiter=";")
     assert lazy.filter(pl.col("n") < 3).select("n").collect()["n"].to_list() == [0, 1, 2]
+
+
+def test_an_unreachable_cluster_is_named_within_the_timeout():
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(tk.KafkaError, match="could not reach the Kafka cluster") as e:
+        tk.read_topic("t", f"127.0.0.1:{port}", timeout=1.0)
+    assert time.monotonic() - started < 5
+    assert e.value.retriable and str(port) in str(e.value)

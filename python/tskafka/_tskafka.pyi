@@ -322,6 +322,14 @@ class TopicScan:
         on_error: str = "raise",
         headers: bool = False,
         timeout: float = 10.0,
+        csv_columns: list[str] | None = None,
+        header: bool = False,
+        csv_schema: dict[str, str] | None = None,
+        delimiter: str = ",",
+        encoding: str = "utf-8",
+        errors: str = "strict",
+        json_orient: str | None = None,
+        key_format: str | None = None,
     ) -> TopicScan: ...
     @property
     def ranges(self) -> list[tuple[int, int, int, int, int]]: ...
