@@ -76,6 +76,28 @@ impl Error {
         }
     }
 
+    /// The same error with its message rewritten by `f` (a Kafka error
+    /// keeps its code and flags); kinds without a message stay as they are.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Error::Config(m) => Error::Config(f(m)),
+            Error::Timeout(m) => Error::Timeout(f(m)),
+            Error::Schema(m) => Error::Schema(f(m)),
+            Error::Kafka {
+                message,
+                code,
+                retriable,
+                fatal,
+            } => Error::Kafka {
+                message: f(message),
+                code,
+                retriable,
+                fatal,
+            },
+            other => other,
+        }
+    }
+
     pub fn kafka_code(context: impl std::fmt::Display, code: RDKafkaErrorCode) -> Self {
         Error::Kafka {
             message: format!("{context}: {code}"),

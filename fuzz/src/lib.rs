@@ -48,6 +48,21 @@ pub mod error {
         },
     }
 
+    impl Error {
+        /// As the crate's own (src/error.rs).
+        pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+            match self {
+                Error::Config(m) => Error::Config(f(m)),
+                Error::Timeout(m) => Error::Timeout(f(m)),
+                Error::Schema(m) => Error::Schema(f(m)),
+                Error::Kafka { message, code, retriable, fatal } => {
+                    Error::Kafka { message: f(message), code, retriable, fatal }
+                }
+                other => other,
+            }
+        }
+    }
+
     impl From<arrow_schema::ArrowError> for Error {
         fn from(err: arrow_schema::ArrowError) -> Self {
             Error::Schema(err.to_string())

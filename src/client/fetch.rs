@@ -572,8 +572,9 @@ impl Link {
                 format_args!("cannot look up the offsets of {topic}[{partition}]"),
                 found.error_code,
             );
-            if leader_moved(found.error_code) {
-                e = retriable(e, true);
+            if let Error::Kafka { retriable, .. } = &mut e {
+                // Asked again once the cluster says who leads now.
+                *retriable |= leader_moved(found.error_code);
             }
             return Err((node, e));
         }
@@ -655,24 +656,6 @@ impl Link {
                 .collect(),
             records: p.records.unwrap_or_default(),
         })
-    }
-}
-
-/// `e`, retriable or not as said (only a Kafka error carries the flag).
-fn retriable(e: Error, yes: bool) -> Error {
-    match e {
-        Error::Kafka {
-            message,
-            code,
-            fatal,
-            ..
-        } => Error::Kafka {
-            message,
-            code,
-            retriable: yes,
-            fatal,
-        },
-        other => other,
     }
 }
 

@@ -116,24 +116,7 @@ pub(super) struct RegistryState {
 
 /// `e` with the message it stopped at added to what it says.
 fn naming(e: Error, at: &str) -> Error {
-    let add = |m: String| format!("{m} (reading {at})");
-    match e {
-        Error::Config(m) => Error::Config(add(m)),
-        Error::Timeout(m) => Error::Timeout(add(m)),
-        Error::Schema(m) => Error::Schema(add(m)),
-        Error::Kafka {
-            message,
-            code,
-            retriable,
-            fatal,
-        } => Error::Kafka {
-            message: add(message),
-            code,
-            retriable,
-            fatal,
-        },
-        other => other,
-    }
+    e.map_message(|m| format!("{m} (reading {at})"))
 }
 
 impl FrameBuilder {

@@ -702,20 +702,7 @@ fn read_directly(
     let mut aborted = Aborted::default();
     let mut pending: Option<fetch::Pending> = None;
     let mut progress = Instant::now();
-    let gave_up = |e: Error| match e {
-        Error::Kafka {
-            message,
-            code,
-            retriable,
-            fatal,
-        } => Error::Kafka {
-            message: format!("cannot read {topic}[{partition}]: {message}"),
-            code,
-            retriable,
-            fatal,
-        },
-        other => other,
-    };
+    let gave_up = |e: Error| e.map_message(|m| format!("cannot read {topic}[{partition}]: {m}"));
     let ended = |link: &mut Link, pending: Option<fetch::Pending>, how: Ended| {
         // An answer still on its way would be read as the next request's.
         if let Some(p) = pending {
