@@ -6,10 +6,14 @@
 //!   timestamp ([`range::resolve`] does the arithmetic). No consumer group,
 //!   nothing committed.
 //! - [`Scan::run`] reads those ranges: partitions in parallel, one native
-//!   thread (and one assigned consumer) per partition up to the cores, so
-//!   decoding, the costly part, runs on every core; frames reach the caller
-//!   through a bounded channel, so memory stays bounded however large the
-//!   topic. A row limit stops every thread's fetching once reached.
+//!   thread per partition up to the cores, so decoding, the costly part,
+//!   runs on every core; frames reach the caller through a bounded channel,
+//!   so memory stays bounded however large the topic. A row limit stops
+//!   every thread's fetching once reached.
+//! - Both fetch with Kafka's requests sent directly ([`fetch`]) on a
+//!   PLAINTEXT cluster, records read in place from the fetched batches;
+//!   with TLS or SASL, through librdkafka (a client for the plan, an
+//!   assigned consumer per thread).
 //! - [`Stats`] counts what each partition fetched (messages, bytes, rows):
 //!   what proves a filter was pushed down.
 //!
