@@ -348,61 +348,102 @@ impl Aborted {
     }
 }
 
+/// Record batches as producers encode them, for tests here and the broker's.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::BytesMut;
+pub mod test_support {
+    use bytes::{Bytes, BytesMut};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record as Encoded, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    pub use kafka_protocol::records::Compression;
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
-    fn encoded(offset: i64, ts: i64, key: Option<&str>, value: Option<&str>) -> Encoded {
-        let mut r = Encoded {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // Consecutive: the encoder puts them in one batch.
-            sequence: offset as i32,
-            timestamp: ts,
-            key: key.map(|k| Bytes::from(k.to_owned())),
-            value: value.map(|v| Bytes::from(v.to_owned())),
-            headers: Default::default(),
-        };
-        r.headers
-            .insert(StrBytes::from_static_str("h"), Some(Bytes::from("v")));
-        r.headers.insert(StrBytes::from_static_str("nil"), None);
-        r
+    /// Every codec Kafka defines.
+    pub const EVERY_COMPRESSION: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// One record to encode.
+    pub struct Spec<'a> {
+        pub offset: i64,
+        pub timestamp: i64,
+        pub key: Option<&'a str>,
+        pub value: Option<&'a str>,
+        pub headers: &'a [(&'a str, Option<&'a str>)],
+        /// Producer id, epoch and the record's sequence number.
+        pub producer: (i64, i16, i32),
     }
 
-    fn batch_of(records: &[Encoded], compression: Compression) -> Bytes {
+    /// `records` in one batch (consecutive offsets and sequences), or
+    /// several where the encoder splits them.
+    pub fn encode(records: &[Spec<'_>], compression: Compression) -> BytesMut {
+        let text = |v: Option<&str>| v.map(|v| Bytes::from(v.to_owned()));
+        let records: Vec<Record> = records
+            .iter()
+            .map(|r| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: r.producer.0,
+                producer_epoch: r.producer.1,
+                timestamp_type: TimestampType::Creation,
+                offset: r.offset,
+                sequence: r.producer.2,
+                timestamp: r.timestamp,
+                key: text(r.key),
+                value: text(r.value),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (StrBytes::from_string((*k).to_owned()), text(*v)))
+                    .collect(),
+            })
+            .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf.freeze()
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encodable records");
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{encode, Compression, Spec, EVERY_COMPRESSION};
+    use super::*;
+    use bytes::BytesMut;
+
+    const HEADERS: &[(&str, Option<&str>)] = &[("h", Some("v")), ("nil", None)];
+
+    fn encoded(
+        offset: i64,
+        ts: i64,
+        key: Option<&'static str>,
+        value: Option<&'static str>,
+    ) -> Spec<'static> {
+        Spec {
+            offset,
+            timestamp: ts,
+            key,
+            value,
+            headers: HEADERS,
+            // Consecutive: the encoder puts them in one batch.
+            producer: (-1, -1, offset as i32),
+        }
+    }
+
+    fn batch_of(records: &[Spec<'_>], compression: Compression) -> Bytes {
+        encode(records, compression).freeze()
     }
 
     #[test]
     fn records_read_in_place_whatever_the_compression() {
-        for compression in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for compression in EVERY_COMPRESSION {
             let b = batch_of(
                 &[
                     encoded(7, 1_000, Some("k"), Some("one")),

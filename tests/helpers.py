@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import polars as pl
@@ -17,6 +23,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def broker_cli(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``tskafka broker *args`` in a process of its own, its output (stdout and
+    stderr) a line at a time; stopped with Ctrl+C, which must end it cleanly."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tskafka", "broker", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(timeout=10) == 0
+        finally:
+            proc.kill()
 
 
 def numbered(start: int, stop: int) -> pl.DataFrame:

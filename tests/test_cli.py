@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from helpers import free_port
+from helpers import broker_cli, free_port
 
 from tskafka import Admin, datasets
 
@@ -31,22 +30,10 @@ def tskafka(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 @pytest.fixture
 def broker_process():
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tskafka", "broker", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with broker_cli("--port", str(port)) as proc:
         line = proc.stdout.readline()
-        assert f"127.0.0.1:{port}" in line, (line, proc.stderr.read() if proc.poll() else "")
+        assert f"127.0.0.1:{port}" in line, (line, proc.stdout.read() if proc.poll() else "")
         yield f"127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            assert proc.wait(timeout=10) == 0
-        finally:
-            proc.kill()
 
 
 def test_broker_replay_consume_across_processes(broker_process, tmp_path):
@@ -149,26 +136,16 @@ def test_broker_schema_registry_client_cafile_asks_for_client_certificates(tmp_p
     assert no_tls.returncode == 2 and "--certfile" in no_tls.stderr, no_tls.stderr
 
     broker_port, registry_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tskafka",
-            "broker",
-            "--port",
-            str(broker_port),
-            *tls,
-            "--schema-registry",
-            "--schema-registry-port",
-            str(registry_port),
-            "--schema-registry-client-cafile",
-            str(pki.ca),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with broker_cli(
+        "--port",
+        str(broker_port),
+        *tls,
+        "--schema-registry",
+        "--schema-registry-port",
+        str(registry_port),
+        "--schema-registry-client-cafile",
+        str(pki.ca),
+    ) as proc:
         lines = [proc.stdout.readline() for _ in range(3)]
         url = f"https://127.0.0.1:{registry_port}"
         assert url in lines[2] and str(pki.ca) in lines[2], lines
@@ -190,12 +167,6 @@ def test_broker_schema_registry_client_cafile_asks_for_client_certificates(tmp_p
             "ssl.ca.location": str(pki.ca),
         }
         Admin(config=kafka).create_topic("cli-mtls")
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            assert proc.wait(timeout=10) == 0
-        finally:
-            proc.kill()
 
 
 def test_clear_messages_and_exit_codes(tmp_path):

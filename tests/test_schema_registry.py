@@ -6,15 +6,13 @@ on the embedded broker; restarts, HTTP Basic and TLS."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
+from helpers import broker_cli, free_port
 
 import tskafka as tk
 
@@ -622,36 +620,17 @@ def test_setup_errors_are_clear():
 
 
 def test_cli_broker_serves_a_schema_registry():
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    broker_port, registry_port = ports
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tskafka",
-            "broker",
-            "--port",
-            str(broker_port),
-            "--schema-registry",
-            "--schema-registry-port",
-            str(registry_port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
+    broker_port, registry_port = free_port(), free_port()
+    with broker_cli(
+        "--port",
+        str(broker_port),
+        "--schema-registry",
+        "--schema-registry-port",
+        str(registry_port),
+    ) as proc:
         assert f"127.0.0.1:{broker_port}" in proc.stdout.readline()
         line = proc.stdout.readline()
         url = f"http://127.0.0.1:{registry_port}"
         assert url in line, line
         client = SchemaRegistryClient({"url": url})
         assert client.register_schema("cli-value", _avro(SALE_V1)) == 1
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from helpers import read_all, retail_frame
+from helpers import broker_cli, free_port, read_all, retail_frame
 
 import tskafka as tk
 
@@ -399,32 +398,17 @@ def test_bad_tls_files_are_config_errors(pki, tmp_path):
 def test_cli_broker_with_tls_and_users_file(pki, tmp_path):
     users = tmp_path / "users.txt"
     users.write_text(f"# name:password\nalice:{PASSWORD}\n")
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tskafka",
-            "broker",
-            "--port",
-            str(port),
-            "--certfile",
-            str(pki.cert),
-            "--keyfile",
-            str(pki.key),
-            "--users",
-            str(users),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
+    port = free_port()
+    with broker_cli(
+        "--port",
+        str(port),
+        "--certfile",
+        str(pki.cert),
+        "--keyfile",
+        str(pki.key),
+        "--users",
+        str(users),
+    ) as proc:
         first = proc.stdout.readline()
         assert f"127.0.0.1:{port} (SASL_SSL)" in first, first
         second = proc.stdout.readline()
@@ -439,9 +423,6 @@ def test_cli_broker_with_tls_and_users_file(pki, tmp_path):
         }
         tk.Admin(config=settings).create_topic("cli-sec")
         assert tk.Admin(config=settings).list_topics() == ["cli-sec"]
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_cli_users_file_errors_do_not_show_passwords(tmp_path):

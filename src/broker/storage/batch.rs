@@ -115,10 +115,8 @@ pub fn latest_timestamp(batch: &Bytes) -> Option<(i64, i64)> {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    pub use crate::records::test_support::Compression;
+    use crate::records::test_support::{encode, Spec, EVERY_COMPRESSION};
 
     /// A batch of `n` records with the given timestamps, as a producer writes it.
     pub fn batch(
@@ -126,41 +124,23 @@ pub mod tests {
         producer: (i64, i16, i32),
         compression: Compression,
     ) -> BytesMut {
-        let records: Vec<Record> = timestamps
+        let texts: Vec<(String, String)> = (0..timestamps.len())
+            .map(|i| (format!("k{i}"), format!("value {i}")))
+            .collect();
+        let records: Vec<Spec> = timestamps
             .iter()
+            .zip(&texts)
             .enumerate()
-            .map(|(i, &ts)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: producer.0,
-                producer_epoch: producer.1,
-                timestamp_type: TimestampType::Creation,
+            .map(|(i, (&ts, (key, value)))| Spec {
                 offset: i as i64,
-                sequence: producer.2 + i as i32,
                 timestamp: ts,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(format!("value {i}"))),
-                headers: [(
-                    StrBytes::from_static_str("h"),
-                    Some(Bytes::from_static(b"x")),
-                )]
-                .into_iter()
-                .collect(),
+                key: Some(key),
+                value: Some(value),
+                headers: &[("h", Some("x"))],
+                producer: (producer.0, producer.1, producer.2 + i as i32),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf
+        encode(&records, compression)
     }
 
     #[test]
@@ -214,13 +194,7 @@ pub mod tests {
 
     #[test]
     fn timestamps_inside_compressed_batches() {
-        for compression in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for compression in EVERY_COMPRESSION {
             let mut b = batch(&[100, 300, 200, 300], (-1, -1, -1), compression);
             place(&mut b, 10);
             let b = b.freeze();
