@@ -365,7 +365,7 @@ class _Source:
 
 
 @dataclass(frozen=True)
-class Decoding:
+class _Decoding:
     """How messages are decoded, as the Consumer takes it: CSV lines'
     ``new_columns`` (the Consumer's ``columns=``: here ``columns=`` selects),
     ``header``, ``delimiter``, ``encoding``; text's ``errors``; pandas'
@@ -407,7 +407,7 @@ def _source(
     on_error: str,
     timeout: float,
     headers: bool = False,
-    decoding: Decoding | None = None,
+    decoding: _Decoding | None = None,
 ) -> _Source:
     if not isinstance(topic, str) or not topic:
         raise ConfigError(f"topic must be a topic name, got {topic!r}")
@@ -430,7 +430,7 @@ def _source(
         time_column=time_column,
         base=base,
         headers=bool(headers),
-        decoding=(decoding or Decoding()).native(schema if format == "csv" else None),
+        decoding=(decoding or _Decoding()).native(schema if format == "csv" else None),
     )
 
 
@@ -509,7 +509,7 @@ class TopicSnapshot:
             on_error=on_error,
             timeout=timeout,
             headers=headers,
-            decoding=Decoding(
+            decoding=_Decoding(
                 new_columns, header, delimiter, encoding, errors, json_orient, key_format
             ),
         )
@@ -752,7 +752,7 @@ def scan_topic(
         on_error=on_error,
         timeout=timeout,
         headers=headers,
-        decoding=Decoding(
+        decoding=_Decoding(
             new_columns, header, delimiter, encoding, errors, json_orient, key_format
         ),
     )
