@@ -377,10 +377,6 @@ impl Link {
         }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.direct.timeout
-    }
-
     /// A connection for metadata: any open one, else a bootstrap server's.
     fn any_connection(&mut self) -> Result<&mut Connection> {
         if let Some(node) = self.connections.keys().next().copied() {
