@@ -434,6 +434,31 @@ def test_a_start_time_is_exact_when_timestamps_go_back(bootstrap, new_topic):
     assert stats.messages == 5  # from offset 1, the first at or after 2,000 ms
     with pytest.warns(UserWarning, match="end time looked up as an offset"):
         lazy.filter(at < epoch + dt.timedelta(milliseconds=4_500)).collect()
+    # Read whole, the partition may be read in pieces: still seen going back.
+    with pytest.warns(UserWarning, match="end time looked up as an offset"):
+        tk.read_topic(topic, bootstrap, end=epoch + dt.timedelta(milliseconds=4_500))
+
+
+def test_a_partition_read_in_pieces_comes_back_whole_and_in_order(bootstrap, new_topic):
+    """A read collected whole cuts a partition the cores could share into
+    runs of offsets, read on threads of their own: every row comes back
+    once, in offset order, as a Consumer reads it."""
+    topic = new_topic(1)
+    sent = pl.DataFrame({"n": range(60_000), "text": [f"row {i}" for i in range(60_000)]})
+    tk.Producer(bootstrap).send(topic, sent, rows_per_message=600)
+    snap = tk.TopicSnapshot(topic, bootstrap)
+    got = snap.to_polars()
+    assert got.select("n", "text").equals(sent)
+    assert got["kafka_offset"].is_sorted() and got["kafka_offset"].n_unique() == 100
+    partition = snap.stats.partitions[0]
+    assert partition["done"] and partition["messages"] == 100
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert partition["pieces"] > 1 or cores == 1
+    assert pa.table(snap).to_pydict()["n"] == list(range(60_000))
+    # Frames handed out as they come keep the partition whole.
+    with tk.Consumer(bootstrap, topics=[topic], offset="earliest") as c:
+        polled = c.poll_frame(max_rows=60_000, timeout=10)
+    assert polled.equals(tk.scan_topic(topic, bootstrap).select("n", "text").collect())
 
 
 @pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])

@@ -289,7 +289,7 @@ def _warn_if_out_of_order(native_stats: Mapping[str, Any], pushed: Pushdown | No
     if back:
         warnings.warn(
             f"timestamps go back within partitions {sorted(back)} of the range read "
-            f"({sum(back.values())} messages): an end time looked up as an offset may miss "
+            f"({sum(back.values())} messages at least): an end time looked up as an offset may miss "
             "later records that are earlier than it; filter a scan without an end time to "
             "be sure",
             stacklevel=4,
@@ -444,16 +444,18 @@ def _json_schema(schema: Any) -> pa.Schema | None:
     return pl.DataFrame(schema=dict(schema)).to_arrow().schema
 
 
-def _tables(run: Any) -> Iterator[pa.Table]:
-    while (table := run.next_table()) is not None:
-        yield table
+def _frames(run: Any) -> Iterator[Any]:
+    """Each frame of ``run`` as it is decoded (an Arrow stream)."""
+    while (frame := run.next_frame()) is not None:
+        yield frame
 
 
-def _concat(tables: list[pa.Table], empty: pa.Schema) -> pa.Table:
-    if not tables:
+def _concat(streams: list[Any], empty: pa.Schema) -> pa.Table:
+    if not streams:
         return empty.empty_table()
-    if all(t.schema == tables[0].schema for t in tables):
-        return pa.concat_tables(tables)
+    tables = [pa.table(s) for s in streams]
+    if len(tables) == 1:
+        return tables[0]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -526,10 +528,13 @@ class TopicSnapshot:
     def ranges(self) -> dict[int, tuple[int, int]]:
         return {p: (start, end) for p, _low, _high, start, end in self._native.ranges}
 
-    def _tables(self, string_views: bool) -> list[pa.Table]:
-        run = self._native.run(limit=self.limit, columns=self.columns, string_views=string_views)
+    def _streams(self, string_views: bool) -> list[Any]:
+        """The rows as Arrow streams: one per run of frames of one schema."""
+        run = self._native.run(
+            limit=self.limit, columns=self.columns, string_views=string_views, whole=True
+        )
         try:
-            return list(run.read_all())
+            return run.read_all()
         finally:
             self.stats._record(run.stats, self._source.base)
             run.close()
@@ -542,21 +547,23 @@ class TopicSnapshot:
 
     def to_arrow(self) -> pa.Table:
         """Every row, partition by partition (each in offset order)."""
-        return _concat(self._tables(string_views=False), self._empty_schema())
+        return _concat(self._streams(string_views=False), self._empty_schema())
 
     def to_polars(self) -> Any:
         import polars as pl
 
-        tables = self._tables(string_views=True)
-        if not tables:
+        streams = self._streams(string_views=True)
+        if not streams:
             return _frame(self._empty_schema().empty_table())
-        frames = [_frame(t) for t in tables]
-        if all(f.schema == frames[0].schema for f in frames):
-            return pl.concat(frames, rechunk=False)
-        return pl.concat(frames, how="diagonal_relaxed", rechunk=False)
+        if len(streams) == 1:
+            return _frame(streams[0])
+        return pl.concat([_frame(s) for s in streams], how="diagonal_relaxed", rechunk=False)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
-        return self.to_arrow().__arrow_c_stream__(requested_schema)
+        streams = self._streams(string_views=False)
+        if len(streams) == 1:
+            return streams[0].__arrow_c_stream__(requested_schema)
+        return _concat(streams, self._empty_schema()).__arrow_c_stream__(requested_schema)
 
     def __repr__(self) -> str:
         spans = ", ".join(f"{p}: {s}..{e}" for p, (s, e) in self.ranges.items())
@@ -660,13 +667,12 @@ def _empty_schema(json_schema: pa.Schema | None, headers: bool = False) -> pa.Sc
     return pa.schema([*(json_schema or []), *metadata])
 
 
-def _frame(table: pa.Table) -> Any:
-    """A pyarrow.Table as a polars.DataFrame, in its chunks."""
+def _frame(data: Any) -> Any:
+    """An Arrow stream (or pyarrow.Table) as a polars.DataFrame, in its
+    batches: imported through the PyCapsule interface, no copy."""
     import polars as pl
 
-    df = pl.from_arrow(table, rechunk=False)
-    assert isinstance(df, pl.DataFrame)
-    return df
+    return pl.DataFrame(data)
 
 
 def _conform(df: Any, schema: Any) -> Any:
@@ -794,8 +800,8 @@ def scan_topic(
         )
         left = n_rows
         try:
-            for table in _tables(run):
-                df = _conform(_frame(table), wanted_schema)
+            for frame in _frames(run):
+                df = _conform(_frame(frame), wanted_schema)
                 if predicate is not None:
                     df = df.filter(predicate)
                 if with_columns is not None:
@@ -829,9 +835,9 @@ def _schema(source: _Source, given: Any) -> tuple[Any, frozenset[int]]:
         return empty, known
     run = native_scan.run(limit=1, batch_rows=1, string_views=True, partitions=[first])
     try:
-        table = run.next_table()
+        frame = run.next_frame()
     finally:
         run.close()
-    if table is None:
+    if frame is None:
         return empty, known
-    return _frame(table).schema, known
+    return _frame(frame).schema, known

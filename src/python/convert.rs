@@ -1,12 +1,12 @@
 //! Python values <-> the core's types.
 
-use arrow_array::ffi_stream::RecordBatchStreamReader;
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow_pyarrow::{FromPyArrow, IntoPyArrow};
 use arrow_schema::SchemaRef;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyCapsule, PyDict, PyString};
 
 use crate::client::Settings;
 use crate::codec::Frame;
@@ -86,6 +86,54 @@ pub fn batches_from_py(data: &Bound<'_, PyAny>) -> Result<(SchemaRef, Vec<Record
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Schema(format!("cannot read the frame's Arrow data: {e}")))?;
     Ok((schema, batches))
+}
+
+/// Frames handed to Python over the Arrow PyCapsule stream interface:
+/// Polars, pyarrow and DuckDB import the batches as they are, without a
+/// pyarrow Table in between (which costs Polars a Python call per column of
+/// every batch). Read as often as asked.
+#[pyclass(frozen, module = "tskafka._tskafka")]
+pub struct ArrowStream {
+    frame: Frame,
+}
+
+impl ArrowStream {
+    pub fn new(frame: Frame) -> Self {
+        Self { frame }
+    }
+}
+
+#[pymethods]
+impl ArrowStream {
+    /// The batches as an `arrow_array_stream` capsule. `requested_schema`
+    /// is not honoured (the interface allows that): the frame's own types
+    /// come, as from `to_arrow()`.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema;
+        let Frame { schema, batches } = self.frame.clone();
+        let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
+        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
+    }
+
+    #[getter]
+    fn num_rows(&self) -> usize {
+        self.frame.num_rows()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ArrowStream({} rows in {} batches, {} columns)",
+            self.frame.num_rows(),
+            self.frame.batches.len(),
+            self.frame.schema.fields().len()
+        )
+    }
 }
 
 /// A pyarrow.Table (in the frame's chunks, not copied), or None.

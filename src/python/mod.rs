@@ -27,6 +27,8 @@ pub mod _tskafka {
     #[pymodule_export]
     use super::consumer::Consumer;
     #[pymodule_export]
+    use super::convert::ArrowStream;
+    #[pymodule_export]
     use super::csv_file::CsvFile;
     #[pymodule_export]
     use super::local_broker::LocalBroker;

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arrow_pyarrow::FromPyArrow;
 use arrow_schema::Schema;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 
 use super::consumer::avro_keys;
-use super::convert::{client_settings, frame_to_py};
+use super::convert::{client_settings, ArrowStream};
 use super::wait::interruptible;
 use crate::client::scan::{self, Filter, RunOptions, ScanOptions};
-use crate::codec::{CsvLineOptions, Frame, TextOptions};
+use crate::codec::{CsvLineOptions, TextOptions};
 use crate::error::Error;
 
 #[pyclass(frozen, module = "tskafka._tskafka")]
@@ -130,9 +130,11 @@ impl TopicScan {
     }
 
     /// Starts reading (partitions in parallel on native threads); with
-    /// `columns`, only those are decoded where the format allows.
+    /// `columns`, only those are decoded where the format allows. `whole`:
+    /// the run is read with `read_all` (partitions may then be read in
+    /// pieces, `next_table` giving a partition's frames out of order).
     #[pyo3(signature = (*, limit=None, columns=None, batch_rows=100_000, string_views=false,
-                        partitions=None))]
+                        partitions=None, whole=false))]
     fn run(
         &self,
         limit: Option<usize>,
@@ -140,6 +142,7 @@ impl TopicScan {
         batch_rows: usize,
         string_views: bool,
         partitions: Option<Vec<i32>>,
+        whole: bool,
     ) -> PyResult<ScanRun> {
         let run = self.scan.run(RunOptions {
             limit,
@@ -147,6 +150,7 @@ impl TopicScan {
             batch_rows,
             string_views,
             partitions,
+            whole,
         })?;
         Ok(ScanRun {
             stats: run.stats(),
@@ -171,14 +175,10 @@ pub struct ScanRun {
     stats: Arc<scan::Stats>,
 }
 
-fn tables(py: Python<'_>, frame: Frame) -> PyResult<Py<PyAny>> {
-    frame_to_py(py, Some(frame))
-}
-
 #[pymethods]
 impl ScanRun {
-    /// The next frame decoded, as a pyarrow.Table; None at the end.
-    fn next_table(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    /// The next frame decoded, as an Arrow stream; None at the end.
+    fn next_frame(&self, py: Python<'_>) -> PyResult<Option<ArrowStream>> {
         let next = interruptible(py, |check| {
             let mut run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
             match run.as_mut() {
@@ -186,14 +186,13 @@ impl ScanRun {
                 Some(r) => r.next(check),
             }
         })?;
-        match next {
-            Some((_, frame)) => tables(py, frame),
-            None => Ok(py.None()),
-        }
+        Ok(next.map(|(_, frame)| ArrowStream::new(frame)))
     }
 
-    /// Every frame, partition by partition: a list of pyarrow.Tables.
-    fn read_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    /// Every frame, partition by partition, as Arrow streams: one for each
+    /// run of frames of the same columns and types (one, unless JSON
+    /// messages differ).
+    fn read_all(&self, py: Python<'_>) -> PyResult<Vec<ArrowStream>> {
         let frames = interruptible(py, |check| {
             let mut run = self.run.lock().unwrap_or_else(PoisonError::into_inner);
             match run.as_mut() {
@@ -201,11 +200,10 @@ impl ScanRun {
                 Some(r) => r.collect(check),
             }
         })?;
-        let out = PyList::empty(py);
-        for f in frames {
-            out.append(tables(py, f)?)?;
-        }
-        Ok(out)
+        Ok(scan::alike(frames)
+            .into_iter()
+            .map(ArrowStream::new)
+            .collect())
     }
 
     /// Stops reading (the threads end at their next wake-up).
@@ -218,7 +216,7 @@ impl ScanRun {
 
     /// What was fetched: messages, bytes (payload and key), rows handed
     /// out and undecodable messages, in total and per partition (with the
-    /// offsets planned).
+    /// offsets planned and the pieces read).
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         use std::sync::atomic::Ordering::Relaxed;
@@ -247,6 +245,7 @@ impl ScanRun {
             d.set_item("bad_messages", x)?;
             d.set_item("out_of_order", p.out_of_order.load(Relaxed))?;
             d.set_item("done", p.done.load(Relaxed))?;
+            d.set_item("pieces", p.pieces())?;
             per.set_item(p.range.partition, d)?;
         }
         total.set_item("messages", messages)?;

@@ -9,7 +9,9 @@
 //!   thread per partition up to the cores, so decoding, the costly part,
 //!   runs on every core; frames reach the caller through a bounded channel,
 //!   so memory stays bounded however large the topic. A row limit stops
-//!   every thread's fetching once reached.
+//!   every thread's fetching once reached. A run collected whole cuts
+//!   partitions that cannot share the cores evenly (3 on 2, or 1) into
+//!   runs of offsets ([`range::pieces`]), put back in order at the end.
 //! - Both fetch with Kafka's requests sent directly ([`fetch`]) on a
 //!   PLAINTEXT cluster, records read in place from the fetched batches;
 //!   with TLS or SASL, through librdkafka (a client for the plan, an
@@ -115,6 +117,11 @@ pub struct RunOptions {
     pub string_views: bool,
     /// Only these of the planned partitions (None: all).
     pub partitions: Option<Vec<i32>>,
+    /// The run is read whole ([`Run::collect`]): without a limit, and unless
+    /// it reads CSV lines, a partition may be read in pieces on several
+    /// threads, its frames then arriving out of offset order until collect
+    /// puts them back.
+    pub whole: bool,
 }
 
 impl Default for RunOptions {
@@ -125,6 +132,7 @@ impl Default for RunOptions {
             batch_rows: 100_000,
             string_views: false,
             partitions: None,
+            whole: false,
         }
     }
 }
@@ -426,18 +434,24 @@ impl Scan {
             })
             .copied()
             .collect();
-        let stats = Arc::new(Stats {
-            partitions: chosen.iter().map(PartitionStats::new).collect(),
-        });
-        let work: VecDeque<usize> = (0..chosen.len())
-            .filter(|&i| chosen[i].start < chosen[i].end)
-            .collect();
-        for (i, r) in chosen.iter().enumerate() {
-            if r.start >= r.end {
-                stats.partitions[i].done.store(true, Relaxed);
-            }
-        }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let spans: Vec<(i64, i64)> = chosen.iter().map(|r| (r.start, r.end)).collect();
+        // CSV lines pin their types (and take a header) from the stream's
+        // first frame: each partition must be read from its start.
+        let csv = matches!(self.options.format, FormatHint::Csv);
+        let whole = options.whole && options.limit.is_none() && !csv;
+        let work: VecDeque<(usize, range::Piece)> = range::pieces(&spans, cores, whole)
+            .into_iter()
+            .enumerate()
+            .collect();
+        let stats = Arc::new(Stats {
+            partitions: (chosen.iter().enumerate())
+                .map(|(i, r)| {
+                    let pieces = work.iter().filter(|(_, p)| p.index == i).count();
+                    PartitionStats::new(r, pieces)
+                })
+                .collect(),
+        });
         let threads = range::workers(work.len(), cores);
         let (tx, rx) = mpsc::sync_channel(threads.max(1) * 2);
         let job = Arc::new(Job {
@@ -501,8 +515,9 @@ struct Job {
     skip_bad: bool,
     timeout: Duration,
     ranges: Vec<PartitionRange>,
-    /// Indices into `ranges` not yet taken by a thread.
-    work: Mutex<VecDeque<usize>>,
+    /// The pieces of `ranges` not yet taken by a thread, with their place
+    /// in the order frames are collected in.
+    work: Mutex<VecDeque<(usize, range::Piece)>>,
     stop: AtomicBool,
     rows_read: AtomicUsize,
     options: RunOptions,
@@ -516,7 +531,8 @@ impl Job {
     }
 }
 
-type Sent = Result<(i32, Frame)>;
+/// A frame of a piece: the piece's place in order, the partition, the rows.
+type Sent = Result<(usize, i32, Frame)>;
 
 /// What one thread reads with: Kafka's requests sent directly when the
 /// cluster allows, else (or for a legacy batch) a librdkafka consumer,
@@ -558,8 +574,8 @@ fn read_each(job: &Job, fetchers: &mut Fetchers, tx: &SyncSender<Sent>) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front();
-        let Some(i) = next else { return };
-        match read_partition(job, fetchers, i, tx) {
+        let Some((seq, piece)) = next else { return };
+        match read_piece(job, fetchers, seq, piece, tx) {
             Ok(()) => {}
             Err(Error::Stopped) => return,
             Err(e) => {
@@ -571,14 +587,19 @@ fn read_each(job: &Job, fetchers: &mut Fetchers, tx: &SyncSender<Sent>) {
     }
 }
 
-fn read_partition(
+fn read_piece(
     job: &Job,
     fetchers: &mut Fetchers,
-    i: usize,
+    seq: usize,
+    piece: range::Piece,
     tx: &SyncSender<Sent>,
 ) -> Result<()> {
-    let r = job.ranges[i];
-    let mut reader = PartitionReader::new(job, i, tx);
+    let r = PartitionRange {
+        start: piece.start,
+        end: piece.end,
+        ..job.ranges[piece.index]
+    };
+    let mut reader = PartitionReader::new(job, piece.index, seq, tx);
     let from = match &mut fetchers.link {
         None => r.start,
         Some(link) => match read_directly(job, link, &mut reader, r)? {
@@ -591,20 +612,22 @@ fn read_partition(
     reader.finish(done)
 }
 
-/// The rows of one partition as its messages come: the stats, the frame
-/// being built, handed over whenever it holds a frame's worth.
+/// The rows of one piece of a partition as its messages come: the stats,
+/// the frame being built, handed over whenever it holds a frame's worth.
 struct PartitionReader<'a> {
     job: &'a Job,
     i: usize,
+    seq: usize,
     tx: &'a SyncSender<Sent>,
     builder: FrameBuilder,
     /// Rows already counted in the job's `rows_read`.
     counted: usize,
-    latest: i64,
+    /// The piece's earliest and latest timestamps so far.
+    times: Option<(i64, i64)>,
 }
 
 impl<'a> PartitionReader<'a> {
-    fn new(job: &'a Job, i: usize, tx: &'a SyncSender<Sent>) -> Self {
+    fn new(job: &'a Job, i: usize, seq: usize, tx: &'a SyncSender<Sent>) -> Self {
         let mut builder = FrameBuilder::new(job.format, true, job.json_schema.clone())
             .with_text_options(job.text.clone());
         builder.json_orient = job.json_orient;
@@ -624,10 +647,11 @@ impl<'a> PartitionReader<'a> {
         Self {
             job,
             i,
+            seq,
             tx,
             builder,
             counted: 0,
-            latest: i64::MIN,
+            times: None,
         }
     }
 
@@ -644,10 +668,12 @@ impl<'a> PartitionReader<'a> {
         stats.messages.fetch_add(1, Relaxed);
         stats.bytes.fetch_add(size as u64, Relaxed);
         if let Some(ts) = timestamp_ms {
-            if ts < self.latest {
+            let (earliest, latest) = self.times.get_or_insert((ts, ts));
+            if ts < *latest {
                 stats.out_of_order.fetch_add(1, Relaxed);
             }
-            self.latest = self.latest.max(ts);
+            *earliest = (*earliest).min(ts);
+            *latest = (*latest).max(ts);
         }
         push(&mut self.builder);
         if let Some(e) = self.builder.take_unavailable() {
@@ -658,7 +684,7 @@ impl<'a> PartitionReader<'a> {
             .fetch_add(rows.saturating_sub(self.counted), Relaxed);
         self.counted = rows;
         if rows >= job.options.batch_rows.max(1) || (!job.skip_bad && self.builder.has_bad()) {
-            hand_over(job, &mut self.builder, self.i, self.tx)?;
+            hand_over(job, &mut self.builder, self.i, self.seq, self.tx)?;
             self.counted = self.builder.rows();
         }
         Ok(())
@@ -666,8 +692,8 @@ impl<'a> PartitionReader<'a> {
 
     /// Hands over the rest; `done`: the range was read to its end.
     fn finish(mut self, done: bool) -> Result<()> {
-        hand_over(self.job, &mut self.builder, self.i, self.tx)?;
-        self.job.stats.partitions[self.i].done.store(done, Relaxed);
+        hand_over(self.job, &mut self.builder, self.i, self.seq, self.tx)?;
+        self.job.stats.partitions[self.i].piece_read(self.seq, done, self.times);
         Ok(())
     }
 }
@@ -931,7 +957,13 @@ fn is_metadata(column: &str) -> bool {
 }
 
 /// Sends the rows decoded so far, each frame as one message of the channel.
-fn hand_over(job: &Job, builder: &mut FrameBuilder, i: usize, tx: &SyncSender<Sent>) -> Result<()> {
+fn hand_over(
+    job: &Job,
+    builder: &mut FrameBuilder,
+    i: usize,
+    seq: usize,
+    tx: &SyncSender<Sent>,
+) -> Result<()> {
     let stats = &job.stats.partitions[i];
     loop {
         let frame = builder.take_frame()?;
@@ -945,7 +977,7 @@ fn hand_over(job: &Job, builder: &mut FrameBuilder, i: usize, tx: &SyncSender<Se
         let Some(frame) = frame else { break };
         let frame = select(frame, job.options.columns.as_deref())?;
         stats.rows.fetch_add(frame.num_rows() as u64, Relaxed);
-        if tx.send(Ok((job.ranges[i].partition, frame))).is_err() {
+        if tx.send(Ok((seq, job.ranges[i].partition, frame))).is_err() {
             // Nobody reads any more.
             job_stop(job);
             return Err(Error::Stopped);
@@ -994,14 +1026,19 @@ pub struct PartitionStats {
     /// Messages that could not be decoded.
     pub bad: AtomicU64,
     /// Messages whose timestamp is before an earlier message's: a lookup by
-    /// time assumes there are none.
+    /// time assumes there are none. Read in pieces, where a piece starts
+    /// below the latest time before it, that counts one.
     pub out_of_order: AtomicU64,
     /// Read to the end of its range.
     pub done: AtomicBool,
+    /// The pieces read so far: place in order, read to its end, earliest
+    /// and latest timestamps. The last completes `done` and `out_of_order`.
+    pieces: Mutex<Vec<(usize, bool, Option<(i64, i64)>)>>,
+    pieces_planned: usize,
 }
 
 impl PartitionStats {
-    fn new(range: &PartitionRange) -> Self {
+    fn new(range: &PartitionRange, pieces: usize) -> Self {
         Self {
             range: *range,
             messages: AtomicU64::new(0),
@@ -1009,8 +1046,34 @@ impl PartitionStats {
             rows: AtomicU64::new(0),
             bad: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
-            done: AtomicBool::new(false),
+            done: AtomicBool::new(pieces == 0),
+            pieces: Mutex::new(Vec::with_capacity(pieces)),
+            pieces_planned: pieces,
         }
+    }
+
+    /// The pieces its range is read in.
+    pub fn pieces(&self) -> usize {
+        self.pieces_planned
+    }
+
+    fn piece_read(&self, seq: usize, done: bool, times: Option<(i64, i64)>) {
+        let mut pieces = self.pieces.lock().unwrap_or_else(PoisonError::into_inner);
+        pieces.push((seq, done, times));
+        if pieces.len() < self.pieces_planned {
+            return;
+        }
+        pieces.sort_unstable_by_key(|(seq, _, _)| *seq);
+        let mut latest = i64::MIN;
+        for (_, _, times) in pieces.iter() {
+            if let Some((earliest, last)) = *times {
+                if earliest < latest {
+                    self.out_of_order.fetch_add(1, Relaxed);
+                }
+                latest = latest.max(last);
+            }
+        }
+        self.done.store(pieces.iter().all(|(_, done, _)| *done), Relaxed);
     }
 }
 
@@ -1035,9 +1098,7 @@ impl Run {
         self.stats.clone()
     }
 
-    /// The next frame (None once every range is read or the limit reached);
-    /// `check` runs between slices of the wait.
-    pub fn next(&mut self, check: Check<'_>) -> Result<Option<(i32, Frame)>> {
+    fn receive(&mut self, check: Check<'_>) -> Result<Option<(usize, i32, Frame)>> {
         if range::limit_reached(self.handed_out, self.limit) {
             job_stop(&self.job);
             return Ok(None);
@@ -1051,24 +1112,44 @@ impl Run {
         let Some(Some(sent)) = got else {
             return Ok(None);
         };
-        let (partition, frame) = sent?;
+        let (seq, partition, frame) = sent?;
         let frame = match self.limit {
             Some(limit) => truncate(frame, limit - self.handed_out),
             None => frame,
         };
         self.handed_out += frame.num_rows();
-        Ok(Some((partition, frame)))
+        Ok(Some((seq, partition, frame)))
+    }
+
+    /// The next frame (None once every range is read or the limit reached);
+    /// `check` runs between slices of the wait. In a run read `whole`, a
+    /// partition's frames may come out of offset order.
+    pub fn next(&mut self, check: Check<'_>) -> Result<Option<(i32, Frame)>> {
+        Ok(self.receive(check)?.map(|(_, p, f)| (p, f)))
     }
 
     /// Every frame, partition by partition (each in offset order).
     pub fn collect(&mut self, check: Check<'_>) -> Result<Vec<Frame>> {
         let mut frames = Vec::new();
-        while let Some(f) = self.next(check)? {
+        while let Some(f) = self.receive(check)? {
             frames.push(f);
         }
-        frames.sort_by_key(|(p, _)| *p);
-        Ok(frames.into_iter().map(|(_, f)| f).collect())
+        // Stable: a piece's frames came in order.
+        frames.sort_by_key(|(seq, _, _)| *seq);
+        Ok(frames.into_iter().map(|(_, _, f)| f).collect())
     }
+}
+
+/// `frames` with each run of frames of the same schema joined into one.
+pub fn alike(frames: Vec<Frame>) -> Vec<Frame> {
+    let mut out: Vec<Frame> = Vec::new();
+    for f in frames {
+        match out.last_mut() {
+            Some(last) if last.schema == f.schema => last.batches.extend(f.batches),
+            _ => out.push(f),
+        }
+    }
+    out
 }
 
 /// The first `rows` rows of `frame`.
@@ -1114,6 +1195,49 @@ mod tests {
             })
             .collect();
         Frame { schema, batches }
+    }
+
+    #[test]
+    fn pieces_complete_their_partitions_stats_in_order() {
+        let range = PartitionRange {
+            partition: 0,
+            low: 0,
+            high: 20,
+            start: 0,
+            end: 20,
+        };
+        let stats = PartitionStats::new(&range, 3);
+        // The last piece ends first; the middle one starts before the
+        // first one's latest time.
+        stats.piece_read(2, true, Some((30, 40)));
+        stats.piece_read(1, true, Some((5, 12)));
+        assert!(!stats.done.load(Relaxed));
+        stats.piece_read(0, true, Some((1, 10)));
+        assert!(stats.done.load(Relaxed));
+        assert_eq!(stats.out_of_order.load(Relaxed), 1);
+        let stopped = PartitionStats::new(&range, 2);
+        stopped.piece_read(0, true, None);
+        stopped.piece_read(1, false, None);
+        assert!(!stopped.done.load(Relaxed));
+        assert!(PartitionStats::new(&range, 0).done.load(Relaxed));
+    }
+
+    #[test]
+    fn frames_of_one_schema_are_joined_in_order() {
+        let other = Frame {
+            schema: Arc::new(Schema::new(vec![Field::new("b", DataType::Int64, true)])),
+            batches: Vec::new(),
+        };
+        let joined = alike(vec![frame(&[1, 2]), frame(&[3]), other, frame(&[4])]);
+        let rows: Vec<usize> = joined.iter().map(Frame::num_rows).collect();
+        assert_eq!(rows, [6, 0, 4]);
+        assert_eq!(joined[0].batches.len(), 3);
+        let firsts: Vec<i64> = joined[0]
+            .batches
+            .iter()
+            .map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0))
+            .collect();
+        assert_eq!(firsts, [0, 1, 0]);
     }
 
     #[test]

@@ -60,9 +60,60 @@ pub fn limit_reached(read: usize, limit: Option<usize>) -> bool {
     limit.is_some_and(|l| read >= l)
 }
 
-/// How many partitions are read at once: one native thread each, up to the cores.
-pub fn workers(partitions: usize, cores: usize) -> usize {
-    partitions.min(cores.max(1))
+/// How many pieces are read at once: one native thread each, up to the cores.
+pub fn workers(pieces: usize, cores: usize) -> usize {
+    pieces.min(cores.max(1))
+}
+
+/// A run of offsets `start..end` of the range at `index`: what one thread
+/// reads in one go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub index: usize,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// The non-empty `ranges` (`(start, end)` of each partition, in order) as
+/// the pieces `cores` threads take one after another, in order. When the
+/// partitions cannot share the threads evenly (3 partitions on 2 threads,
+/// or 1), each range is cut into runs of about equal offsets, as many as
+/// make the pieces a multiple of the threads; with `whole` false (frames
+/// handed out as they come, where a partition's must stay in offset order)
+/// or with many partitions, ranges stay whole.
+pub fn pieces(ranges: &[(i64, i64)], cores: usize, whole: bool) -> Vec<Piece> {
+    let cores = cores.max(1);
+    let partitions = ranges.iter().filter(|(s, e)| s < e).count();
+    let cuts = if whole && partitions > 0 && partitions < 8 * cores {
+        cores / gcd(partitions, cores)
+    } else {
+        1
+    };
+    let mut out = Vec::new();
+    for (index, &(start, end)) in ranges.iter().enumerate() {
+        let Ok(len) = u64::try_from(end.saturating_sub(start)) else {
+            continue;
+        };
+        let n = (cuts as u64).min(len);
+        for k in 0..n {
+            // Integer shares of `len`: lengths differ by one offset at most.
+            let at = |k: u64| start + i64::try_from(len * k / n).expect("within the range");
+            out.push(Piece {
+                index,
+                start: at(k),
+                end: at(k + 1),
+            });
+        }
+    }
+    out
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 #[cfg(test)]
@@ -151,5 +202,42 @@ mod tests {
         assert_eq!(workers(3, 2), 2);
         assert_eq!(workers(1, 8), 1);
         assert_eq!(workers(4, 0), 1);
+    }
+
+    fn spans(pieces: &[Piece]) -> Vec<(usize, i64, i64)> {
+        pieces.iter().map(|p| (p.index, p.start, p.end)).collect()
+    }
+
+    #[test]
+    fn partitions_that_share_the_threads_evenly_stay_whole() {
+        let two = [(0, 10), (5, 9)];
+        assert_eq!(spans(&pieces(&two, 2, true)), [(0, 0, 10), (1, 5, 9)]);
+        assert_eq!(spans(&pieces(&two, 1, true)), [(0, 0, 10), (1, 5, 9)]);
+        // Frames handed out as they come keep each partition whole.
+        assert_eq!(spans(&pieces(&[(0, 9)], 2, false)), [(0, 0, 9)]);
+        // Many partitions: any unevenness is small.
+        let many: Vec<(i64, i64)> = (0..17).map(|_| (0, 100)).collect();
+        assert_eq!(pieces(&many, 2, true).len(), 17);
+    }
+
+    #[test]
+    fn uneven_partitions_are_cut_into_equal_runs_covering_each_range() {
+        // 3 partitions on 2 threads: each in 2, 6 pieces in all.
+        let three = [(0, 36), (100, 137), (7, 7), (5, 6)];
+        let got = pieces(&three, 2, true);
+        assert_eq!(
+            spans(&got),
+            [(0, 0, 18), (0, 18, 36), (1, 100, 118), (1, 118, 137), (3, 5, 6)]
+        );
+        // 1 partition on 4 threads: 4 runs; 3 on 4: each in 4.
+        assert_eq!(
+            spans(&pieces(&[(10, 20)], 4, true)),
+            [(0, 10, 12), (0, 12, 15), (0, 15, 17), (0, 17, 20)]
+        );
+        assert_eq!(pieces(&[(0, 9), (0, 9), (0, 9)], 4, true).len(), 12);
+        // Never an empty piece, however short the range.
+        assert!(pieces(&[(0, 1), (3, 5), (0, 0)], 8, true)
+            .iter()
+            .all(|p| p.start < p.end));
     }
 }
