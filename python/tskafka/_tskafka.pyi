@@ -6,6 +6,7 @@ import pyarrow as pa
 
 __all__ = [
     "Admin",
+    "ArrowStream",
     "Background",
     "Consumer",
     "CsvFile",
