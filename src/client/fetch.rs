@@ -577,16 +577,23 @@ impl Link {
         Ok(found.offset)
     }
 
-    /// Sends a fetch of `topic[partition]` from `offset`.
+    /// Sends a fetch of `topic[partition]` from `offset`, of at most
+    /// `max_bytes` when given (else as configured): Kafka answers at least
+    /// one record batch, whatever the size asked.
     pub fn send_fetch(
         &mut self,
         topic: &str,
         partition: i32,
         offset: i64,
+        max_bytes: Option<usize>,
     ) -> std::result::Result<Pending, (i32, Error)> {
+        let cap = |configured: i32| match max_bytes {
+            Some(n) => configured.min(i32::try_from(n).unwrap_or(i32::MAX)).max(1),
+            None => configured,
+        };
         let (max_bytes, partition_max_bytes, max_wait_ms) = (
-            self.direct.max_bytes,
-            self.direct.partition_max_bytes,
+            cap(self.direct.max_bytes),
+            cap(self.direct.partition_max_bytes),
             self.direct.max_wait_ms,
         );
         let (node, c) = self.leader(topic, partition).map_err(|e| (-1, e))?;

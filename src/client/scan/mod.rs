@@ -746,7 +746,11 @@ fn read_directly(
         }
         let sent = match pending.take() {
             Some(p) => Ok(p),
-            None => link.send_fetch(topic, partition, next),
+            // The first fetch of a range asks for one batch, the next ones
+            // for what the rest should take at that size per offset: a
+            // short range (a time window, a first look) fetches little
+            // more than it reads.
+            None => link.send_fetch(topic, partition, next, (next == r.start).then_some(1)),
         };
         let fetched = match sent.and_then(|p| link.receive_fetch(p, partition)) {
             Ok(f) => f,
@@ -822,7 +826,10 @@ fn read_directly(
         progress = Instant::now();
         let after = records::next_offset(last).max(next);
         if after < r.end {
-            match link.send_fetch(topic, partition, after) {
+            let held = batches.iter().map(|b| b.len()).sum();
+            let first = records::header(&batches[0]).base_offset;
+            let size = range::fetch_bytes(held, after - first, r.end - after);
+            match link.send_fetch(topic, partition, after, size) {
                 Ok(p) => pending = Some(p),
                 // Sent again, and its failure handled, on the next turn.
                 Err((node, _)) => link.forget(node),

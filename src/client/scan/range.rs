@@ -65,6 +65,17 @@ pub fn workers(pieces: usize, cores: usize) -> usize {
     pieces.min(cores.max(1))
 }
 
+/// The bytes to ask for the rest of a range: `left` offsets at the size
+/// per offset of the last answer (`held` bytes over `offsets`), and a
+/// quarter more; None (the configured size) past 64 MiB.
+pub fn fetch_bytes(held: usize, offsets: i64, left: i64) -> Option<usize> {
+    if offsets <= 0 || left <= 0 {
+        return None;
+    }
+    let want = held as u128 * left as u128 / offsets as u128 * 5 / 4 + 1;
+    usize::try_from(want).ok().filter(|&w| w < 64 << 20)
+}
+
 /// A run of offsets `start..end` of the range at `index`: what one thread
 /// reads in one go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,6 +213,18 @@ mod tests {
         assert_eq!(workers(3, 2), 2);
         assert_eq!(workers(1, 8), 1);
         assert_eq!(workers(4, 0), 1);
+    }
+
+    #[test]
+    fn the_rest_of_a_range_is_asked_for_at_the_size_seen() {
+        // 1 MB messages, 2 left: a little over 2 MB.
+        assert_eq!(fetch_bytes(1 << 20, 1, 2), Some((2 << 20) * 5 / 4 + 1));
+        // Small messages: the answer's bytes per offset.
+        assert_eq!(fetch_bytes(1000, 100, 10), Some(126));
+        // A long rest: as configured.
+        assert_eq!(fetch_bytes(4 << 20, 4, 1000), None);
+        assert_eq!(fetch_bytes(100, 0, 10), None);
+        assert_eq!(fetch_bytes(100, 10, 0), None);
     }
 
     fn spans(pieces: &[Piece]) -> Vec<(usize, i64, i64)> {
