@@ -43,15 +43,19 @@ def native_key(key: Any) -> str | list[str] | None:
     return key if key is None or isinstance(key, str) else list(key)
 
 
-def convert(table: pa.Table | None, output: Output) -> Any:
-    if table is None:
+def convert(frame: Any, output: Output) -> Any:
+    """A native frame (an Arrow stream, or a pyarrow.Table) as ``output``'s
+    frame: imported in its batches through the Arrow PyCapsule interface,
+    no copy (Polars imports a stream several times faster than a Table)."""
+    if frame is None:
         return None
-    if output == "pyarrow":
-        return table
     if output == "polars":
         import polars as pl
 
-        return pl.from_arrow(table, rechunk=False)
+        return pl.DataFrame(frame)
+    table = pa.table(frame)
+    if output == "pyarrow":
+        return table
     if output == "pandas":
         return table.to_pandas()
     raise ValueError(f"output must be 'polars', 'pyarrow' or 'pandas', got {output!r}")

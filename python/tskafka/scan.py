@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from . import _tskafka
 from ._config import ConfigLike, native
+from ._frames import convert
 from .consumer import _column_names, _csv_dtypes
 from .exceptions import ConfigError
 
@@ -453,7 +454,7 @@ def _frames(run: Any) -> Iterator[Any]:
 def _concat(streams: list[Any], empty: pa.Schema) -> pa.Table:
     if not streams:
         return empty.empty_table()
-    tables = [pa.table(s) for s in streams]
+    tables = [convert(s, "pyarrow") for s in streams]
     if len(tables) == 1:
         return tables[0]
     return pa.concat_tables(tables, promote_options="permissive")
@@ -668,11 +669,8 @@ def _empty_schema(json_schema: pa.Schema | None, headers: bool = False) -> pa.Sc
 
 
 def _frame(data: Any) -> Any:
-    """An Arrow stream (or pyarrow.Table) as a polars.DataFrame, in its
-    batches: imported through the PyCapsule interface, no copy."""
-    import polars as pl
-
-    return pl.DataFrame(data)
+    """An Arrow stream (or pyarrow.Table) as a polars.DataFrame."""
+    return convert(data, "polars")
 
 
 def _conform(df: Any, schema: Any) -> Any:

@@ -139,14 +139,14 @@ impl Background {
         self.core.running()
     }
 
-    /// The newest `n` buffered rows (of the newest schema) as a pyarrow.Table,
+    /// The newest `n` buffered rows (of the newest schema) as an Arrow stream,
     /// left in the buffer; None if it is empty.
     fn latest(&self, py: Python<'_>, n: usize) -> PyResult<Py<PyAny>> {
         frame_to_py(py, self.core.latest(n))
     }
 
     /// Takes the oldest buffered rows out (up to `max_rows`, in frames of one
-    /// schema) as a pyarrow.Table, or None; they count as consumed now.
+    /// schema) as an Arrow stream, or None; they count as consumed now.
     #[pyo3(signature = (max_rows=None))]
     fn drain(&self, py: Python<'_>, max_rows: Option<usize>) -> PyResult<Py<PyAny>> {
         let frame = detached(py, || self.core.drain(max_rows))?;

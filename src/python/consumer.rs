@@ -93,7 +93,7 @@ impl Consumer {
         interruptible(py, |check| self.core.assign(&partitions, check))
     }
 
-    /// Up to `max_rows` rows from many messages as one pyarrow.Table,
+    /// Up to `max_rows` rows from many messages as one Arrow stream,
     /// or None if nothing arrived within `timeout` seconds. With
     /// `string_views`, text columns come as string views (what Polars holds).
     #[pyo3(signature = (max_rows=100_000, timeout=1.0, string_views=false))]

@@ -2,7 +2,7 @@
 
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
-use arrow_pyarrow::{FromPyArrow, IntoPyArrow};
+use arrow_pyarrow::FromPyArrow;
 use arrow_schema::SchemaRef;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -136,14 +136,10 @@ impl ArrowStream {
     }
 }
 
-/// A pyarrow.Table (in the frame's chunks, not copied), or None.
+/// The frame as an [`ArrowStream`] (its batches, not copied), or None.
 pub fn frame_to_py(py: Python<'_>, frame: Option<Frame>) -> PyResult<Py<PyAny>> {
-    let Some(frame) = frame else {
-        return Ok(py.None());
-    };
-    let reader: Box<dyn RecordBatchReader + Send> = Box::new(RecordBatchIterator::new(
-        frame.batches.into_iter().map(Ok),
-        frame.schema,
-    ));
-    Ok(reader.into_pyarrow(py)?.call_method0("read_all")?.unbind())
+    match frame {
+        Some(frame) => Ok(Py::new(py, ArrowStream::new(frame))?.into_any()),
+        None => Ok(py.None()),
+    }
 }
