@@ -514,67 +514,85 @@ impl Link {
         timestamp: i64,
     ) -> Result<Vec<i64>> {
         let deadline = Instant::now() + self.direct.timeout;
-        partitions
-            .iter()
-            .map(|&p| loop {
-                match self.list_offset(topic, p, timestamp) {
-                    Ok(o) => break Ok(o),
-                    Err((node, e)) if is_retriable(&e) && Instant::now() < deadline => {
-                        self.forget(node);
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err((_, e)) => break Err(e),
+        loop {
+            match self.list_offsets_once(topic, partitions, timestamp) {
+                Ok(offsets) => return Ok(offsets),
+                Err((node, e)) if is_retriable(&e) && Instant::now() < deadline => {
+                    self.forget(node);
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-            })
-            .collect()
+                Err((_, e)) => return Err(e),
+            }
+        }
     }
 
-    fn list_offset(
+    /// One ListOffsets to each leader, for all its partitions asked.
+    fn list_offsets_once(
         &mut self,
         topic: &str,
-        partition: i32,
+        partitions: &[i32],
         timestamp: i64,
-    ) -> std::result::Result<i64, (i32, Error)> {
-        let (node, c) = self.leader(topic, partition).map_err(|e| (-1, e))?;
-        let version = c.versions.list_offsets;
-        let mut request = ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_timestamp(timestamp)])]);
-        if version >= 2 {
-            // As librdkafka's consumer: up to the last stable offset.
-            request = request.with_isolation_level(1);
+    ) -> std::result::Result<Vec<i64>, (i32, Error)> {
+        let mut by_leader: HashMap<i32, Vec<i32>> = HashMap::new();
+        for &p in partitions {
+            let (node, _) = self.leader(topic, p).map_err(|e| (-1, e))?;
+            by_leader.entry(node).or_default().push(p);
         }
-        let answer = c.call(&request, version).map_err(|e| (node, e))?;
-        let found = answer
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.partition_index == partition)
-            .ok_or_else(|| {
-                (
-                    node,
-                    transport(
-                        &c.address,
-                        format_args!("no offset for {topic}[{partition}]"),
-                    ),
-                )
-            })?;
-        if found.error_code != 0 {
-            let mut e = answered(
-                format_args!("cannot look up the offsets of {topic}[{partition}]"),
-                found.error_code,
-            );
-            if let Error::Kafka { retriable, .. } = &mut e {
-                // Asked again once the cluster says who leads now.
-                *retriable |= leader_moved(found.error_code);
+        let mut offsets = HashMap::with_capacity(partitions.len());
+        for (node, asked) in by_leader {
+            let c = self
+                .connections
+                .get_mut(&node)
+                .expect("opened when its leadership was looked up");
+            let version = c.versions.list_offsets;
+            let mut request = ListOffsetsRequest::default()
+                .with_replica_id((-1).into())
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(
+                        (asked.iter())
+                            .map(|&p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )]);
+            if version >= 2 {
+                // As librdkafka's consumer: up to the last stable offset.
+                request = request.with_isolation_level(1);
             }
-            return Err((node, e));
+            let answer = c.call(&request, version).map_err(|e| (node, e))?;
+            for partition in asked {
+                let found = answer
+                    .topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .find(|p| p.partition_index == partition)
+                    .ok_or_else(|| {
+                        (
+                            node,
+                            transport(
+                                &c.address,
+                                format_args!("no offset for {topic}[{partition}]"),
+                            ),
+                        )
+                    })?;
+                if found.error_code != 0 {
+                    let mut e = answered(
+                        format_args!("cannot look up the offsets of {topic}[{partition}]"),
+                        found.error_code,
+                    );
+                    if let Error::Kafka { retriable, .. } = &mut e {
+                        // Asked again once the cluster says who leads now.
+                        *retriable |= leader_moved(found.error_code);
+                    }
+                    return Err((node, e));
+                }
+                offsets.insert(partition, found.offset);
+            }
         }
-        Ok(found.offset)
+        Ok(partitions.iter().map(|p| offsets[p]).collect())
     }
 
     /// Sends a fetch of `topic[partition]` from `offset`, of at most
