@@ -908,7 +908,10 @@ mod tests {
         assert_eq!(no_keys[4].null_count(), 1);
         // Columns of keys no message has share one zeroed buffer.
         let (a, b) = (null_views(3), null_views(5));
-        assert_eq!((a.len(), a.null_count(), b.len(), b.null_count()), (3, 3, 5, 5));
+        assert_eq!(
+            (a.len(), a.null_count(), b.len(), b.null_count()),
+            (3, 3, 5, 5)
+        );
         assert_eq!(a.views().inner().as_ptr(), b.views().inner().as_ptr());
         assert!(b.iter().all(|v| v.is_none()));
         let large = null_views((1 << 20) / 16 + 1);

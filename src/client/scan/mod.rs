@@ -551,7 +551,7 @@ impl Fetchers {
     }
 }
 
-/// One thread: takes partitions until none is left. The channel closes
+/// One thread: takes pieces until none is left. The channel closes
 /// before a librdkafka consumer does: its close waits for its group
 /// coordinator, which the reader need not wait for.
 fn read_partitions(job: &Job, tx: SyncSender<Sent>) {
@@ -1038,10 +1038,19 @@ pub struct PartitionStats {
     pub out_of_order: AtomicU64,
     /// Read to the end of its range.
     pub done: AtomicBool,
-    /// The pieces read so far: place in order, read to its end, earliest
-    /// and latest timestamps. The last completes `done` and `out_of_order`.
-    pieces: Mutex<Vec<(usize, bool, Option<(i64, i64)>)>>,
+    /// The pieces read so far; the last completes `done` and `out_of_order`.
+    pieces: Mutex<Vec<PieceRead>>,
     pieces_planned: usize,
+}
+
+/// How a piece of a partition ended.
+struct PieceRead {
+    /// Its place in the partition's order.
+    seq: usize,
+    /// Read to its end.
+    done: bool,
+    /// Its earliest and latest timestamps.
+    times: Option<(i64, i64)>,
 }
 
 impl PartitionStats {
@@ -1066,21 +1075,21 @@ impl PartitionStats {
 
     fn piece_read(&self, seq: usize, done: bool, times: Option<(i64, i64)>) {
         let mut pieces = self.pieces.lock().unwrap_or_else(PoisonError::into_inner);
-        pieces.push((seq, done, times));
+        pieces.push(PieceRead { seq, done, times });
         if pieces.len() < self.pieces_planned {
             return;
         }
-        pieces.sort_unstable_by_key(|(seq, _, _)| *seq);
+        pieces.sort_unstable_by_key(|p| p.seq);
         let mut latest = i64::MIN;
-        for (_, _, times) in pieces.iter() {
-            if let Some((earliest, last)) = *times {
+        for piece in pieces.iter() {
+            if let Some((earliest, last)) = piece.times {
                 if earliest < latest {
                     self.out_of_order.fetch_add(1, Relaxed);
                 }
                 latest = latest.max(last);
             }
         }
-        self.done.store(pieces.iter().all(|(_, done, _)| *done), Relaxed);
+        self.done.store(pieces.iter().all(|p| p.done), Relaxed);
     }
 }
 
@@ -1242,7 +1251,13 @@ mod tests {
         let firsts: Vec<i64> = joined[0]
             .batches
             .iter()
-            .map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0))
+            .map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .value(0)
+            })
             .collect();
         assert_eq!(firsts, [0, 1, 0]);
     }

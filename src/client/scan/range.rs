@@ -250,7 +250,13 @@ mod tests {
         let got = pieces(&three, 2, true);
         assert_eq!(
             spans(&got),
-            [(0, 0, 18), (0, 18, 36), (1, 100, 118), (1, 118, 137), (3, 5, 6)]
+            [
+                (0, 0, 18),
+                (0, 18, 36),
+                (1, 100, 118),
+                (1, 118, 137),
+                (3, 5, 6)
+            ]
         );
         // 1 partition on 4 threads: 4 runs; 3 on 4: each in 4.
         assert_eq!(
