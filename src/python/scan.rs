@@ -132,7 +132,7 @@ impl TopicScan {
     /// Starts reading (partitions in parallel on native threads); with
     /// `columns`, only those are decoded where the format allows. `whole`:
     /// the run is read with `read_all` (partitions may then be read in
-    /// pieces, `next_table` giving a partition's frames out of order).
+    /// pieces, `next_frame` giving a partition's frames out of order).
     #[pyo3(signature = (*, limit=None, columns=None, batch_rows=100_000, string_views=false,
                         partitions=None, whole=false))]
     fn run(
