@@ -214,8 +214,8 @@ class Consumer(_Client):
             # Rows a stopped background reader read but nobody took come first.
             return bg.drain(max_rows)
         # Polars holds text as string views: made natively, they cost no copy.
-        table = self._native.poll_table(max_rows, timeout, string_views=self.output == "polars")
-        return convert(table, self.output)
+        frame = self._native.poll_frame(max_rows, timeout, string_views=self.output == "polars")
+        return convert(frame, self.output)
 
     def _idle(self) -> BackgroundConsumer | None:
         bg = self._background

@@ -445,7 +445,7 @@ def _json_schema(schema: Any) -> pa.Schema | None:
     return pl.DataFrame(schema=dict(schema)).to_arrow().schema
 
 
-def _frames(run: Any) -> Iterator[Any]:
+def _each_frame(run: Any) -> Iterator[Any]:
     """Each frame of ``run`` as it is decoded (an Arrow stream)."""
     while (frame := run.next_frame()) is not None:
         yield frame
@@ -798,7 +798,7 @@ def scan_topic(
         )
         left = n_rows
         try:
-            for frame in _frames(run):
+            for frame in _each_frame(run):
                 df = _conform(_frame(frame), wanted_schema)
                 if predicate is not None:
                     df = df.filter(predicate)

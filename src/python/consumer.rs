@@ -97,7 +97,7 @@ impl Consumer {
     /// or None if nothing arrived within `timeout` seconds. With
     /// `string_views`, text columns come as string views (what Polars holds).
     #[pyo3(signature = (max_rows=100_000, timeout=1.0, string_views=false))]
-    fn poll_table(
+    fn poll_frame(
         &self,
         py: Python<'_>,
         max_rows: usize,
